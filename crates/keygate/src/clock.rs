@@ -1,0 +1,73 @@
+//! The clock the verifier and the key manager read: the system clock in production, a
+//! [`ManualClock`] in tests so TTLs and expiry are checked without sleeping.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+/// A source of "now".
+pub trait Clock: Send + Sync + 'static {
+    /// The current time, in milliseconds since the Unix epoch.
+    fn now_millis(&self) -> i64;
+
+    /// The current time as a UTC date-time.
+    fn now(&self) -> DateTime<Utc> {
+        millis_to_datetime(self.now_millis())
+    }
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> i64 {
+        Utc::now().timestamp_millis()
+    }
+}
+
+/// A clock that moves only when told to. Clones share the same time.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A clock standing at `start`.
+    pub fn new(start: DateTime<Utc>) -> Self {
+        ManualClock(Arc::new(AtomicI64::new(start.timestamp_millis())))
+    }
+
+    /// A clock standing at the current system time.
+    pub fn starting_now() -> Self {
+        Self::new(Utc::now())
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(duration_millis(by), Ordering::SeqCst);
+    }
+
+    /// Sets the clock to `to`.
+    pub fn set(&self, to: DateTime<Utc>) {
+        self.0.store(to.timestamp_millis(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_millis(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Converts milliseconds since the epoch to a date-time, saturating on out-of-range input.
+pub(crate) fn millis_to_datetime(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// A duration in whole milliseconds, saturating.
+pub(crate) fn duration_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

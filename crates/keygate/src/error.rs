@@ -1,0 +1,386 @@
+//! The error model and its framework-free rendering.
+//!
+//! Every way a request can fail authentication is an [`AuthError`]; an [`ErrorRenderer`] turns
+//! it into an [`ErrorResponse`] (status, headers, body bytes) that each adapter copies into its
+//! framework's response type. The default [`JsonRenderer`] writes the envelope of DESIGN.md:
+//!
+//! ```json
+//! {"error":{"code":"UNAUTHORIZED","message":"Invalid API key","details":{"reason":"invalid_key"}},
+//!  "meta":{"requestId":"…","timestamp":"2026-01-01T00:00:00Z"}}
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+use crate::scope::{Requirement, Scope};
+use crate::token::TokenError;
+
+/// Why a presented credential was refused as malformed (answered as `malformed_key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    /// Two or more `X-Api-Key` headers, or two or more `Authorization` headers.
+    RepeatedHeader,
+    /// A header value that is empty, not ASCII or too long.
+    HeaderValue,
+    /// `Authorization` with a scheme other than `Bearer`.
+    UnsupportedScheme,
+    /// `Authorization: Bearer` with no token.
+    EmptyBearer,
+    /// The token does not parse or its checksum does not match.
+    Token(TokenError),
+    /// The token's prefix is not one this service accepts.
+    WrongPrefix,
+}
+
+impl Malformed {
+    fn message(self) -> &'static str {
+        match self {
+            Malformed::RepeatedHeader => "Malformed API key: the credential header is repeated",
+            Malformed::HeaderValue => {
+                "Malformed API key: the header value is empty, too long or not ASCII"
+            }
+            Malformed::UnsupportedScheme => {
+                "Malformed API key: unsupported authorization scheme, use Bearer"
+            }
+            Malformed::EmptyBearer => "Malformed API key: the Bearer token is empty",
+            Malformed::Token(TokenError::Checksum) => {
+                "Malformed API key: checksum mismatch (typo or truncated key?)"
+            }
+            Malformed::Token(_) => "Malformed API key: not a key of the form <prefix>_<id>.<secret>",
+            Malformed::WrongPrefix => "Malformed API key: this service does not accept keys with this prefix",
+        }
+    }
+}
+
+/// Why a request was not let through. Each variant maps to one row of the error table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No `X-Api-Key` and no `Authorization` header (401 `missing_credentials`).
+    MissingCredentials,
+    /// The credential cannot be a key (401 `malformed_key`); no store or hash work was done.
+    MalformedKey(Malformed),
+    /// Unknown id or wrong secret (401 `invalid_key`).
+    InvalidKey,
+    /// The key is genuine but past its expiry (401 `expired_key`).
+    ExpiredKey,
+    /// The key is genuine but revoked (401 `revoked_key`).
+    RevokedKey,
+    /// The key is valid but lacks scopes (403 `insufficient_scope`).
+    InsufficientScope {
+        /// All-of or any-of.
+        requirement: Requirement,
+        /// The scopes the route names.
+        required: Vec<Scope>,
+        /// The required scopes the key does not hold.
+        missing: Vec<Scope>,
+    },
+    /// The key store failed or timed out (503 `store_unavailable`); never reported as 401.
+    StoreUnavailable {
+        /// Seconds to put in `Retry-After`.
+        retry_after_secs: u32,
+    },
+    /// keygate is wired up wrongly (500): e.g. a scope guard or extractor without the
+    /// authentication layer in front of it. The message names what is missing.
+    Misconfigured(&'static str),
+}
+
+impl AuthError {
+    /// HTTP status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            AuthError::InsufficientScope { .. } => 403,
+            AuthError::StoreUnavailable { .. } => 503,
+            AuthError::Misconfigured(_) => 500,
+            _ => 401,
+        }
+    }
+
+    /// `error.code` of the envelope.
+    pub fn code(&self) -> &'static str {
+        match self.status() {
+            403 => "FORBIDDEN",
+            503 => "SERVICE_UNAVAILABLE",
+            500 => "INTERNAL_ERROR",
+            _ => "UNAUTHORIZED",
+        }
+    }
+
+    /// `details.reason` of the envelope.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::MissingCredentials => "missing_credentials",
+            AuthError::MalformedKey(_) => "malformed_key",
+            AuthError::InvalidKey => "invalid_key",
+            AuthError::ExpiredKey => "expired_key",
+            AuthError::RevokedKey => "revoked_key",
+            AuthError::InsufficientScope { .. } => "insufficient_scope",
+            AuthError::StoreUnavailable { .. } => "store_unavailable",
+            AuthError::Misconfigured(_) => "misconfigured",
+        }
+    }
+
+    /// Human message of the envelope.
+    pub fn message(&self) -> &'static str {
+        match self {
+            AuthError::MissingCredentials => "Missing authentication header",
+            AuthError::MalformedKey(m) => m.message(),
+            AuthError::InvalidKey => "Invalid API key",
+            AuthError::ExpiredKey => "API key has expired",
+            AuthError::RevokedKey => "API key has been revoked",
+            AuthError::InsufficientScope { .. } => "API key lacks the scopes this endpoint requires",
+            AuthError::StoreUnavailable { .. } => {
+                "Key store unavailable, retry later"
+            }
+            AuthError::Misconfigured(m) => m,
+        }
+    }
+
+    /// Whether the request presented a credential (decides `error="invalid_token"`).
+    pub fn credential_presented(&self) -> bool {
+        !matches!(self, AuthError::MissingCredentials)
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message(), self.reason())
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+/// A rendered rejection, free of framework types: adapters copy it into their response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// Header names (lowercase) and values.
+    pub headers: Vec<(&'static str, String)>,
+    /// Body bytes.
+    pub body: Bytes,
+}
+
+/// What a renderer may want to know besides the error.
+#[derive(Debug, Clone)]
+pub struct RenderContext<'a> {
+    /// The caller's `x-request-id` when it was acceptable, else a fresh UUID.
+    pub request_id: &'a str,
+    /// Time of the response.
+    pub now: DateTime<Utc>,
+}
+
+/// Turns an [`AuthError`] into a response. Replace it to change bodies or headers; keygate's
+/// adapters all go through it.
+pub trait ErrorRenderer: Send + Sync + 'static {
+    /// Renders one rejection.
+    fn render(&self, error: &AuthError, ctx: &RenderContext<'_>) -> ErrorResponse;
+}
+
+impl<F> ErrorRenderer for F
+where
+    F: Fn(&AuthError, &RenderContext<'_>) -> ErrorResponse + Send + Sync + 'static,
+{
+    fn render(&self, error: &AuthError, ctx: &RenderContext<'_>) -> ErrorResponse {
+        self(error, ctx)
+    }
+}
+
+/// The default renderer: JSON envelope, `WWW-Authenticate` (RFC 6750), `Retry-After`,
+/// `x-request-id`.
+#[derive(Debug, Clone)]
+pub struct JsonRenderer {
+    realm: Arc<str>,
+}
+
+impl JsonRenderer {
+    /// A renderer announcing `realm` in `WWW-Authenticate`.
+    pub fn new(realm: &str) -> Self {
+        let clean: String = realm
+            .chars()
+            .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\' || *c == ' ')
+            .collect();
+        JsonRenderer { realm: clean.into() }
+    }
+}
+
+impl Default for JsonRenderer {
+    fn default() -> Self {
+        Self::new("api")
+    }
+}
+
+impl ErrorRenderer for JsonRenderer {
+    fn render(&self, error: &AuthError, ctx: &RenderContext<'_>) -> ErrorResponse {
+        let mut details = json!({ "reason": error.reason() });
+        match error {
+            AuthError::MissingCredentials | AuthError::MalformedKey(_) => {
+                details["expectedFormat"] =
+                    Value::from("x-api-key header or Authorization: Bearer");
+            }
+            AuthError::InsufficientScope {
+                requirement,
+                required,
+                missing,
+            } => {
+                details["required"] = scope_list(required);
+                details["missing"] = scope_list(missing);
+                details["requirement"] = Value::from(match requirement {
+                    Requirement::AllOf => "all_of",
+                    Requirement::AnyOf => "any_of",
+                });
+            }
+            _ => {}
+        }
+        let mut headers = vec![("content-type", "application/json".to_owned())];
+        match error {
+            AuthError::InsufficientScope { required, .. } => headers.push((
+                "www-authenticate",
+                format!(
+                    "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{}\"",
+                    self.realm,
+                    required
+                        .iter()
+                        .map(Scope::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            )),
+            AuthError::StoreUnavailable { retry_after_secs } => {
+                headers.push(("retry-after", retry_after_secs.to_string()))
+            }
+            AuthError::Misconfigured(_) => {}
+            e if e.credential_presented() => headers.push((
+                "www-authenticate",
+                format!("Bearer realm=\"{}\", error=\"invalid_token\"", self.realm),
+            )),
+            _ => headers.push((
+                "www-authenticate",
+                format!("Bearer realm=\"{}\"", self.realm),
+            )),
+        }
+        headers.push(("x-request-id", ctx.request_id.to_owned()));
+        ErrorResponse {
+            status: error.status(),
+            headers,
+            body: envelope(error.code(), error.message(), details, ctx),
+        }
+    }
+}
+
+fn scope_list(scopes: &[Scope]) -> Value {
+    Value::Array(scopes.iter().map(|s| Value::from(s.as_str())).collect())
+}
+
+/// The JSON envelope `{"error":{code,message,details},"meta":{requestId,timestamp}}`, for
+/// application errors that should look like keygate's (e.g. a 400 on a bad JSON body).
+pub fn envelope(code: &str, message: &str, details: Value, ctx: &RenderContext<'_>) -> Bytes {
+    let body = json!({
+        "error": { "code": code, "message": message, "details": details },
+        "meta": {
+            "requestId": ctx.request_id,
+            "timestamp": ctx.now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        }
+    });
+    Bytes::from(body.to_string())
+}
+
+/// Longest `x-request-id` that is echoed back; longer or odd ones are replaced.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The request id to answer with: the caller's `x-request-id` when it is 1–128 characters of
+/// `[A-Za-z0-9._:-]` (safe to echo into a header and a log), otherwise a new UUID v4.
+pub fn request_id(incoming: Option<&[u8]>) -> String {
+    match incoming {
+        Some(v)
+            if !v.is_empty()
+                && v.len() <= MAX_REQUEST_ID_LEN
+                && v
+                    .iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-')) =>
+        {
+            // Every byte was checked to be ASCII just above.
+            String::from_utf8_lossy(v).into_owned()
+        }
+        _ => uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(e: &AuthError) -> (ErrorResponse, Value) {
+        let ctx = RenderContext {
+            request_id: "req-1",
+            now: Utc::now(),
+        };
+        let r = JsonRenderer::default().render(e, &ctx);
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        (r, v)
+    }
+
+    fn header<'a>(r: &'a ErrorResponse, name: &str) -> Option<&'a str> {
+        r.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn missing_credentials_has_plain_challenge() {
+        let (r, v) = render(&AuthError::MissingCredentials);
+        assert_eq!(r.status, 401);
+        assert_eq!(header(&r, "www-authenticate"), Some("Bearer realm=\"api\""));
+        assert_eq!(v["error"]["code"], "UNAUTHORIZED");
+        assert_eq!(v["error"]["message"], "Missing authentication header");
+        assert_eq!(v["error"]["details"]["reason"], "missing_credentials");
+        assert_eq!(v["meta"]["requestId"], "req-1");
+    }
+
+    #[test]
+    fn invalid_key_says_invalid_token() {
+        let (r, v) = render(&AuthError::InvalidKey);
+        assert_eq!(
+            header(&r, "www-authenticate"),
+            Some("Bearer realm=\"api\", error=\"invalid_token\"")
+        );
+        assert_eq!(v["error"]["message"], "Invalid API key");
+    }
+
+    #[test]
+    fn insufficient_scope_lists_required_and_missing() {
+        let s = |x: &str| Scope::new(x).unwrap();
+        let (r, v) = render(&AuthError::InsufficientScope {
+            requirement: Requirement::AllOf,
+            required: vec![s("a:read"), s("a:write")],
+            missing: vec![s("a:write")],
+        });
+        assert_eq!(r.status, 403);
+        assert_eq!(v["error"]["code"], "FORBIDDEN");
+        assert_eq!(v["error"]["details"]["missing"], json!(["a:write"]));
+        assert!(header(&r, "www-authenticate")
+            .unwrap()
+            .contains("error=\"insufficient_scope\", scope=\"a:read a:write\""));
+    }
+
+    #[test]
+    fn store_unavailable_is_503_with_retry_after() {
+        let (r, v) = render(&AuthError::StoreUnavailable { retry_after_secs: 5 });
+        assert_eq!(r.status, 503);
+        assert_eq!(header(&r, "retry-after"), Some("5"));
+        assert_eq!(v["error"]["code"], "SERVICE_UNAVAILABLE");
+    }
+
+    #[test]
+    fn request_id_is_echoed_only_when_safe() {
+        assert_eq!(request_id(Some(b"abc-123")), "abc-123");
+        assert_ne!(request_id(Some(b"bad\r\nvalue")), "bad\r\nvalue");
+        assert_eq!(request_id(Some(&[b'a'; 200])).len(), 36);
+        assert_eq!(request_id(None).len(), 36);
+    }
+}

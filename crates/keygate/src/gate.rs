@@ -1,0 +1,159 @@
+//! [`Gate`]: one protected route's policy — verifier, renderer, scope requirement, optional
+//! or required — and the pieces every adapter shares, so adapters stay glue only.
+
+use std::sync::Arc;
+
+use crate::error::{request_id, AuthError, ErrorRenderer, ErrorResponse, JsonRenderer, RenderContext};
+use crate::extract::extract_credential;
+use crate::principal::Principal;
+use crate::scope::ScopeRequirement;
+use crate::verify::Verifier;
+
+/// Put in request extensions by every keygate authentication layer/middleware (also when an
+/// optional layer let an anonymous request through), so that scope guards and extractors
+/// downstream know the layer ran and render errors with the application's renderer.
+#[derive(Clone)]
+pub struct AuthContext {
+    renderer: Arc<dyn ErrorRenderer>,
+}
+
+impl AuthContext {
+    /// The renderer configured on the layer.
+    pub fn renderer(&self) -> &Arc<dyn ErrorRenderer> {
+        &self.renderer
+    }
+}
+
+impl std::fmt::Debug for AuthContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthContext")
+    }
+}
+
+/// The policy of a protected route, shared by the tower layer and the adapters.
+#[derive(Clone)]
+pub struct Gate {
+    verifier: Verifier,
+    context: AuthContext,
+    requirement: Option<ScopeRequirement>,
+    optional: bool,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("requirement", &self.requirement)
+            .field("optional", &self.optional)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gate {
+    /// Requires a valid key, renders errors with [`JsonRenderer`].
+    pub fn new(verifier: Verifier) -> Self {
+        Gate {
+            verifier,
+            context: AuthContext {
+                renderer: Arc::new(JsonRenderer::default()),
+            },
+            requirement: None,
+            optional: false,
+        }
+    }
+
+    /// Renders rejections with `renderer`.
+    pub fn renderer(mut self, renderer: impl ErrorRenderer) -> Self {
+        self.context.renderer = Arc::new(renderer);
+        self
+    }
+
+    /// Also requires scopes (403 when missing).
+    pub fn require(mut self, requirement: ScopeRequirement) -> Self {
+        self.requirement = Some(requirement);
+        self
+    }
+
+    /// Lets requests without any credential through anonymously (handlers see no principal).
+    /// A credential that *is* presented must still be valid.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+
+    /// The verifier.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// What to put in request extensions beside the principal.
+    pub fn context(&self) -> &AuthContext {
+        &self.context
+    }
+
+    /// Extracts, verifies and checks scopes. `Ok(None)`: anonymous, allowed by an optional gate.
+    pub async fn check<'a, A, B>(
+        &self,
+        api_keys: A,
+        authorizations: B,
+    ) -> Result<Option<Arc<Principal>>, AuthError>
+    where
+        A: IntoIterator<Item = &'a [u8]>,
+        B: IntoIterator<Item = &'a [u8]>,
+    {
+        let token = match extract_credential(api_keys, authorizations) {
+            Ok(t) => t,
+            Err(AuthError::MissingCredentials) if self.optional => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let principal = self.verifier.verify(token).await?;
+        if let Some(req) = &self.requirement {
+            principal.require(req)?;
+        }
+        Ok(Some(principal))
+    }
+
+    /// Renders a rejection, echoing the caller's `x-request-id` when acceptable.
+    pub fn render(&self, error: &AuthError, request_id_header: Option<&[u8]>) -> ErrorResponse {
+        render_with(self.context.renderer.as_ref(), error, request_id_header)
+    }
+}
+
+/// Renders `error` with `renderer` (or the default one when `None`), echoing the caller's
+/// `x-request-id` when acceptable.
+pub fn render_with(
+    renderer: &dyn ErrorRenderer,
+    error: &AuthError,
+    request_id_header: Option<&[u8]>,
+) -> ErrorResponse {
+    let id = request_id(request_id_header);
+    renderer.render(
+        error,
+        &RenderContext {
+            request_id: &id,
+            now: chrono::Utc::now(),
+        },
+    )
+}
+
+/// The principal a guard or extractor needs, or why there is none: no credential (the
+/// authentication layer ran in optional mode) or no layer at all (`missing_layer` names it).
+pub fn require_principal<'p>(
+    principal: Option<&'p Arc<Principal>>,
+    context: Option<&AuthContext>,
+    missing_layer: &'static str,
+) -> Result<&'p Arc<Principal>, AuthError> {
+    match (principal, context) {
+        (Some(p), _) => Ok(p),
+        (None, Some(_)) => Err(AuthError::MissingCredentials),
+        (None, None) => Err(AuthError::Misconfigured(missing_layer)),
+    }
+}
+
+/// The renderer to use downstream of the layer: the layer's, or the default when the layer
+/// is missing.
+pub fn renderer_of(context: Option<&AuthContext>) -> Arc<dyn ErrorRenderer> {
+    context.map_or_else(
+        || Arc::new(JsonRenderer::default()) as Arc<dyn ErrorRenderer>,
+        |c| Arc::clone(&c.renderer),
+    )
+}

@@ -1,0 +1,347 @@
+//! tower middleware over `http` 1.x: [`ApiKeyLayer`] authenticates, [`RequireScopesLayer`]
+//! guards a route's scopes. Works with any tower-based server (axum, tonic, plain hyper).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use std::sync::Arc;
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use keygate::{ApiKeyLayer, MemoryStore, RequireScopesLayer, Verifier};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! let verifier = Verifier::builder(Arc::new(MemoryStore::new())).build();
+//! let svc = ServiceBuilder::new()
+//!     .layer(ApiKeyLayer::new(verifier))
+//!     .layer(RequireScopesLayer::all_of(["entities:read"]))
+//!     .service(service_fn(|req: Request<()>| async move {
+//!         let who = req.extensions().get::<Arc<keygate::Principal>>().unwrap();
+//!         Ok::<_, std::convert::Infallible>(Response::new(Bytes::from(who.org.clone())))
+//!     }));
+//! let res = svc.oneshot(Request::new(())).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! # }
+//! ```
+//!
+//! Rejections are rendered by the gate's [`ErrorRenderer`](crate::ErrorRenderer) into the
+//! response body type `B` of the inner service, which only needs `B: From<Bytes>` (true of
+//! axum's `Body`, `http_body_util::Full<Bytes>`, `String`-free `Bytes` bodies, …).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::error::{AuthError, ErrorRenderer, ErrorResponse};
+use crate::extract::{API_KEY_HEADER, REQUEST_ID_HEADER};
+use crate::gate::{render_with, renderer_of, require_principal, AuthContext, Gate};
+use crate::principal::Principal;
+use crate::scope::{ScopeName, ScopeRequirement};
+use crate::verify::Verifier;
+
+/// What a scope guard or extractor answers when no authentication layer ran before it.
+pub const MISSING_TOWER_LAYER: &str =
+    "keygate: no ApiKeyLayer in front of this route; add `.layer(ApiKeyLayer::new(verifier))` outside the scope guard or extractor";
+
+/// Copies a rendered rejection into an `http` 1.x response.
+pub fn into_http_response<B: From<Bytes>>(rendered: ErrorResponse) -> Response<B> {
+    let mut res = Response::new(B::from(rendered.body));
+    *res.status_mut() =
+        StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in rendered.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            res.headers_mut().append(HeaderName::from_static(name), v);
+        }
+    }
+    res
+}
+
+fn request_id_header<B>(req: &Request<B>) -> Option<&[u8]> {
+    req.headers().get(REQUEST_ID_HEADER).map(HeaderValue::as_bytes)
+}
+
+/// Authenticates every request; see the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct ApiKeyLayer {
+    gate: Gate,
+}
+
+impl ApiKeyLayer {
+    /// Requires a valid key on every request.
+    pub fn new(verifier: Verifier) -> Self {
+        ApiKeyLayer {
+            gate: Gate::new(verifier),
+        }
+    }
+
+    /// A layer enforcing a prepared [`Gate`].
+    pub fn from_gate(gate: Gate) -> Self {
+        ApiKeyLayer { gate }
+    }
+
+    /// Lets requests without a credential through anonymously (see [`Gate::optional`]).
+    pub fn optional(mut self) -> Self {
+        self.gate = self.gate.optional();
+        self
+    }
+
+    /// Also requires scopes on every request.
+    pub fn require(mut self, requirement: ScopeRequirement) -> Self {
+        self.gate = self.gate.require(requirement);
+        self
+    }
+
+    /// Renders rejections with `renderer` (also used by scope guards behind this layer).
+    pub fn renderer(mut self, renderer: impl ErrorRenderer) -> Self {
+        self.gate = self.gate.renderer(renderer);
+        self
+    }
+}
+
+impl<S> Layer<S> for ApiKeyLayer {
+    type Service = ApiKeyService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        ApiKeyService {
+            inner,
+            gate: self.gate.clone(),
+        }
+    }
+}
+
+/// The service made by [`ApiKeyLayer`].
+#[derive(Clone, Debug)]
+pub struct ApiKeyService<S> {
+    inner: S,
+    gate: Gate,
+}
+
+type CheckFuture<S, ReqBody> =
+    Pin<Box<dyn Future<Output = (Result<Request<ReqBody>, ErrorResponse>, S)> + Send>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ApiKeyService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<Bytes>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // The clone may not be ready; keep the ready one for this request (tower's rule).
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let gate = self.gate.clone();
+        let check: CheckFuture<S, ReqBody> = Box::pin(async move {
+            let headers = req.headers();
+            let outcome = gate
+                .check(
+                    headers.get_all(API_KEY_HEADER).iter().map(HeaderValue::as_bytes),
+                    headers
+                        .get_all(http::header::AUTHORIZATION)
+                        .iter()
+                        .map(HeaderValue::as_bytes),
+                )
+                .await;
+            let result = match outcome {
+                Ok(principal) => {
+                    if let Some(p) = principal {
+                        req.extensions_mut().insert(p);
+                    }
+                    req.extensions_mut().insert(gate.context().clone());
+                    Ok(req)
+                }
+                Err(e) => Err(gate.render(&e, request_id_header(&req))),
+            };
+            (result, inner)
+        });
+        ResponseFuture {
+            state: State::Checking { check },
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`ApiKeyService`].
+    pub struct ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Checking { check: CheckFuture<S, ReqBody> },
+        Calling { #[pin] future: S::Future },
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
+{
+    type Output = Result<Response<ResBody>, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let mut this = self.as_mut().project();
+            match this.state.as_mut().project() {
+                StateProj::Checking { check } => {
+                    let (result, mut inner) = ready!(check.as_mut().poll(cx));
+                    match result {
+                        Ok(req) => this.state.set(State::Calling {
+                            future: inner.call(req),
+                        }),
+                        Err(rendered) => return Poll::Ready(Ok(into_http_response(rendered))),
+                    }
+                }
+                StateProj::Calling { future } => return future.poll(cx),
+            }
+        }
+    }
+}
+
+/// Requires scopes of the principal an [`ApiKeyLayer`] put in the request (403 when
+/// missing). Use per route, e.g. axum's `.route_layer(RequireScopesLayer::all_of([...]))`.
+#[derive(Clone, Debug)]
+pub struct RequireScopesLayer {
+    requirement: ScopeRequirement,
+}
+
+impl RequireScopesLayer {
+    /// Guards with any requirement.
+    pub fn new(requirement: ScopeRequirement) -> Self {
+        RequireScopesLayer { requirement }
+    }
+
+    /// Requires every scope listed (panics on an invalid scope literal; see
+    /// [`ScopeRequirement::all_of`]).
+    pub fn all_of<I: IntoIterator<Item = S>, S: AsRef<str>>(scopes: I) -> Self {
+        Self::new(ScopeRequirement::all_of(scopes))
+    }
+
+    /// Requires one of the scopes listed.
+    pub fn any_of<I: IntoIterator<Item = S>, S: AsRef<str>>(scopes: I) -> Self {
+        Self::new(ScopeRequirement::any_of(scopes))
+    }
+
+    /// Requires one typed scope (declared with [`scope!`](crate::scope!)).
+    pub fn of<T: ScopeName>() -> Self {
+        Self::new(ScopeRequirement::of::<T>())
+    }
+}
+
+impl<S> Layer<S> for RequireScopesLayer {
+    type Service = RequireScopesService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireScopesService {
+            inner,
+            requirement: Arc::new(self.requirement.clone()),
+        }
+    }
+}
+
+/// The service made by [`RequireScopesLayer`].
+#[derive(Clone, Debug)]
+pub struct RequireScopesService<S> {
+    inner: S,
+    requirement: Arc<ScopeRequirement>,
+}
+
+/// Checks a requirement against what the authentication layer left in `extensions`.
+pub fn check_extensions(
+    extensions: &http::Extensions,
+    requirement: &ScopeRequirement,
+) -> Result<(), AuthError> {
+    let p = require_principal(
+        extensions.get::<Arc<Principal>>(),
+        extensions.get::<AuthContext>(),
+        MISSING_TOWER_LAYER,
+    )?;
+    p.require(requirement)
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopesService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = GuardFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        match check_extensions(req.extensions(), &self.requirement) {
+            Ok(()) => GuardFuture {
+                kind: Kind::Inner {
+                    future: self.inner.call(req),
+                },
+            },
+            Err(e) => {
+                let renderer = renderer_of(req.extensions().get::<AuthContext>());
+                let rendered = render_with(renderer.as_ref(), &e, request_id_header(&req));
+                GuardFuture {
+                    kind: Kind::Rejected {
+                        response: Some(into_http_response(rendered)),
+                    },
+                }
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`RequireScopesService`].
+    pub struct GuardFuture<F, B> {
+        #[pin]
+        kind: Kind<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B> {
+        Inner { #[pin] future: F },
+        Rejected { response: Option<Response<B>> },
+    }
+}
+
+impl<F, B, E> Future for GuardFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { future } => future.poll(cx),
+            KindProj::Rejected { response } => match response.take() {
+                Some(r) => Poll::Ready(Ok(r)),
+                None => Poll::Pending,
+            },
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The in-memory [`KeyStore`]: for tests, demos and single-process services that load keys
+//! at start-up. Nothing survives a restart.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{KeyFilter, KeyStore, StoreError};
+use crate::audit::AuditEvent;
+use crate::record::KeyRecord;
+
+/// A [`KeyStore`] in a `HashMap` behind a mutex.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    records: HashMap<String, KeyRecord>,
+    audit: Vec<AuditEvent>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a record half-written (every
+        // mutation is a single map operation), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn update<F: FnOnce(&mut KeyRecord)>(&self, id: &str, f: F) -> bool {
+        match self.lock().records.get_mut(id) {
+            Some(r) => {
+                f(r);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[async_trait]
+impl KeyStore for MemoryStore {
+    async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self.lock().records.get(id).cloned())
+    }
+
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner.records.contains_key(&record.id) {
+            return Err(StoreError::Conflict(record.id.clone()));
+        }
+        inner.records.insert(record.id.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut out: Vec<KeyRecord> = self
+            .lock()
+            .records
+            .values()
+            .filter(|r| filter.matches(r))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(self.update(id, |r| {
+            r.revoked_at.get_or_insert(at);
+        }))
+    }
+
+    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().records.remove(id).is_some())
+    }
+
+    async fn set_expiry(
+        &self,
+        id: &str,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        Ok(self.update(id, |r| r.expires_at = expires_at))
+    }
+
+    async fn update_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
+        Ok(self.update(id, |r| r.hash = hash.to_owned()))
+    }
+
+    async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        for (id, at) in uses {
+            if let Some(r) = inner.records.get_mut(id) {
+                if r.last_used_at.is_none_or(|prev| prev < *at) {
+                    r.last_used_at = Some(*at);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.lock().audit.push(event.clone());
+        Ok(())
+    }
+
+    async fn audit_trail(&self, key_id: &str) -> Result<Vec<AuditEvent>, StoreError> {
+        Ok(self
+            .lock()
+            .audit
+            .iter()
+            .filter(|e| e.key_id == key_id)
+            .cloned()
+            .collect())
+    }
+}

@@ -1,0 +1,344 @@
+//! The key format: `<prefix>_<id>.<secret><checksum>`.
+//!
+//! - `prefix` names the environment (`mk_live`, `mk_test`, `qapi`); lowercase letters, digits
+//!   and `_`, starting with a letter, at most [`MAX_PREFIX_LEN`] bytes. It may contain `_`: the
+//!   id starts after the *last* `_` before the `.`.
+//! - `id` is public: [`ID_LEN`] lowercase hex digits (64 random bits).
+//! - `secret` is [`SECRET_LEN`] base62 characters (≈ 238 random bits from the OS).
+//! - `checksum` is CRC32 over everything before it, as [`CHECKSUM_LEN`] base62 digits
+//!   (GitHub's scheme): it rejects any single-character change, so typos and garbage are
+//!   refused with no store, cache or hash work, and secret scanners can recognise our keys.
+//!
+//! The whole token is ASCII and at most [`MAX_TOKEN_LEN`] bytes.
+
+use std::fmt;
+
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Longest accepted token, in bytes.
+pub const MAX_TOKEN_LEN: usize = 128;
+/// Longest accepted prefix, in bytes.
+pub const MAX_PREFIX_LEN: usize = 32;
+/// Length of the public id (hex digits).
+pub const ID_LEN: usize = 16;
+/// Length of the secret (base62 characters).
+pub const SECRET_LEN: usize = 40;
+/// Length of the checksum (base62 digits of a CRC32).
+pub const CHECKSUM_LEN: usize = 6;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Why a string is not a well-formed key. Only for logs and tests: every variant is answered
+/// to the client as `malformed_key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Longer than [`MAX_TOKEN_LEN`].
+    #[error("key is longer than 128 bytes")]
+    TooLong,
+    /// A byte outside printable ASCII.
+    #[error("key contains a character that is not printable ASCII")]
+    NotAscii,
+    /// Not `<prefix>_<id>.<secret><checksum>`.
+    #[error("key does not have the shape <prefix>_<id>.<secret><checksum>")]
+    Shape,
+    /// The prefix has characters or a length that no prefix can have.
+    #[error("key prefix is not valid")]
+    Prefix,
+    /// The id is not [`ID_LEN`] lowercase hex digits.
+    #[error("key id is not valid")]
+    Id,
+    /// The secret is not [`SECRET_LEN`] base62 characters.
+    #[error("key secret is not valid")]
+    Secret,
+    /// The checksum does not match: a typo, a truncated copy, or a made-up key.
+    #[error("key checksum does not match")]
+    Checksum,
+}
+
+/// A token split into its parts, borrowing from the input.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ParsedToken<'a> {
+    token: &'a str,
+    prefix: &'a str,
+    id: &'a str,
+}
+
+impl<'a> ParsedToken<'a> {
+    /// The whole token (what gets hashed).
+    pub fn token(&self) -> &'a str {
+        self.token
+    }
+    /// The prefix (environment).
+    pub fn prefix(&self) -> &'a str {
+        self.prefix
+    }
+    /// The public id.
+    pub fn id(&self) -> &'a str {
+        self.id
+    }
+}
+
+impl fmt::Debug for ParsedToken<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ParsedToken")
+            .field("prefix", &self.prefix)
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Whether `prefix` can be used as a key prefix.
+pub fn is_valid_prefix(prefix: &str) -> bool {
+    let b = prefix.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_PREFIX_LEN
+        && b[0].is_ascii_lowercase()
+        && b[b.len() - 1] != b'_'
+        && b
+            .iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+}
+
+/// Parses and checks a token. Rejects over-long, non-ASCII and wrongly shaped input before
+/// computing the checksum; never allocates.
+pub fn parse(token: &str) -> Result<ParsedToken<'_>, TokenError> {
+    let b = token.as_bytes();
+    if b.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::TooLong);
+    }
+    if !b.iter().all(|c| c.is_ascii_graphic()) {
+        return Err(TokenError::NotAscii);
+    }
+    let dot = b.iter().position(|&c| c == b'.').ok_or(TokenError::Shape)?;
+    let (head, tail) = (&token[..dot], &token[dot + 1..]);
+    let underscore = head.rfind('_').ok_or(TokenError::Shape)?;
+    let (prefix, id) = (&head[..underscore], &head[underscore + 1..]);
+    if !is_valid_prefix(prefix) {
+        return Err(TokenError::Prefix);
+    }
+    if id.len() != ID_LEN || !id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(TokenError::Id);
+    }
+    if tail.len() != SECRET_LEN + CHECKSUM_LEN {
+        return Err(TokenError::Shape);
+    }
+    if !tail.bytes().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(TokenError::Secret);
+    }
+    let body_len = token.len() - CHECKSUM_LEN;
+    let expected = crc32fast::hash(&b[..body_len]);
+    if decode_checksum(&b[body_len..]) != Some(expected) {
+        return Err(TokenError::Checksum);
+    }
+    Ok(ParsedToken { token, prefix, id })
+}
+
+fn encode_checksum(mut v: u32, out: &mut [u8; CHECKSUM_LEN]) {
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(v % 62) as usize];
+        v /= 62;
+    }
+}
+
+fn decode_checksum(digits: &[u8]) -> Option<u32> {
+    let mut v: u64 = 0;
+    for &c in digits {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'A'..=b'Z' => c - b'A' + 10,
+            b'a'..=b'z' => c - b'a' + 36,
+            _ => return None,
+        };
+        v = v * 62 + u64::from(d);
+    }
+    u32::try_from(v).ok()
+}
+
+/// A plaintext key, as handed out once at creation.
+///
+/// The memory is wiped on drop; `Debug` and `Display` print `<redacted>`. Read it with
+/// [`PlaintextKey::expose_secret`] to show it to the user, once.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct PlaintextKey(String);
+
+impl PlaintextKey {
+    /// The full token. Show it once; never log it.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+
+    /// The public id inside the token.
+    pub fn id(&self) -> &str {
+        parse(&self.0).map(|p| p.id()).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for PlaintextKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PlaintextKey(<redacted>)")
+    }
+}
+
+impl fmt::Display for PlaintextKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Randomness could not be read from the operating system.
+#[derive(Debug, thiserror::Error)]
+#[error("could not read randomness from the operating system: {0}")]
+pub struct RandomnessError(String);
+
+/// Fills `buf` from the OS.
+pub(crate) fn os_random(buf: &mut [u8]) -> Result<(), RandomnessError> {
+    getrandom::fill(buf).map_err(|e| RandomnessError(e.to_string()))
+}
+
+/// Generates a new key with `prefix` from OS randomness.
+///
+/// # Errors
+/// [`GenerateError::Prefix`] when the prefix is not valid, [`GenerateError::Randomness`] when
+/// the OS has no randomness to give.
+pub fn generate(prefix: &str) -> Result<PlaintextKey, GenerateError> {
+    if !is_valid_prefix(prefix) {
+        return Err(GenerateError::Prefix(prefix.chars().take(40).collect()));
+    }
+    let mut id_bytes = [0u8; ID_LEN / 2];
+    os_random(&mut id_bytes)?;
+    let mut s = String::with_capacity(prefix.len() + 2 + ID_LEN + SECRET_LEN + CHECKSUM_LEN);
+    s.push_str(prefix);
+    s.push('_');
+    for b in id_bytes {
+        s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        s.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    s.push('.');
+    // Rejection sampling keeps every base62 character uniform: bytes >= 248 are redrawn.
+    let mut pool = zeroize::Zeroizing::new([0u8; 64]);
+    let mut taken = 0;
+    while taken < SECRET_LEN {
+        os_random(&mut pool[..])?;
+        for &b in pool.iter() {
+            if b < 248 && taken < SECRET_LEN {
+                s.push(char::from(BASE62[usize::from(b % 62)]));
+                taken += 1;
+            }
+        }
+    }
+    let mut sum = [0u8; CHECKSUM_LEN];
+    encode_checksum(crc32fast::hash(s.as_bytes()), &mut sum);
+    s.extend(sum.iter().map(|&c| char::from(c)));
+    Ok(PlaintextKey(s))
+}
+
+/// A key could not be generated.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    /// The prefix is not lowercase letters, digits and `_` (starting with a letter, ≤ 32 bytes).
+    #[error("invalid key prefix {0:?}: use lowercase letters, digits and `_`, starting with a letter, at most 32 characters (e.g. `mk_live`)")]
+    Prefix(String),
+    /// No OS randomness.
+    #[error(transparent)]
+    Randomness(#[from] RandomnessError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fresh(prefix: &str) -> String {
+        generate(prefix).unwrap().expose_secret().to_owned()
+    }
+
+    #[test]
+    fn generated_keys_parse_back() {
+        for prefix in ["mk_live", "mk_test", "qmq", "qapi", "a_b_c_d"] {
+            let t = fresh(prefix);
+            let p = parse(&t).unwrap();
+            assert_eq!(p.prefix(), prefix);
+            assert_eq!(p.id().len(), ID_LEN);
+            assert!(t.len() <= MAX_TOKEN_LEN);
+        }
+    }
+
+    #[test]
+    fn two_keys_differ() {
+        assert_ne!(fresh("mk_live"), fresh("mk_live"));
+    }
+
+    #[test]
+    fn debug_and_display_are_redacted() {
+        let k = generate("mk_live").unwrap();
+        assert!(!format!("{k:?}{k}").contains(k.expose_secret()));
+        let t = k.expose_secret().to_owned();
+        let p = parse(&t).unwrap();
+        assert!(!format!("{p:?}").contains(&t[t.find('.').unwrap()..]));
+    }
+
+    #[test]
+    fn shape_errors_are_specific() {
+        assert_eq!(parse(&"a".repeat(129)), Err(TokenError::TooLong));
+        assert_eq!(parse("mk_live_é"), Err(TokenError::NotAscii));
+        assert_eq!(parse("nodot"), Err(TokenError::Shape));
+        assert_eq!(parse("Mk_0123456789abcdef.x"), Err(TokenError::Prefix));
+        assert_eq!(parse("mk_XYZ.x"), Err(TokenError::Id));
+    }
+
+    #[test]
+    fn wrong_prefix_of_right_shape_still_fails_checksum_when_swapped() {
+        let t = fresh("mk_live");
+        let swapped = t.replacen("mk_live", "mk_test", 1);
+        assert_eq!(parse(&swapped), Err(TokenError::Checksum));
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(prefix in "[a-z][a-z0-9_]{0,20}[a-z0-9]") {
+            let t = fresh(&prefix);
+            let p = parse(&t).unwrap();
+            prop_assert_eq!(p.prefix(), prefix.as_str());
+            prop_assert_eq!(p.token(), t.as_str());
+        }
+
+        #[test]
+        fn every_single_character_change_is_rejected(
+            pos in 0usize..200, replacement in proptest::char::range('\0', '\u{7f}')
+        ) {
+            let t = fresh("mk_live");
+            let pos = pos % t.len();
+            let original = t.as_bytes()[pos] as char;
+            prop_assume!(original != replacement);
+            let mut changed = t.clone().into_bytes();
+            changed[pos] = replacement as u8;
+            let changed = String::from_utf8(changed).unwrap();
+            prop_assert!(parse(&changed).is_err(), "accepted {changed}");
+        }
+
+        #[test]
+        fn deleting_or_adding_a_character_is_rejected(pos in 0usize..200, c in "[a-zA-Z0-9._]") {
+            let t = fresh("mk_live");
+            let pos = pos % t.len();
+            let mut shorter = t.clone();
+            shorter.remove(pos);
+            prop_assert!(parse(&shorter).is_err());
+            let mut longer = t.clone();
+            longer.insert_str(pos, &c);
+            prop_assert!(parse(&longer).is_err());
+        }
+
+        #[test]
+        fn garbage_never_panics(s in "\\PC{0,300}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn garbage_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(s) = std::str::from_utf8(&bytes) {
+                let _ = parse(s);
+            }
+        }
+    }
+}

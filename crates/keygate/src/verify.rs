@@ -1,0 +1,756 @@
+//! [`Verifier`]: the verification path of DESIGN.md, in eight steps.
+//!
+//! 1. Extract the credential ([`extract`](crate::extract)).
+//! 2. Parse and checksum ([`token::parse`]): a malformed key costs no store, cache or hash work.
+//! 3. Keyed digest of the token (BLAKE3, keyed with a per-process random key).
+//! 4. Record cache by id: short TTL (the revocation window), one coalesced store read on a
+//!    miss, negative entries for unknown ids.
+//! 5. Verdict cache by digest: argon2 only on a miss or when the stored hash changed, on the
+//!    blocking pool under a semaphore, coalesced per digest; rejected digests are cached
+//!    briefly and repeated failures per id are throttled.
+//! 6. Status, only *after* the secret verified; then scopes.
+//! 7. Hand out `Arc<Principal>`.
+//! 8. Write-behind `last_used_at`.
+
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::{Notify, Semaphore};
+use tracing::{field, Instrument};
+use zeroize::Zeroizing;
+
+use crate::cache::{fingerprint, CachedRecord, Generations, InvalidationTarget, Invalidator, KeyState, Verdict};
+use crate::clock::{duration_millis, Clock, SystemClock};
+use crate::error::{AuthError, Malformed};
+use crate::extract::extract_credential;
+use crate::hash::{Argon2Hasher, KeyHasher};
+use crate::principal::Principal;
+use crate::record::KeyRecord;
+use crate::scope::{ScopeRequirement, ScopeSet};
+use crate::store::{KeyStore, StoreError};
+use crate::token;
+use crate::usage::{UsageRecorder, UsageSlot};
+
+/// Narrows a key's scopes to what its owner may still do (the key acts for its owner).
+///
+/// Called when a record is read from the store; the answer is cached with the record for the
+/// revocation window. The key's effective scopes are the intersection of its grants and the
+/// returned set. An error fails the verification as `store_unavailable`.
+#[async_trait]
+pub trait ScopeNarrower: Send + Sync + 'static {
+    /// The scopes the key's owner currently holds.
+    async fn owner_scopes(&self, record: &KeyRecord) -> Result<ScopeSet, StoreError>;
+}
+
+/// Settings of a [`Verifier`]; set through [`VerifierBuilder`].
+#[derive(Debug, Clone)]
+struct Config {
+    revocation_window: Duration,
+    absent_ttl: Duration,
+    verified_ttl: Duration,
+    rejected_ttl: Duration,
+    max_failures: u32,
+    failure_window: Duration,
+    store_timeout: Duration,
+    retry_after_secs: u32,
+    flush_interval: Duration,
+    accepted_prefixes: Option<Vec<String>>,
+}
+
+/// Builds a [`Verifier`]. Every setting has a production default.
+pub struct VerifierBuilder {
+    store: Arc<dyn KeyStore>,
+    hasher: Arc<dyn KeyHasher>,
+    clock: Arc<dyn Clock>,
+    narrower: Option<Arc<dyn ScopeNarrower>>,
+    record_capacity: u64,
+    verdict_capacity: u64,
+    hash_concurrency: usize,
+    config: Config,
+}
+
+impl std::fmt::Debug for VerifierBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierBuilder")
+            .field("config", &self.config)
+            .field("record_capacity", &self.record_capacity)
+            .field("verdict_capacity", &self.verdict_capacity)
+            .field("hash_concurrency", &self.hash_concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifierBuilder {
+    /// How long a cached record (status, grants) is trusted before the store is read again:
+    /// the worst-case delay before a revoke made by *another* process bites (default 30 s).
+    pub fn revocation_window(mut self, d: Duration) -> Self {
+        self.config.revocation_window = d;
+        self
+    }
+    /// How long an unknown id is remembered as unknown (default 5 s).
+    pub fn absent_ttl(mut self, d: Duration) -> Self {
+        self.config.absent_ttl = d;
+        self
+    }
+    /// How long a secret checked against a stored hash stays checked (default 1 h).
+    pub fn verified_ttl(mut self, d: Duration) -> Self {
+        self.config.verified_ttl = d;
+        self
+    }
+    /// How long a rejected token is answered without hashing it again (default 60 s).
+    pub fn rejected_ttl(mut self, d: Duration) -> Self {
+        self.config.rejected_ttl = d;
+        self
+    }
+    /// After `max` wrong secrets for one id within `window`, further unknown secrets for that
+    /// id are refused without hashing until the window ends (default 10 per 60 s). Secrets
+    /// already verified keep working.
+    pub fn failure_throttle(mut self, max: u32, window: Duration) -> Self {
+        self.config.max_failures = max;
+        self.config.failure_window = window;
+        self
+    }
+    /// Longest wait for a store read before answering 503 (default 2 s).
+    pub fn store_timeout(mut self, d: Duration) -> Self {
+        self.config.store_timeout = d;
+        self
+    }
+    /// `Retry-After` seconds on 503 (default 5).
+    pub fn retry_after_secs(mut self, secs: u32) -> Self {
+        self.config.retry_after_secs = secs;
+        self
+    }
+    /// How often last-use times are written (default 60 s).
+    pub fn last_used_flush_interval(mut self, d: Duration) -> Self {
+        self.config.flush_interval = d;
+        self
+    }
+    /// Accept only keys with these prefixes; others are `malformed_key` (default: any).
+    pub fn accept_prefixes<I, S>(mut self, prefixes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.accepted_prefixes = Some(prefixes.into_iter().map(Into::into).collect());
+        self
+    }
+    /// Maximum number of cached records (default 100 000).
+    pub fn record_capacity(mut self, n: u64) -> Self {
+        self.record_capacity = n;
+        self
+    }
+    /// Maximum number of cached verdicts (default 200 000).
+    pub fn verdict_capacity(mut self, n: u64) -> Self {
+        self.verdict_capacity = n;
+        self
+    }
+    /// Most argon2 computations at once (default: the number of CPUs).
+    pub fn hash_concurrency(mut self, n: usize) -> Self {
+        self.hash_concurrency = n.max(1);
+        self
+    }
+    /// The hasher (default [`Argon2Hasher`] with OWASP parameters). New parameters make
+    /// verified keys with older hashes get re-hashed.
+    pub fn hasher(mut self, hasher: impl KeyHasher) -> Self {
+        self.hasher = Arc::new(hasher);
+        self
+    }
+    /// The hasher, shared.
+    pub fn shared_hasher(mut self, hasher: Arc<dyn KeyHasher>) -> Self {
+        self.hasher = hasher;
+        self
+    }
+    /// The clock (default the system clock; [`ManualClock`](crate::ManualClock) in tests).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+    /// Narrow keys to their owner's current scopes.
+    pub fn scope_narrower(mut self, narrower: impl ScopeNarrower) -> Self {
+        self.narrower = Some(Arc::new(narrower));
+        self
+    }
+
+    /// Builds the verifier. Inside a tokio runtime it also starts the last-used flusher
+    /// (stopped by [`Verifier::shutdown`] or when the verifier is dropped), and subscribes to
+    /// the store's change notifications when it pushes them.
+    pub fn build(self) -> Verifier {
+        let c = &self.config;
+        let housekeeping = |d: Duration| d.saturating_mul(2).max(Duration::from_secs(1));
+        let records = moka::future::Cache::builder()
+            .max_capacity(self.record_capacity)
+            .time_to_live(housekeeping(c.revocation_window.max(c.absent_ttl)))
+            .build();
+        let verdicts = moka::future::Cache::builder()
+            .max_capacity(self.verdict_capacity)
+            .time_to_live(housekeeping(c.verified_ttl.max(c.rejected_ttl)))
+            .build();
+        let failures = moka::sync::Cache::builder()
+            .max_capacity(self.record_capacity)
+            .time_to_live(housekeeping(c.failure_window))
+            .build();
+        let mut digest_key = Zeroizing::new([0u8; 32]);
+        if token::os_random(&mut digest_key[..]).is_err() {
+            // Without OS randomness the digest key falls back to process-unique data; digests
+            // are only ever compared inside this process, so this weakens nothing persistent.
+            let seed = format!("{:?}{:?}", Instant::now(), std::thread::current().id());
+            *digest_key = *blake3::hash(seed.as_bytes()).as_bytes();
+        }
+        let inner = Arc::new(Inner {
+            store: self.store,
+            hasher: self.hasher,
+            clock: self.clock,
+            narrower: self.narrower,
+            digest_key,
+            records,
+            verdicts,
+            failures,
+            generations: Arc::new(Generations::new()),
+            hash_permits: Arc::new(Semaphore::new(self.hash_concurrency)),
+            usage: UsageRecorder::default(),
+            stop: Arc::new(Notify::new()),
+            config: self.config,
+        });
+        let verifier = Verifier { inner };
+        verifier.spawn_flusher();
+        verifier.inner.store.subscribe(verifier.invalidator());
+        verifier
+    }
+}
+
+struct Inner {
+    store: Arc<dyn KeyStore>,
+    hasher: Arc<dyn KeyHasher>,
+    clock: Arc<dyn Clock>,
+    narrower: Option<Arc<dyn ScopeNarrower>>,
+    digest_key: Zeroizing<[u8; 32]>,
+    records: moka::future::Cache<String, CachedRecord>,
+    verdicts: moka::future::Cache<[u8; 32], Verdict>,
+    failures: moka::sync::Cache<String, Arc<FailureWindow>>,
+    generations: Arc<Generations>,
+    hash_permits: Arc<Semaphore>,
+    usage: UsageRecorder,
+    stop: Arc<Notify>,
+    config: Config,
+}
+
+struct FailureWindow {
+    started_ms: AtomicI64,
+    count: AtomicU32,
+}
+
+/// Verifies API keys against a [`KeyStore`], with the two caches of DESIGN.md.
+///
+/// Cheap to clone (one `Arc`); share one per process.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::sync::Arc;
+/// use keygate::{KeyManager, MemoryStore, NewKey, Verifier};
+///
+/// let store = Arc::new(MemoryStore::new());
+/// let verifier = Verifier::builder(store.clone()).build();
+/// let manager = KeyManager::new(store).with_verifier(&verifier);
+/// let created = manager
+///     .create(NewKey::new("ci", "acme").scopes(["entities:read"]).unwrap())
+///     .await
+///     .unwrap();
+/// let principal = verifier.verify(created.key.expose_secret()).await.unwrap();
+/// assert_eq!(principal.org, "acme");
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("config", &self.inner.config)
+            .field("cached_records", &self.inner.records.entry_count())
+            .field("cached_verdicts", &self.inner.verdicts.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a verification ended, for metrics and the tracing span.
+fn outcome_label(r: &Result<Arc<Principal>, AuthError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(e) => e.reason(),
+    }
+}
+
+impl Verifier {
+    /// Starts building a verifier over `store`.
+    pub fn builder(store: Arc<dyn KeyStore>) -> VerifierBuilder {
+        VerifierBuilder {
+            store,
+            hasher: Arc::new(Argon2Hasher::new()),
+            clock: Arc::new(SystemClock),
+            narrower: None,
+            record_capacity: 100_000,
+            verdict_capacity: 200_000,
+            hash_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            config: Config {
+                revocation_window: Duration::from_secs(30),
+                absent_ttl: Duration::from_secs(5),
+                verified_ttl: Duration::from_secs(3600),
+                rejected_ttl: Duration::from_secs(60),
+                max_failures: 10,
+                failure_window: Duration::from_secs(60),
+                store_timeout: Duration::from_secs(2),
+                retry_after_secs: 5,
+                flush_interval: Duration::from_secs(60),
+                accepted_prefixes: None,
+            },
+        }
+    }
+
+    /// Verifies a token (steps 2–8): the principal, or why not. Scopes are not checked here;
+    /// see [`Verifier::authorize`].
+    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
+        let span = tracing::debug_span!(
+            "keygate.verify",
+            key_id = field::Empty,
+            outcome = field::Empty,
+            cache = field::Empty
+        );
+        let result = self.inner.verify(token, &span).instrument(span.clone()).await;
+        let outcome = outcome_label(&result);
+        span.record("outcome", outcome);
+        metrics::counter!("keygate_verifications_total", "outcome" => outcome).increment(1);
+        result
+    }
+
+    /// Verifies a token and checks a scope requirement (403 when unmet).
+    pub async fn authorize(
+        &self,
+        token: &str,
+        requirement: &ScopeRequirement,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let p = self.verify(token).await?;
+        p.require(requirement)?;
+        Ok(p)
+    }
+
+    /// Extracts the credential from header values (see
+    /// [`extract_credential`]) and verifies it.
+    pub async fn verify_headers<'a, A, B>(
+        &self,
+        api_keys: A,
+        authorizations: B,
+    ) -> Result<Arc<Principal>, AuthError>
+    where
+        A: IntoIterator<Item = &'a [u8]>,
+        B: IntoIterator<Item = &'a [u8]>,
+    {
+        let token = extract_credential(api_keys, authorizations)?;
+        self.verify(token).await
+    }
+
+    /// A handle that drops this verifier's cached state for a key (or all keys).
+    pub fn invalidator(&self) -> Invalidator {
+        let target: Arc<dyn InvalidationTarget> = self.inner.clone();
+        Invalidator::new(Arc::downgrade(&target))
+    }
+
+    /// Writes pending last-use times now, in one batched store call. Returns how many keys
+    /// were written.
+    pub async fn flush_last_used(&self) -> Result<usize, StoreError> {
+        self.inner
+            .usage
+            .flush(self.inner.store.as_ref(), self.inner.config.store_timeout)
+            .await
+    }
+
+    /// Number of keys whose last use is waiting to be written.
+    pub fn pending_last_used(&self) -> usize {
+        self.inner.usage.pending()
+    }
+
+    /// Graceful shutdown: stops the background flusher and writes pending last-use times.
+    pub async fn shutdown(&self) -> Result<usize, StoreError> {
+        self.inner.stop.notify_waiters();
+        self.inner.stop.notify_one();
+        self.flush_last_used().await
+    }
+
+    /// The store this verifier reads.
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.inner.store
+    }
+
+    /// The hasher this verifier checks secrets with.
+    pub fn hasher(&self) -> &Arc<dyn KeyHasher> {
+        &self.inner.hasher
+    }
+
+    /// The clock this verifier reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The configured revocation window.
+    pub fn revocation_window(&self) -> Duration {
+        self.inner.config.revocation_window
+    }
+
+    /// Number of cached records and verdicts (approximate; for metrics and benchmarks).
+    pub fn cached_entries(&self) -> (u64, u64) {
+        (self.inner.records.entry_count(), self.inner.verdicts.entry_count())
+    }
+
+    /// Runs the caches' pending housekeeping (eviction bookkeeping). Useful before reading
+    /// [`Verifier::cached_entries`].
+    pub async fn run_cache_maintenance(&self) {
+        self.inner.records.run_pending_tasks().await;
+        self.inner.verdicts.run_pending_tasks().await;
+    }
+
+    fn spawn_flusher(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!("keygate: no tokio runtime at build time; call flush_last_used() yourself");
+            return;
+        };
+        let weak = Arc::downgrade(&self.inner);
+        let stop = Arc::clone(&self.inner.stop);
+        let every = self.inner.config.flush_interval.max(Duration::from_millis(10));
+        handle.spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.notified() => break,
+                }
+                let Some(inner) = weak.upgrade() else { break };
+                // Errors are logged by the recorder and the batch retried next tick.
+                let _ = inner
+                    .usage
+                    .flush(inner.store.as_ref(), inner.config.store_timeout)
+                    .await;
+            }
+        });
+    }
+}
+
+impl InvalidationTarget for Inner {
+    fn invalidate(&self, id: &str) {
+        self.generations.bump(id);
+    }
+
+    fn invalidate_all(&self) {
+        self.generations.bump_all();
+        self.records.invalidate_all();
+    }
+}
+
+/// Why the hash step could not give a verdict.
+#[derive(Debug, thiserror::Error)]
+enum HashFailure {
+    #[error("stored hash unusable: {0}")]
+    Hash(#[from] crate::hash::HashError),
+    #[error("hash task failed: {0}")]
+    Task(String),
+}
+
+impl Inner {
+    fn store_unavailable(&self) -> AuthError {
+        AuthError::StoreUnavailable {
+            retry_after_secs: self.config.retry_after_secs,
+        }
+    }
+
+    async fn verify(&self, token: &str, span: &tracing::Span) -> Result<Arc<Principal>, AuthError> {
+        let parsed = token::parse(token).map_err(|e| AuthError::MalformedKey(Malformed::Token(e)))?;
+        if let Some(accepted) = &self.config.accepted_prefixes {
+            if !accepted.iter().any(|p| p == parsed.prefix()) {
+                return Err(AuthError::MalformedKey(Malformed::WrongPrefix));
+            }
+        }
+        let id = parsed.id();
+        span.record("key_id", id);
+        let digest = *blake3::keyed_hash(&self.digest_key, token.as_bytes()).as_bytes();
+        let now = self.clock.now_millis();
+        let Some(state) = self.record(id, now, span).await? else {
+            return Err(AuthError::InvalidKey);
+        };
+        let accepted = match self.verdicts.get(&digest).await {
+            Some(v) if v.fingerprint == state.fingerprint && now < v.valid_until_ms => {
+                metrics::counter!("keygate_cache_total", "cache" => "verdict", "result" => "hit")
+                    .increment(1);
+                v.accepted
+            }
+            stale => {
+                metrics::counter!("keygate_cache_total", "cache" => "verdict", "result" => "miss")
+                    .increment(1);
+                if stale.is_some() {
+                    self.verdicts.invalidate(&digest).await;
+                }
+                self.check_secret(token, id, &state, digest, now).await?
+            }
+        };
+        if !accepted {
+            return Err(AuthError::InvalidKey);
+        }
+        // Only now, with the secret proven, may the key's state be revealed.
+        if state.revoked {
+            return Err(AuthError::RevokedKey);
+        }
+        if state.expires_at_ms.is_some_and(|e| e <= now) {
+            return Err(AuthError::ExpiredKey);
+        }
+        self.usage.touch(&state.usage, now);
+        Ok(Arc::clone(&state.principal))
+    }
+
+    /// Step 4: the record of `id`, from cache or (coalesced) from the store.
+    async fn record(
+        &self,
+        id: &str,
+        now: i64,
+        span: &tracing::Span,
+    ) -> Result<Option<Arc<KeyState>>, AuthError> {
+        if let Some(c) = self.records.get(id).await {
+            if now < c.fresh_until_ms && self.generations.is_current(id, c.read_gen) {
+                metrics::counter!("keygate_cache_total", "cache" => "record", "result" => "hit")
+                    .increment(1);
+                span.record("cache", "hit");
+                return Ok(c.state);
+            }
+            self.records.invalidate(id).await;
+        }
+        metrics::counter!("keygate_cache_total", "cache" => "record", "result" => "miss").increment(1);
+        span.record("cache", "miss");
+        for _ in 0..3 {
+            let c = self
+                .records
+                .try_get_with_by_ref(id, self.load(id))
+                .await
+                .map_err(|e| {
+                    tracing::warn!(key_id = id, error = %e, "keygate: key store read failed");
+                    self.store_unavailable()
+                })?;
+            let now = self.clock.now_millis();
+            if now < c.fresh_until_ms && self.generations.is_current(id, c.read_gen) {
+                return Ok(c.state);
+            }
+            // The key changed while it was being read: never cache the older state.
+            self.records.invalidate(id).await;
+        }
+        // Changes keep racing our reads; answer from one more read without caching it.
+        self.load(id)
+            .await
+            .map(|c| c.state)
+            .map_err(|_| self.store_unavailable())
+    }
+
+    /// One store read of `id`, stamped with the generation at which it started.
+    async fn load(&self, id: &str) -> Result<CachedRecord, StoreError> {
+        let read_gen = self.generations.current();
+        let started = Instant::now();
+        let record = match tokio::time::timeout(self.config.store_timeout, self.store.get(id)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(StoreError::Timeout(self.config.store_timeout)),
+        };
+        metrics::histogram!("keygate_store_seconds", "op" => "get").record(started.elapsed().as_secs_f64());
+        let now = self.clock.now_millis();
+        let Some(record) = record.filter(|r| r.id == id) else {
+            return Ok(CachedRecord {
+                state: None,
+                fresh_until_ms: now.saturating_add(duration_millis(self.config.absent_ttl)),
+                read_gen,
+            });
+        };
+        let scopes = match &self.narrower {
+            None => record.scopes.clone(),
+            Some(n) => {
+                let owner = match tokio::time::timeout(self.config.store_timeout, n.owner_scopes(&record)).await {
+                    Ok(r) => r?,
+                    Err(_) => return Err(StoreError::Timeout(self.config.store_timeout)),
+                };
+                record.scopes.intersection(&owner)
+            }
+        };
+        let expires_at_ms = record.expires_at.map(|t| t.timestamp_millis());
+        let mut fresh_until_ms = now.saturating_add(duration_millis(self.config.revocation_window));
+        if let Some(e) = expires_at_ms.filter(|&e| e > now) {
+            fresh_until_ms = fresh_until_ms.min(e);
+        }
+        let KeyRecord {
+            id,
+            prefix,
+            name,
+            org,
+            team,
+            owner,
+            metadata,
+            hash,
+            expires_at,
+            revoked_at,
+            ..
+        } = record;
+        let state = KeyState {
+            fingerprint: fingerprint(&hash),
+            hash: hash.into(),
+            revoked: revoked_at.is_some(),
+            expires_at_ms,
+            usage: UsageSlot::new(id.clone()),
+            principal: Arc::new(Principal {
+                id,
+                name,
+                org,
+                team,
+                owner,
+                scopes,
+                environment: prefix,
+                expires_at,
+                metadata,
+            }),
+        };
+        Ok(CachedRecord {
+            state: Some(Arc::new(state)),
+            fresh_until_ms,
+            read_gen,
+        })
+    }
+
+    /// Step 5 on a verdict-cache miss: argon2, throttled per id, coalesced per digest.
+    async fn check_secret(
+        &self,
+        token: &str,
+        id: &str,
+        state: &Arc<KeyState>,
+        digest: [u8; 32],
+        now: i64,
+    ) -> Result<bool, AuthError> {
+        if self.is_throttled(id, now) {
+            metrics::counter!("keygate_throttled_total").increment(1);
+            tracing::debug!(key_id = id, "keygate: id throttled after repeated wrong secrets");
+            return Ok(false);
+        }
+        let entry = self
+            .verdicts
+            .entry(digest)
+            .or_try_insert_with(self.run_hash(token, state, now))
+            .await
+            .map_err(|e| {
+                tracing::error!(key_id = id, error = %e, "keygate: cannot check secret against stored hash");
+                self.store_unavailable()
+            })?;
+        let verdict = *entry.value();
+        if entry.is_fresh() {
+            if verdict.accepted {
+                if self.hasher.needs_rehash(&state.hash) {
+                    self.spawn_rehash(token, id, digest);
+                }
+            } else {
+                self.record_failure(id, now);
+            }
+        }
+        Ok(verdict.accepted)
+    }
+
+    async fn run_hash(&self, token: &str, state: &KeyState, now: i64) -> Result<Verdict, HashFailure> {
+        let permit = Arc::clone(&self.hash_permits)
+            .acquire_owned()
+            .await
+            .map_err(|e| HashFailure::Task(e.to_string()))?;
+        let hasher = Arc::clone(&self.hasher);
+        let stored = Arc::clone(&state.hash);
+        let secret = Zeroizing::new(token.as_bytes().to_vec());
+        let started = Instant::now();
+        let ok = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hasher.verify(&secret, &stored)
+        })
+        .await
+        .map_err(|e| HashFailure::Task(e.to_string()))??;
+        metrics::histogram!("keygate_hash_seconds").record(started.elapsed().as_secs_f64());
+        let ttl = if ok { self.config.verified_ttl } else { self.config.rejected_ttl };
+        Ok(Verdict {
+            accepted: ok,
+            fingerprint: state.fingerprint,
+            valid_until_ms: now.saturating_add(duration_millis(ttl)),
+        })
+    }
+
+    fn is_throttled(&self, id: &str, now: i64) -> bool {
+        let window = duration_millis(self.config.failure_window);
+        self.failures.get(id).is_some_and(|w| {
+            now.saturating_sub(w.started_ms.load(Ordering::Relaxed)) < window
+                && w.count.load(Ordering::Relaxed) >= self.config.max_failures
+        })
+    }
+
+    fn record_failure(&self, id: &str, now: i64) {
+        let window = duration_millis(self.config.failure_window);
+        let w = self.failures.get_with_by_ref(id, || {
+            Arc::new(FailureWindow {
+                started_ms: AtomicI64::new(now),
+                count: AtomicU32::new(0),
+            })
+        });
+        if now.saturating_sub(w.started_ms.load(Ordering::Relaxed)) >= window {
+            w.started_ms.store(now, Ordering::Relaxed);
+            w.count.store(0, Ordering::Relaxed);
+        }
+        let n = w.count.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == self.config.max_failures {
+            tracing::warn!(key_id = id, failures = n, "keygate: throttling key id after repeated wrong secrets");
+        }
+    }
+
+    /// Upgrades a stored hash made with old parameters, after a successful verification.
+    fn spawn_rehash(&self, token: &str, id: &str, digest: [u8; 32]) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+        let secret = Zeroizing::new(token.as_bytes().to_vec());
+        let hasher = Arc::clone(&self.hasher);
+        let store = Arc::clone(&self.store);
+        let permits = Arc::clone(&self.hash_permits);
+        let id = id.to_owned();
+        let verdicts = self.verdicts.clone();
+        let generations = Arc::clone(&self.generations);
+        let valid_until_ms = self
+            .clock
+            .now_millis()
+            .saturating_add(duration_millis(self.config.verified_ttl));
+        handle.spawn(async move {
+            let Ok(permit) = permits.acquire_owned().await else { return };
+            let hashed = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                hasher.hash(&secret)
+            })
+            .await;
+            let Ok(Ok(new_hash)) = hashed else {
+                tracing::warn!(key_id = %id, "keygate: re-hash failed; keeping the old hash");
+                return;
+            };
+            match store.update_hash(&id, &new_hash).await {
+                Ok(true) => {
+                    // Re-read the record on next use; the new hash is already known good for
+                    // this token, so that read costs no argon2.
+                    generations.bump(&id);
+                    verdicts
+                        .insert(
+                            digest,
+                            Verdict {
+                                accepted: true,
+                                fingerprint: fingerprint(&new_hash),
+                                valid_until_ms,
+                            },
+                        )
+                        .await;
+                    tracing::info!(key_id = %id, "keygate: upgraded stored hash to current parameters");
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(key_id = %id, error = %e, "keygate: could not store upgraded hash"),
+            }
+        });
+    }
+}
+
