@@ -65,7 +65,8 @@ impl Generations {
 
     /// Whether a record of `id` read at generation `read_gen` is still current.
     pub(crate) fn is_current(&self, id: &str, read_gen: u64) -> bool {
-        self.all.load(Ordering::SeqCst) <= read_gen && self.stripe(id).load(Ordering::SeqCst) <= read_gen
+        self.all.load(Ordering::SeqCst) <= read_gen
+            && self.stripe(id).load(Ordering::SeqCst) <= read_gen
     }
 }
 

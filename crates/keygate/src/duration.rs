@@ -4,7 +4,9 @@ use std::time::Duration;
 
 /// A duration string is not understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {shown:?}: use a whole number and a unit, like 90d, 24h, 30m, 45s or 500ms")]
+#[error(
+    "invalid duration {shown:?}: use a whole number and a unit, like 90d, 24h, 30m, 45s or 500ms"
+)]
 pub struct DurationError {
     shown: String,
 }
@@ -59,12 +61,26 @@ mod tests {
         assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("2w").unwrap(), Duration::from_secs(14 * 86_400));
+        assert_eq!(
+            parse_duration("2w").unwrap(),
+            Duration::from_secs(14 * 86_400)
+        );
     }
 
     #[test]
     fn rejects_nonsense() {
-        for s in ["", "d", "10", "-1d", "1.5h", "10x", "99999999999999d", "1 d", "1dd", "٣d"] {
+        for s in [
+            "",
+            "d",
+            "10",
+            "-1d",
+            "1.5h",
+            "10x",
+            "99999999999999d",
+            "1 d",
+            "1dd",
+            "٣d",
+        ] {
             assert!(parse_duration(s).is_err(), "{s}");
         }
     }

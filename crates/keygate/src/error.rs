@@ -50,8 +50,12 @@ impl Malformed {
             Malformed::Token(TokenError::Checksum) => {
                 "Malformed API key: checksum mismatch (typo or truncated key?)"
             }
-            Malformed::Token(_) => "Malformed API key: not a key of the form <prefix>_<id>.<secret>",
-            Malformed::WrongPrefix => "Malformed API key: this service does not accept keys with this prefix",
+            Malformed::Token(_) => {
+                "Malformed API key: not a key of the form <prefix>_<id>.<secret>"
+            }
+            Malformed::WrongPrefix => {
+                "Malformed API key: this service does not accept keys with this prefix"
+            }
         }
     }
 }
@@ -132,10 +136,10 @@ impl AuthError {
             AuthError::InvalidKey => "Invalid API key",
             AuthError::ExpiredKey => "API key has expired",
             AuthError::RevokedKey => "API key has been revoked",
-            AuthError::InsufficientScope { .. } => "API key lacks the scopes this endpoint requires",
-            AuthError::StoreUnavailable { .. } => {
-                "Key store unavailable, retry later"
+            AuthError::InsufficientScope { .. } => {
+                "API key lacks the scopes this endpoint requires"
             }
+            AuthError::StoreUnavailable { .. } => "Key store unavailable, retry later",
             AuthError::Misconfigured(m) => m,
         }
     }
@@ -204,7 +208,9 @@ impl JsonRenderer {
             .chars()
             .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\' || *c == ' ')
             .collect();
-        JsonRenderer { realm: clean.into() }
+        JsonRenderer {
+            realm: clean.into(),
+        }
     }
 }
 
@@ -299,9 +305,9 @@ pub fn request_id(incoming: Option<&[u8]>) -> String {
         Some(v)
             if !v.is_empty()
                 && v.len() <= MAX_REQUEST_ID_LEN
-                && v
-                    .iter()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-')) =>
+                && v.iter().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-')
+                }) =>
         {
             // Every byte was checked to be ASCII just above.
             String::from_utf8_lossy(v).into_owned()
@@ -370,7 +376,9 @@ mod tests {
 
     #[test]
     fn store_unavailable_is_503_with_retry_after() {
-        let (r, v) = render(&AuthError::StoreUnavailable { retry_after_secs: 5 });
+        let (r, v) = render(&AuthError::StoreUnavailable {
+            retry_after_secs: 5,
+        });
         assert_eq!(r.status, 503);
         assert_eq!(header(&r, "retry-after"), Some("5"));
         assert_eq!(v["error"]["code"], "SERVICE_UNAVAILABLE");

@@ -69,8 +69,14 @@ fn token_value(value: &[u8]) -> Result<&str, AuthError> {
 }
 
 fn trim(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|c| !matches!(c, b' ' | b'\t')).unwrap_or(v.len());
-    let end = v.iter().rposition(|c| !matches!(c, b' ' | b'\t')).map_or(start, |i| i + 1);
+    let start = v
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t'))
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|c| !matches!(c, b' ' | b'\t'))
+        .map_or(start, |i| i + 1);
     &v[start..end]
 }
 
@@ -99,13 +105,22 @@ mod tests {
 
     #[test]
     fn nothing_is_missing_credentials() {
-        assert_eq!(extract_credential([], []), Err(AuthError::MissingCredentials));
+        assert_eq!(
+            extract_credential([], []),
+            Err(AuthError::MissingCredentials)
+        );
     }
 
     #[test]
     fn x_api_key_wins_over_authorization() {
-        assert_eq!(extract_credential([&b"k1"[..]], [&b"Bearer k2"[..]]), Ok("k1"));
-        assert_eq!(extract_credential([&b"k1"[..]], [&b"garbage"[..]]), Ok("k1"));
+        assert_eq!(
+            extract_credential([&b"k1"[..]], [&b"Bearer k2"[..]]),
+            Ok("k1")
+        );
+        assert_eq!(
+            extract_credential([&b"k1"[..]], [&b"garbage"[..]]),
+            Ok("k1")
+        );
     }
 
     #[test]
@@ -117,14 +132,38 @@ mod tests {
 
     #[test]
     fn malformed_shapes() {
-        assert_eq!(malformed(extract_credential([&b"a"[..], &b"b"[..]], [])), Malformed::RepeatedHeader);
-        assert_eq!(malformed(extract_credential([], [&b"Basic dXNlcjpw"[..]])), Malformed::UnsupportedScheme);
-        assert_eq!(malformed(extract_credential([], [&b"Bearer"[..]])), Malformed::EmptyBearer);
-        assert_eq!(malformed(extract_credential([], [&b"Bearer "[..]])), Malformed::EmptyBearer);
-        assert_eq!(malformed(extract_credential([&b""[..]], [])), Malformed::HeaderValue);
-        assert_eq!(malformed(extract_credential([&[0xc3, 0xa9][..]], [])), Malformed::HeaderValue);
-        assert_eq!(malformed(extract_credential([&[b'a'; 10_000][..]], [])), Malformed::HeaderValue);
-        assert_eq!(malformed(extract_credential([&b"a\0b"[..]], [])), Malformed::HeaderValue);
+        assert_eq!(
+            malformed(extract_credential([&b"a"[..], &b"b"[..]], [])),
+            Malformed::RepeatedHeader
+        );
+        assert_eq!(
+            malformed(extract_credential([], [&b"Basic dXNlcjpw"[..]])),
+            Malformed::UnsupportedScheme
+        );
+        assert_eq!(
+            malformed(extract_credential([], [&b"Bearer"[..]])),
+            Malformed::EmptyBearer
+        );
+        assert_eq!(
+            malformed(extract_credential([], [&b"Bearer "[..]])),
+            Malformed::EmptyBearer
+        );
+        assert_eq!(
+            malformed(extract_credential([&b""[..]], [])),
+            Malformed::HeaderValue
+        );
+        assert_eq!(
+            malformed(extract_credential([&[0xc3, 0xa9][..]], [])),
+            Malformed::HeaderValue
+        );
+        assert_eq!(
+            malformed(extract_credential([&[b'a'; 10_000][..]], [])),
+            Malformed::HeaderValue
+        );
+        assert_eq!(
+            malformed(extract_credential([&b"a\0b"[..]], [])),
+            Malformed::HeaderValue
+        );
     }
 
     proptest! {

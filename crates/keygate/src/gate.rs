@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::error::{request_id, AuthError, ErrorRenderer, ErrorResponse, JsonRenderer, RenderContext};
+use crate::error::{
+    request_id, AuthError, ErrorRenderer, ErrorResponse, JsonRenderer, RenderContext,
+};
 use crate::extract::extract_credential;
 use crate::principal::Principal;
 use crate::scope::ScopeRequirement;

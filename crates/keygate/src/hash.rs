@@ -216,6 +216,9 @@ mod tests {
         })
         .unwrap();
         assert!(stronger.needs_rehash(&old));
-        assert!(stronger.verify(b"k", &old).unwrap(), "old hashes still verify");
+        assert!(
+            stronger.verify(b"k", &old).unwrap(),
+            "old hashes still verify"
+        );
     }
 }

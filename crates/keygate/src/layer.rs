@@ -63,7 +63,9 @@ pub fn into_http_response<B: From<Bytes>>(rendered: ErrorResponse) -> Response<B
 }
 
 fn request_id_header<B>(req: &Request<B>) -> Option<&[u8]> {
-    req.headers().get(REQUEST_ID_HEADER).map(HeaderValue::as_bytes)
+    req.headers()
+        .get(REQUEST_ID_HEADER)
+        .map(HeaderValue::as_bytes)
 }
 
 /// Authenticates every request; see the [module docs](self).
@@ -147,7 +149,10 @@ where
             let headers = req.headers();
             let outcome = gate
                 .check(
-                    headers.get_all(API_KEY_HEADER).iter().map(HeaderValue::as_bytes),
+                    headers
+                        .get_all(API_KEY_HEADER)
+                        .iter()
+                        .map(HeaderValue::as_bytes),
                     headers
                         .get_all(http::header::AUTHORIZATION)
                         .iter()

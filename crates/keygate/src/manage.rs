@@ -160,7 +160,9 @@ impl std::fmt::Debug for KeyManager {
 
 fn check_label(what: &str, value: &str, required: bool) -> Result<(), ManageError> {
     if required && value.trim().is_empty() {
-        return Err(ManageError::InvalidInput(format!("{what} must not be empty")));
+        return Err(ManageError::InvalidInput(format!(
+            "{what} must not be empty"
+        )));
     }
     if value.chars().count() > MAX_LABEL_LEN {
         return Err(ManageError::InvalidInput(format!(
@@ -233,7 +235,12 @@ impl KeyManager {
         &self.store
     }
 
-    async fn audit(&self, record: &KeyRecord, action: AuditAction, detail: Value) -> Result<(), StoreError> {
+    async fn audit(
+        &self,
+        record: &KeyRecord,
+        action: AuditAction,
+        detail: Value,
+    ) -> Result<(), StoreError> {
         let event = AuditEvent {
             key_id: record.id.clone(),
             action,
@@ -251,7 +258,11 @@ impl KeyManager {
         self.create_inner(new, None).await
     }
 
-    async fn create_inner(&self, new: NewKey, rotated_from: Option<String>) -> Result<CreatedKey, ManageError> {
+    async fn create_inner(
+        &self,
+        new: NewKey,
+        rotated_from: Option<String>,
+    ) -> Result<CreatedKey, ManageError> {
         check_label("name", &new.name, true)?;
         check_label("org", &new.org, true)?;
         if let Some(t) = &new.team {
@@ -262,7 +273,9 @@ impl KeyManager {
         }
         let now = self.clock.now();
         if new.expires_at.is_some_and(|e| e <= now) {
-            return Err(ManageError::InvalidInput("expiry must be in the future".into()));
+            return Err(ManageError::InvalidInput(
+                "expiry must be in the future".into(),
+            ));
         }
         let prefix = new.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
         let key = token::generate(&prefix)?;
@@ -330,7 +343,8 @@ impl KeyManager {
         }
         self.invalidator.invalidate(id);
         let record = self.show(id).await?;
-        self.audit(&record, AuditAction::Revoked, Value::Null).await?;
+        self.audit(&record, AuditAction::Revoked, Value::Null)
+            .await?;
         Ok(record)
     }
 
@@ -341,19 +355,32 @@ impl KeyManager {
             return Err(ManageError::NotFound(id.to_owned()));
         }
         self.invalidator.invalidate(id);
-        self.audit(&record, AuditAction::Deleted, json!({ "name": record.name })).await?;
+        self.audit(
+            &record,
+            AuditAction::Deleted,
+            json!({ "name": record.name }),
+        )
+        .await?;
         Ok(())
     }
 
     /// Sets or clears a key's expiry.
-    pub async fn set_expiry(&self, id: &str, expires_at: Option<DateTime<Utc>>) -> Result<KeyRecord, ManageError> {
+    pub async fn set_expiry(
+        &self,
+        id: &str,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<KeyRecord, ManageError> {
         if !self.store.set_expiry(id, expires_at).await? {
             return Err(ManageError::NotFound(id.to_owned()));
         }
         self.invalidator.invalidate(id);
         let record = self.show(id).await?;
-        self.audit(&record, AuditAction::ExpiryChanged, json!({ "expires_at": expires_at }))
-            .await?;
+        self.audit(
+            &record,
+            AuditAction::ExpiryChanged,
+            json!({ "expires_at": expires_at }),
+        )
+        .await?;
         Ok(record)
     }
 

@@ -143,9 +143,7 @@ impl ScopeSet {
 
     /// Whether the set holds `scope`.
     pub fn contains(&self, scope: &str) -> bool {
-        self.0
-            .binary_search_by(|s| s.as_str().cmp(scope))
-            .is_ok()
+        self.0.binary_search_by(|s| s.as_str().cmp(scope)).is_ok()
     }
 
     /// The scopes, sorted.
@@ -388,14 +386,30 @@ mod tests {
 
     #[test]
     fn accepts_the_documented_shapes() {
-        for s in ["entities:read", "knowledge:write", "content.register", "a", "x-y_z:1"] {
+        for s in [
+            "entities:read",
+            "knowledge:write",
+            "content.register",
+            "a",
+            "x-y_z:1",
+        ] {
             assert!(Scope::new(s).is_ok(), "{s}");
         }
     }
 
     #[test]
     fn rejects_bad_shapes_with_a_reason() {
-        for s in ["", "Entities:read", "a::b", ":a", "a:", "a b", "é", "a\0", &"a".repeat(65)] {
+        for s in [
+            "",
+            "Entities:read",
+            "a::b",
+            ":a",
+            "a:",
+            "a b",
+            "é",
+            "a\0",
+            &"a".repeat(65),
+        ] {
             let e = Scope::new(s).unwrap_err();
             assert!(e.to_string().contains("invalid scope"), "{s}");
         }

@@ -53,8 +53,16 @@ impl UsageRecorder {
 
     /// Number of keys waiting to be written.
     pub(crate) fn pending(&self) -> usize {
-        let q = self.queue.lock().unwrap_or_else(PoisonError::into_inner).len();
-        q + self.retry.lock().unwrap_or_else(PoisonError::into_inner).len()
+        let q = self
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        q + self
+            .retry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Writes every pending time in one batched store call. On failure the batch is kept and
@@ -66,7 +74,8 @@ impl UsageRecorder {
     ) -> Result<usize, StoreError> {
         let _one_at_a_time = self.flush_lock.lock().await;
         let slots = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
-        let mut batch = std::mem::take(&mut *self.retry.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut batch =
+            std::mem::take(&mut *self.retry.lock().unwrap_or_else(PoisonError::into_inner));
         for slot in slots {
             slot.queued.store(false, Ordering::Release);
             let t = slot.last_used_ms.load(Ordering::Relaxed);

@@ -21,7 +21,9 @@ use tokio::sync::{Notify, Semaphore};
 use tracing::{field, Instrument};
 use zeroize::Zeroizing;
 
-use crate::cache::{fingerprint, CachedRecord, Generations, InvalidationTarget, Invalidator, KeyState, Verdict};
+use crate::cache::{
+    fingerprint, CachedRecord, Generations, InvalidationTarget, Invalidator, KeyState, Verdict,
+};
 use crate::clock::{duration_millis, Clock, SystemClock};
 use crate::error::{AuthError, Malformed};
 use crate::extract::extract_credential;
@@ -319,7 +321,11 @@ impl Verifier {
             outcome = field::Empty,
             cache = field::Empty
         );
-        let result = self.inner.verify(token, &span).instrument(span.clone()).await;
+        let result = self
+            .inner
+            .verify(token, &span)
+            .instrument(span.clone())
+            .await;
         let outcome = outcome_label(&result);
         span.record("outcome", outcome);
         metrics::counter!("keygate_verifications_total", "outcome" => outcome).increment(1);
@@ -401,7 +407,10 @@ impl Verifier {
 
     /// Number of cached records and verdicts (approximate; for metrics and benchmarks).
     pub fn cached_entries(&self) -> (u64, u64) {
-        (self.inner.records.entry_count(), self.inner.verdicts.entry_count())
+        (
+            self.inner.records.entry_count(),
+            self.inner.verdicts.entry_count(),
+        )
     }
 
     /// Runs the caches' pending housekeeping (eviction bookkeeping). Useful before reading
@@ -413,12 +422,18 @@ impl Verifier {
 
     fn spawn_flusher(&self) {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            tracing::debug!("keygate: no tokio runtime at build time; call flush_last_used() yourself");
+            tracing::debug!(
+                "keygate: no tokio runtime at build time; call flush_last_used() yourself"
+            );
             return;
         };
         let weak = Arc::downgrade(&self.inner);
         let stop = Arc::clone(&self.inner.stop);
-        let every = self.inner.config.flush_interval.max(Duration::from_millis(10));
+        let every = self
+            .inner
+            .config
+            .flush_interval
+            .max(Duration::from_millis(10));
         handle.spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -466,7 +481,8 @@ impl Inner {
     }
 
     async fn verify(&self, token: &str, span: &tracing::Span) -> Result<Arc<Principal>, AuthError> {
-        let parsed = token::parse(token).map_err(|e| AuthError::MalformedKey(Malformed::Token(e)))?;
+        let parsed =
+            token::parse(token).map_err(|e| AuthError::MalformedKey(Malformed::Token(e)))?;
         if let Some(accepted) = &self.config.accepted_prefixes {
             if !accepted.iter().any(|p| p == parsed.prefix()) {
                 return Err(AuthError::MalformedKey(Malformed::WrongPrefix));
@@ -524,7 +540,8 @@ impl Inner {
             }
             self.records.invalidate(id).await;
         }
-        metrics::counter!("keygate_cache_total", "cache" => "record", "result" => "miss").increment(1);
+        metrics::counter!("keygate_cache_total", "cache" => "record", "result" => "miss")
+            .increment(1);
         span.record("cache", "miss");
         for _ in 0..3 {
             let c = self
@@ -553,11 +570,13 @@ impl Inner {
     async fn load(&self, id: &str) -> Result<CachedRecord, StoreError> {
         let read_gen = self.generations.current();
         let started = Instant::now();
-        let record = match tokio::time::timeout(self.config.store_timeout, self.store.get(id)).await {
+        let record = match tokio::time::timeout(self.config.store_timeout, self.store.get(id)).await
+        {
             Ok(r) => r?,
             Err(_) => return Err(StoreError::Timeout(self.config.store_timeout)),
         };
-        metrics::histogram!("keygate_store_seconds", "op" => "get").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("keygate_store_seconds", "op" => "get")
+            .record(started.elapsed().as_secs_f64());
         let now = self.clock.now_millis();
         let Some(record) = record.filter(|r| r.id == id) else {
             return Ok(CachedRecord {
@@ -569,10 +588,13 @@ impl Inner {
         let scopes = match &self.narrower {
             None => record.scopes.clone(),
             Some(n) => {
-                let owner = match tokio::time::timeout(self.config.store_timeout, n.owner_scopes(&record)).await {
-                    Ok(r) => r?,
-                    Err(_) => return Err(StoreError::Timeout(self.config.store_timeout)),
-                };
+                let owner =
+                    match tokio::time::timeout(self.config.store_timeout, n.owner_scopes(&record))
+                        .await
+                    {
+                        Ok(r) => r?,
+                        Err(_) => return Err(StoreError::Timeout(self.config.store_timeout)),
+                    };
                 record.scopes.intersection(&owner)
             }
         };
@@ -630,7 +652,10 @@ impl Inner {
     ) -> Result<bool, AuthError> {
         if self.is_throttled(id, now) {
             metrics::counter!("keygate_throttled_total").increment(1);
-            tracing::debug!(key_id = id, "keygate: id throttled after repeated wrong secrets");
+            tracing::debug!(
+                key_id = id,
+                "keygate: id throttled after repeated wrong secrets"
+            );
             return Ok(false);
         }
         let entry = self
@@ -655,7 +680,12 @@ impl Inner {
         Ok(verdict.accepted)
     }
 
-    async fn run_hash(&self, token: &str, state: &KeyState, now: i64) -> Result<Verdict, HashFailure> {
+    async fn run_hash(
+        &self,
+        token: &str,
+        state: &KeyState,
+        now: i64,
+    ) -> Result<Verdict, HashFailure> {
         let permit = Arc::clone(&self.hash_permits)
             .acquire_owned()
             .await
@@ -671,7 +701,11 @@ impl Inner {
         .await
         .map_err(|e| HashFailure::Task(e.to_string()))??;
         metrics::histogram!("keygate_hash_seconds").record(started.elapsed().as_secs_f64());
-        let ttl = if ok { self.config.verified_ttl } else { self.config.rejected_ttl };
+        let ttl = if ok {
+            self.config.verified_ttl
+        } else {
+            self.config.rejected_ttl
+        };
         Ok(Verdict {
             accepted: ok,
             fingerprint: state.fingerprint,
@@ -701,13 +735,19 @@ impl Inner {
         }
         let n = w.count.fetch_add(1, Ordering::Relaxed) + 1;
         if n == self.config.max_failures {
-            tracing::warn!(key_id = id, failures = n, "keygate: throttling key id after repeated wrong secrets");
+            tracing::warn!(
+                key_id = id,
+                failures = n,
+                "keygate: throttling key id after repeated wrong secrets"
+            );
         }
     }
 
     /// Upgrades a stored hash made with old parameters, after a successful verification.
     fn spawn_rehash(&self, token: &str, id: &str, digest: [u8; 32]) {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let secret = Zeroizing::new(token.as_bytes().to_vec());
         let hasher = Arc::clone(&self.hasher);
         let store = Arc::clone(&self.store);
@@ -753,4 +793,3 @@ impl Inner {
         });
     }
 }
-

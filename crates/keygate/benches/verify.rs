@@ -1,0 +1,103 @@
+//! Per-call costs of the verification path: parse, header extraction, cached verification,
+//! rejections that must stay cheap, and a cold (argon2id, OWASP parameters) verification.
+//!
+//! `cargo bench -p keygate --bench verify`
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use keygate::{extract::extract_credential, token, KeyManager, MemoryStore, NewKey, Verifier};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = runtime();
+    let store = Arc::new(MemoryStore::new());
+    let verifier = rt.block_on(async { Verifier::builder(store.clone()).build() });
+    let manager = KeyManager::new(store.clone()).with_verifier(&verifier);
+    let created = rt
+        .block_on(
+            manager.create(
+                NewKey::new("bench", "acme")
+                    .scopes(["entities:read"])
+                    .unwrap(),
+            ),
+        )
+        .unwrap();
+    let token = created.key.expose_secret().to_owned();
+    rt.block_on(verifier.verify(&token)).unwrap();
+
+    c.bench_function("parse", |b| {
+        b.iter(|| token::parse(std::hint::black_box(&token)).is_ok())
+    });
+
+    let bearer = format!("Bearer {token}");
+    c.bench_function("extract_bearer", |b| {
+        b.iter(|| extract_credential([], [std::hint::black_box(bearer.as_bytes())]).is_ok())
+    });
+
+    c.bench_function("verify_cached", |b| {
+        b.to_async(&rt)
+            .iter(|| async { verifier.verify(std::hint::black_box(&token)).await.is_ok() })
+    });
+
+    let mut typo = token.clone().into_bytes();
+    let i = typo.len() - 10;
+    typo[i] = if typo[i] == b'x' { b'y' } else { b'x' };
+    let typo = String::from_utf8(typo).unwrap();
+    c.bench_function("reject_bad_checksum", |b| {
+        b.to_async(&rt)
+            .iter(|| async { verifier.verify(std::hint::black_box(&typo)).await.is_err() })
+    });
+
+    let garbage = "x".repeat(200);
+    c.bench_function("reject_garbage", |b| {
+        b.to_async(&rt).iter(|| async {
+            verifier
+                .verify(std::hint::black_box(&garbage))
+                .await
+                .is_err()
+        })
+    });
+
+    let forged = {
+        let dot = token.find('.').unwrap();
+        token::with_checksum(&format!(
+            "{}.{}",
+            &token[..dot],
+            "Z".repeat(token::SECRET_LEN)
+        ))
+    };
+    rt.block_on(verifier.verify(&forged)).unwrap_err();
+    c.bench_function("reject_cached_forged_secret", |b| {
+        b.to_async(&rt).iter(|| async {
+            verifier
+                .verify(std::hint::black_box(&forged))
+                .await
+                .is_err()
+        })
+    });
+
+    let mut cold = c.benchmark_group("cold");
+    cold.sample_size(10);
+    cold.bench_function("verify_cold_argon2id_owasp", |b| {
+        b.to_async(&rt).iter_batched(
+            || Verifier::builder(store.clone()).build(),
+            |fresh| {
+                let token = token.clone();
+                async move { fresh.verify(&token).await.is_ok() }
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    cold.finish();
+}
+
+criterion_group!(verify, benches);
+criterion_main!(verify);

@@ -1,0 +1,437 @@
+//! The verification path of DESIGN.md, behaviour by behaviour.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keygate::{AuthError, KeyStore, Malformed, NewKey, ScopeRequirement, TokenError, Verifier};
+use support::{forge_secret, Rig};
+
+#[tokio::test]
+async fn valid_key_is_accepted_and_its_principal_carries_the_grants() {
+    let rig = Rig::new();
+    let (token, id) = rig
+        .key_with(
+            NewKey::new("svc", "acme")
+                .team("core")
+                .owner("ana")
+                .scopes(["entities:read", "boards:write"])
+                .unwrap()
+                .metadata(serde_json::json!({"tier": "gold"})),
+        )
+        .await;
+    let p = rig.verifier.verify(&token).await.unwrap();
+    assert_eq!(p.id, id);
+    assert_eq!(p.org, "acme");
+    assert_eq!(p.team.as_deref(), Some("core"));
+    assert_eq!(p.owner.as_deref(), Some("ana"));
+    assert_eq!(p.environment, "mk_live");
+    assert!(p.has_scope("boards:write") && !p.has_scope("boards:read"));
+    assert_eq!(p.metadata["tier"], "gold");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_concurrent_first_verifications_run_the_hash_once() {
+    let rig = Arc::new(Rig::new());
+    let (token, _) = rig.key().await;
+    let token: Arc<str> = token.into();
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let (rig, token) = (rig.clone(), token.clone());
+            tokio::spawn(async move { rig.verifier.verify(&token).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(rig.hasher.verify_count(), 1);
+    assert_eq!(rig.store.get_count(), 1, "store reads are coalesced too");
+}
+
+#[tokio::test]
+async fn cached_verification_touches_neither_store_nor_hasher() {
+    let rig = Rig::new();
+    let (token, _) = rig.key().await;
+    rig.verifier.verify(&token).await.unwrap();
+    let (gets, hashes) = (rig.store.get_count(), rig.hasher.verify_count());
+    for _ in 0..100 {
+        rig.verifier.verify(&token).await.unwrap();
+    }
+    assert_eq!(
+        (rig.store.get_count(), rig.hasher.verify_count()),
+        (gets, hashes)
+    );
+}
+
+#[tokio::test]
+async fn in_process_revoke_bites_on_the_next_verification() {
+    let rig = Rig::new();
+    let (token, id) = rig.key().await;
+    rig.verifier.verify(&token).await.unwrap();
+    rig.manager.revoke(&id).await.unwrap();
+    assert_eq!(
+        rig.verifier.verify(&token).await,
+        Err(AuthError::RevokedKey)
+    );
+}
+
+#[tokio::test]
+async fn revoke_by_another_process_bites_after_the_window_and_not_before() {
+    let rig = Rig::new();
+    let (token, id) = rig.key().await;
+    rig.verifier.verify(&token).await.unwrap();
+    // Written straight to the store: this verifier is not told.
+    rig.store
+        .inner
+        .revoke(&id, chrono::Utc::now())
+        .await
+        .unwrap();
+    rig.clock.advance(Duration::from_secs(29));
+    assert!(
+        rig.verifier.verify(&token).await.is_ok(),
+        "still inside the window"
+    );
+    rig.clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        rig.verifier.verify(&token).await,
+        Err(AuthError::RevokedKey)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_in_flight_during_a_revoke_cannot_restore_the_old_state() {
+    let rig = Arc::new(Rig::new());
+    let (token, id) = rig.key().await;
+    rig.store.hold_next_get.store(true, Ordering::SeqCst);
+    let first = {
+        let (rig, token) = (rig.clone(), token.clone());
+        tokio::spawn(async move { rig.verifier.verify(&token).await })
+    };
+    // The store has read the active record and is holding it…
+    rig.store.read_taken.notified().await;
+    // …when the key is revoked.
+    rig.manager.revoke(&id).await.unwrap();
+    rig.store.release.notify_one();
+    assert_eq!(first.await.unwrap(), Err(AuthError::RevokedKey));
+    assert_eq!(
+        rig.verifier.verify(&token).await,
+        Err(AuthError::RevokedKey)
+    );
+}
+
+#[tokio::test]
+async fn expiry_bites_at_expires_at_even_for_a_cached_key() {
+    let rig = Rig::new();
+    let expires = rig.clock_now() + chrono::Duration::seconds(10);
+    let (token, _) = rig
+        .key_with(NewKey::new("short", "acme").expires_at(expires))
+        .await;
+    rig.verifier.verify(&token).await.unwrap();
+    rig.clock.advance(Duration::from_millis(9_999));
+    assert!(rig.verifier.verify(&token).await.is_ok());
+    rig.clock.advance(Duration::from_millis(1));
+    assert_eq!(
+        rig.verifier.verify(&token).await,
+        Err(AuthError::ExpiredKey)
+    );
+}
+
+trait ClockNow {
+    fn clock_now(&self) -> chrono::DateTime<chrono::Utc>;
+}
+impl ClockNow for Rig {
+    fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        use keygate::Clock;
+        self.clock.now()
+    }
+}
+
+#[tokio::test]
+async fn revoked_or_expired_key_with_a_wrong_secret_is_just_invalid() {
+    let rig = Rig::new();
+    let (revoked, revoked_id) = rig.key().await;
+    rig.manager.revoke(&revoked_id).await.unwrap();
+    let expires = rig.clock_now() + chrono::Duration::seconds(5);
+    let (expired, _) = rig
+        .key_with(NewKey::new("e", "acme").expires_at(expires))
+        .await;
+    rig.clock.advance(Duration::from_secs(6));
+
+    assert_eq!(
+        rig.verifier.verify(&revoked).await,
+        Err(AuthError::RevokedKey)
+    );
+    assert_eq!(
+        rig.verifier.verify(&expired).await,
+        Err(AuthError::ExpiredKey)
+    );
+    assert_eq!(
+        rig.verifier.verify(&forge_secret(&revoked, 1)).await,
+        Err(AuthError::InvalidKey)
+    );
+    assert_eq!(
+        rig.verifier.verify(&forge_secret(&expired, 1)).await,
+        Err(AuthError::InvalidKey)
+    );
+}
+
+#[tokio::test]
+async fn the_same_forged_key_is_hashed_once_per_rejection_ttl() {
+    let rig = Rig::with(|b| b.rejected_ttl(Duration::from_secs(60)));
+    let (token, _) = rig.key().await;
+    let forged = forge_secret(&token, 7);
+    for _ in 0..50 {
+        assert_eq!(
+            rig.verifier.verify(&forged).await,
+            Err(AuthError::InvalidKey)
+        );
+    }
+    assert_eq!(rig.hasher.verify_count(), 1);
+    rig.clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        rig.verifier.verify(&forged).await,
+        Err(AuthError::InvalidKey)
+    );
+    assert_eq!(
+        rig.hasher.verify_count(),
+        2,
+        "hashed again once the rejection expired"
+    );
+}
+
+#[tokio::test]
+async fn repeated_wrong_secrets_throttle_the_id_without_hashing() {
+    let rig = Rig::with(|b| b.failure_throttle(3, Duration::from_secs(60)));
+    let (token, _) = rig.key().await;
+    rig.verifier.verify(&token).await.unwrap();
+    let base = rig.hasher.verify_count();
+    for seed in 0..3 {
+        assert_eq!(
+            rig.verifier.verify(&forge_secret(&token, seed)).await,
+            Err(AuthError::InvalidKey)
+        );
+    }
+    assert_eq!(rig.hasher.verify_count(), base + 3);
+    for seed in 3..100 {
+        assert_eq!(
+            rig.verifier.verify(&forge_secret(&token, seed)).await,
+            Err(AuthError::InvalidKey)
+        );
+    }
+    assert_eq!(
+        rig.hasher.verify_count(),
+        base + 3,
+        "throttled: no more hashing for this id"
+    );
+    assert!(
+        rig.verifier.verify(&token).await.is_ok(),
+        "the verified key keeps working"
+    );
+    rig.clock.advance(Duration::from_secs(61));
+    let _ = rig.verifier.verify(&forge_secret(&token, 1000)).await;
+    assert_eq!(rig.hasher.verify_count(), base + 4, "the window ended");
+}
+
+#[tokio::test]
+async fn a_failing_store_is_503_never_401() {
+    let rig = Rig::new();
+    let (token, _) = rig.key().await;
+    rig.store.failing.store(true, Ordering::SeqCst);
+    let err = rig.verifier.verify(&token).await.unwrap_err();
+    assert!(matches!(err, AuthError::StoreUnavailable { .. }), "{err:?}");
+    assert_eq!(err.status(), 503);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_store_times_out_as_503() {
+    let rig = Rig::with(|b| b.store_timeout(Duration::from_millis(500)));
+    let (token, _) = rig.key().await;
+    rig.store.hanging.store(true, Ordering::SeqCst);
+    let err = rig.verifier.verify(&token).await.unwrap_err();
+    assert!(matches!(err, AuthError::StoreUnavailable { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn cached_keys_keep_working_while_the_store_is_down() {
+    let rig = Rig::new();
+    let (token, _) = rig.key().await;
+    rig.verifier.verify(&token).await.unwrap();
+    rig.store.failing.store(true, Ordering::SeqCst);
+    assert!(rig.verifier.verify(&token).await.is_ok());
+}
+
+#[tokio::test]
+async fn malformed_keys_cost_no_store_read_and_no_hash() {
+    let rig = Rig::new();
+    let (token, _) = rig.key().await;
+    let mut typo = token.clone().into_bytes();
+    let last = typo.len() - 8;
+    typo[last] = if typo[last] == b'a' { b'b' } else { b'a' };
+    let typo = String::from_utf8(typo).unwrap();
+    for bad in ["", "garbage", "mk_live_0123.abc", typo.as_str()] {
+        assert!(
+            matches!(
+                rig.verifier.verify(bad).await,
+                Err(AuthError::MalformedKey(_))
+            ),
+            "{bad}"
+        );
+    }
+    assert_eq!((rig.store.get_count(), rig.hasher.verify_count()), (0, 0));
+}
+
+#[tokio::test]
+async fn a_prefix_this_service_does_not_accept_is_malformed() {
+    let rig = Rig::with(|b| b.accept_prefixes(["mk_live"]));
+    let (token, _) = rig
+        .key_with(NewKey::new("t", "acme").prefix("mk_test"))
+        .await;
+    assert_eq!(
+        rig.verifier.verify(&token).await,
+        Err(AuthError::MalformedKey(Malformed::WrongPrefix))
+    );
+    assert_eq!(rig.store.get_count(), 0);
+    assert_eq!(
+        rig.verifier.verify("mk_live_x").await,
+        Err(AuthError::MalformedKey(Malformed::Token(TokenError::Shape)))
+    );
+}
+
+#[tokio::test]
+async fn unknown_ids_are_remembered_briefly() {
+    let rig = Rig::with(|b| b.absent_ttl(Duration::from_secs(5)));
+    let (token, _) = rig.key().await;
+    let unknown = keygate::token::generate("mk_live").unwrap();
+    for _ in 0..10 {
+        assert_eq!(
+            rig.verifier.verify(unknown.expose_secret()).await,
+            Err(AuthError::InvalidKey)
+        );
+    }
+    assert_eq!(rig.store.get_count(), 1);
+    rig.clock.advance(Duration::from_secs(6));
+    let _ = rig.verifier.verify(unknown.expose_secret()).await;
+    assert_eq!(rig.store.get_count(), 2);
+    assert!(rig.verifier.verify(&token).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_key_created_after_its_id_was_probed_works_at_once() {
+    // The manager invalidates the id on create, so a negative entry cannot hide a new key.
+    let rig = Rig::new();
+    let (token, id) = rig.key().await;
+    rig.manager.delete(&id).await.unwrap();
+    assert_eq!(
+        rig.verifier.verify(&token).await,
+        Err(AuthError::InvalidKey)
+    );
+}
+
+#[tokio::test]
+async fn scope_requirements_give_403_with_the_missing_scopes() {
+    let rig = Rig::new();
+    let (token, _) = rig.key().await;
+    let err = rig
+        .verifier
+        .authorize(
+            &token,
+            &ScopeRequirement::all_of(["entities:read", "entities:write"]),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        AuthError::InsufficientScope { missing, .. } => {
+            assert_eq!(
+                missing.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+                ["entities:write"]
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(rig
+        .verifier
+        .authorize(
+            &token,
+            &ScopeRequirement::any_of(["entities:write", "entities:read"])
+        )
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn rotation_gives_a_new_key_and_the_old_one_expires_after_the_grace() {
+    let rig = Rig::new();
+    let (old, old_id) = rig.key().await;
+    rig.verifier.verify(&old).await.unwrap();
+    let rotated = rig
+        .manager
+        .rotate(&old_id, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let new = rotated.key.expose_secret().to_owned();
+    assert_eq!(
+        rotated.record.rotated_from.as_deref(),
+        Some(old_id.as_str())
+    );
+    let p = rig.verifier.verify(&new).await.unwrap();
+    assert!(p.has_scope("entities:read"));
+    assert!(rig.verifier.verify(&old).await.is_ok(), "grace period");
+    rig.clock.advance(Duration::from_secs(3600));
+    assert_eq!(rig.verifier.verify(&old).await, Err(AuthError::ExpiredKey));
+    assert!(rig.verifier.verify(&new).await.is_ok());
+}
+
+#[tokio::test]
+async fn scope_narrowing_hook_limits_a_key_to_what_its_owner_may_do() {
+    struct OwnerCanOnlyRead;
+    #[async_trait::async_trait]
+    impl keygate::ScopeNarrower for OwnerCanOnlyRead {
+        async fn owner_scopes(
+            &self,
+            _: &keygate::KeyRecord,
+        ) -> Result<keygate::ScopeSet, keygate::StoreError> {
+            Ok(keygate::ScopeSet::parse(["entities:read"]).unwrap())
+        }
+    }
+    let rig = Rig::with(|b| b.scope_narrower(OwnerCanOnlyRead));
+    let (token, _) = rig
+        .key_with(
+            NewKey::new("k", "acme")
+                .scopes(["entities:read", "entities:write"])
+                .unwrap(),
+        )
+        .await;
+    let p = rig.verifier.verify(&token).await.unwrap();
+    assert!(p.has_scope("entities:read"));
+    assert!(!p.has_scope("entities:write"));
+}
+
+#[tokio::test]
+async fn hashes_with_old_parameters_are_upgraded_after_a_successful_verification() {
+    let store = Arc::new(keygate::MemoryStore::new());
+    let old_params = keygate::KeyManager::new(store.clone()).with_hasher(support::cheap_argon2());
+    let created = old_params.create(NewKey::new("k", "acme")).await.unwrap();
+    let newer = keygate::Argon2Hasher::with_params(keygate::Argon2Params {
+        memory_kib: 128,
+        iterations: 1,
+        parallelism: 1,
+    })
+    .unwrap();
+    let verifier = Verifier::builder(store.clone()).hasher(newer).build();
+    verifier.verify(created.key.expose_secret()).await.unwrap();
+
+    let mut upgraded = false;
+    for _ in 0..200 {
+        let hash = store.get(&created.record.id).await.unwrap().unwrap().hash;
+        if hash.contains("m=128,") {
+            upgraded = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(upgraded, "stored hash was not upgraded");
+    assert!(verifier.verify(created.key.expose_secret()).await.is_ok());
+}
