@@ -1,0 +1,232 @@
+//! actix middleware: [`ApiKeyAuth`] (authentication) and [`RequireScopes`] (scope guard).
+
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::header::{HeaderValue, AUTHORIZATION};
+use actix_web::{Error, HttpMessage};
+use keygate::extract::{API_KEY_HEADER, REQUEST_ID_HEADER};
+use keygate::gate::{render_with, renderer_of, require_principal};
+use keygate::{AuthContext, AuthError, ErrorRenderer, Gate, ScopeName, ScopeRequirement, Verifier};
+
+use crate::{into_actix_response, MISSING_ACTIX_MIDDLEWARE};
+
+type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+fn request_id(req: &ServiceRequest) -> Option<&[u8]> {
+    req.headers()
+        .get(REQUEST_ID_HEADER)
+        .map(HeaderValue::as_bytes)
+}
+
+fn reject<B>(
+    req: ServiceRequest,
+    renderer: &dyn ErrorRenderer,
+    error: &AuthError,
+) -> ServiceResponse<EitherBody<B>> {
+    let rendered = render_with(renderer, error, request_id(&req));
+    let (http_req, _) = req.into_parts();
+    ServiceResponse::new(http_req, into_actix_response(rendered)).map_into_right_body()
+}
+
+/// Authentication middleware: verifies the key, rejects with keygate's envelope, and puts
+/// `Arc<keygate::Principal>` in the request extensions.
+#[derive(Clone, Debug)]
+pub struct ApiKeyAuth {
+    gate: Gate,
+}
+
+impl ApiKeyAuth {
+    /// Requires a valid key.
+    pub fn new(verifier: Verifier) -> Self {
+        ApiKeyAuth {
+            gate: Gate::new(verifier),
+        }
+    }
+
+    /// Enforces a prepared [`Gate`].
+    pub fn from_gate(gate: Gate) -> Self {
+        ApiKeyAuth { gate }
+    }
+
+    /// Lets requests without any credential through (handlers use `Option<Principal>`);
+    /// presented credentials must still be valid.
+    pub fn optional(mut self) -> Self {
+        self.gate = self.gate.optional();
+        self
+    }
+
+    /// Also requires scopes on every request it wraps.
+    pub fn require(mut self, requirement: ScopeRequirement) -> Self {
+        self.gate = self.gate.require(requirement);
+        self
+    }
+
+    /// Renders rejections with `renderer` — here and in every guard and extractor below.
+    pub fn renderer(mut self, renderer: impl ErrorRenderer) -> Self {
+        self.gate = self.gate.renderer(renderer);
+        self
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for ApiKeyAuth
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = ApiKeyMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(ApiKeyMiddleware {
+            service: Rc::new(service),
+            gate: self.gate.clone(),
+        }))
+    }
+}
+
+/// The service made by [`ApiKeyAuth`].
+#[derive(Debug)]
+pub struct ApiKeyMiddleware<S> {
+    service: Rc<S>,
+    gate: Gate,
+}
+
+impl<S, B> Service<ServiceRequest> for ApiKeyMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let service = Rc::clone(&self.service);
+        let gate = self.gate.clone();
+        Box::pin(async move {
+            let outcome = {
+                let headers = req.headers();
+                gate.check(
+                    headers.get_all(API_KEY_HEADER).map(HeaderValue::as_bytes),
+                    headers.get_all(AUTHORIZATION).map(HeaderValue::as_bytes),
+                )
+                .await
+            };
+            match outcome {
+                Ok(principal) => {
+                    {
+                        let mut ext = req.extensions_mut();
+                        if let Some(p) = principal {
+                            ext.insert(p);
+                        }
+                        ext.insert(gate.context().clone());
+                    }
+                    service
+                        .call(req)
+                        .await
+                        .map(ServiceResponse::map_into_left_body)
+                }
+                Err(e) => Ok(reject(req, gate.context().renderer().as_ref(), &e)),
+            }
+        })
+    }
+}
+
+/// Scope guard for a `scope` or `resource`: 403 `insufficient_scope` unless the principal
+/// [`ApiKeyAuth`] put in the request satisfies the requirement.
+#[derive(Clone, Debug)]
+pub struct RequireScopes {
+    requirement: Arc<ScopeRequirement>,
+}
+
+impl RequireScopes {
+    /// Guards with any requirement.
+    pub fn new(requirement: ScopeRequirement) -> Self {
+        RequireScopes {
+            requirement: Arc::new(requirement),
+        }
+    }
+
+    /// Requires every scope listed (panics on an invalid scope literal, at start-up).
+    pub fn all_of<I: IntoIterator<Item = T>, T: AsRef<str>>(scopes: I) -> Self {
+        Self::new(ScopeRequirement::all_of(scopes))
+    }
+
+    /// Requires one of the scopes listed.
+    pub fn any_of<I: IntoIterator<Item = T>, T: AsRef<str>>(scopes: I) -> Self {
+        Self::new(ScopeRequirement::any_of(scopes))
+    }
+
+    /// Requires one typed scope.
+    pub fn of<T: ScopeName>() -> Self {
+        Self::new(ScopeRequirement::of::<T>())
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for RequireScopes
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = RequireScopesMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RequireScopesMiddleware {
+            service,
+            requirement: Arc::clone(&self.requirement),
+        }))
+    }
+}
+
+/// The service made by [`RequireScopes`].
+#[derive(Debug)]
+pub struct RequireScopesMiddleware<S> {
+    service: S,
+    requirement: Arc<ScopeRequirement>,
+}
+
+impl<S, B> Service<ServiceRequest> for RequireScopesMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let verdict = {
+            let ext = req.extensions();
+            let context = ext.get::<AuthContext>();
+            require_principal(ext.get(), context, MISSING_ACTIX_MIDDLEWARE)
+                .and_then(|p| p.require(&self.requirement))
+                .map_err(|e| (e, renderer_of(context)))
+        };
+        match verdict {
+            Ok(()) => {
+                let fut = self.service.call(req);
+                Box::pin(async move { fut.await.map(ServiceResponse::map_into_left_body) })
+            }
+            Err((e, renderer)) => {
+                let res = reject(req, renderer.as_ref(), &e);
+                Box::pin(async move { Ok(res) })
+            }
+        }
+    }
+}
