@@ -61,6 +61,7 @@ mod middleware;
 pub use extract::{AuthRejection, Principal, Scoped};
 pub use middleware::{ApiKeyAuth, ApiKeyMiddleware, RequireScopes, RequireScopesMiddleware};
 
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use keygate::ErrorResponse;
@@ -75,7 +76,13 @@ pub fn into_actix_response(rendered: ErrorResponse) -> HttpResponse {
     let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut res = HttpResponse::build(status);
     for (name, value) in rendered.headers {
-        res.append_header((name, value));
+        // A custom renderer may hand us anything: skip what is not a valid header.
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            res.append_header((n, v));
+        }
     }
     res.body(rendered.body)
 }

@@ -55,8 +55,12 @@ pub fn into_http_response<B: From<Bytes>>(rendered: ErrorResponse) -> Response<B
     *res.status_mut() =
         StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in rendered.headers {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            res.headers_mut().append(HeaderName::from_static(name), v);
+        // A custom renderer may hand us anything: skip what is not a valid header.
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            res.headers_mut().append(n, v);
         }
     }
     res
