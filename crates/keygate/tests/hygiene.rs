@@ -41,6 +41,7 @@ async fn a_full_lifecycle_logs_and_debugs_no_secret() {
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_writer(capture.clone())
+        .with_ansi(false)
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
