@@ -1,0 +1,113 @@
+//! keygate's demo API on axum, as a router the binary serves and tests drive in-process.
+//!
+//! | method | path | needs |
+//! |---|---|---|
+//! | GET | /health | nothing |
+//! | GET | /api/v1/me | any valid key |
+//! | GET, POST | /api/v1/entities | `entities:read`, `entities:write` (typed extractors) |
+//! | GET, POST | /api/v1/knowledge/files | `knowledge:read`, `knowledge:write` (route layers) |
+//! | GET, POST | /api/v1/boards | `boards:read`, `boards:write` (route layers) |
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::{Json, Router};
+use bytes::Bytes;
+use demo_api::{
+    BodyError, Collection, DemoState, EntitiesRead, EntitiesWrite, Health, Item, ItemList, Me,
+    NewItem,
+};
+use keygate::extract::REQUEST_ID_HEADER;
+use keygate::layer::into_http_response;
+use keygate_axum::{require_scopes, ApiKeyLayer, Principal, Scoped};
+
+/// The demo API of DESIGN.md over `state`.
+pub fn app(state: DemoState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/me", get(me))
+        // Scopes checked by typed extractors in the handlers' signatures…
+        .route("/api/v1/entities", get(list_entities).post(create_entities))
+        // …or by a guard per method, without touching the handlers.
+        .route(
+            Collection::KnowledgeFiles.path(),
+            guarded(Collection::KnowledgeFiles),
+        )
+        .route(Collection::Boards.path(), guarded(Collection::Boards))
+        // Authenticates every route above (and only those).
+        .route_layer(ApiKeyLayer::new(state.verifier.clone()));
+    Router::new()
+        .route("/health", get(|| async { Json(Health::default()) }))
+        .merge(api)
+        .with_state(state)
+}
+
+async fn me(who: Principal) -> Json<Me> {
+    Json(Me::from(&*who))
+}
+
+async fn list_entities(who: Scoped<EntitiesRead>, State(s): State<DemoState>) -> Json<ItemList> {
+    list(&s, Collection::Entities, &who)
+}
+
+async fn create_entities(
+    who: Scoped<EntitiesWrite>,
+    State(s): State<DemoState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Item>), BadBody> {
+    create(&s, Collection::Entities, &who, &headers, &body)
+}
+
+/// GET and POST of a collection, each behind its own scope guard.
+fn guarded(c: Collection) -> MethodRouter<DemoState> {
+    let read =
+        get(move |who: Principal, State(s): State<DemoState>| async move { list(&s, c, &who) })
+            .route_layer(require_scopes([c.read_scope()]));
+    let write = post(
+        move |who: Principal, State(s): State<DemoState>, headers: HeaderMap, body: Bytes| async move {
+            create(&s, c, &who, &headers, &body)
+        },
+    )
+    .route_layer(require_scopes([c.write_scope()]));
+    read.merge(write)
+}
+
+fn list(s: &DemoState, c: Collection, who: &keygate::Principal) -> Json<ItemList> {
+    Json(ItemList {
+        items: s.items.list(c, &who.org),
+    })
+}
+
+fn create(
+    s: &DemoState,
+    c: Collection,
+    who: &keygate::Principal,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(StatusCode, Json<Item>), BadBody> {
+    let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+    let new = NewItem::from_json(content_type, body).map_err(|error| BadBody {
+        error,
+        request_id: headers
+            .get(REQUEST_ID_HEADER)
+            .map(|v| v.as_bytes().to_vec()),
+    })?;
+    let item = s.items.create(c, &who.org, &who.id, new);
+    Ok((StatusCode::CREATED, Json(item)))
+}
+
+/// A refused request body, answered in keygate's error envelope.
+#[derive(Debug)]
+pub struct BadBody {
+    error: BodyError,
+    request_id: Option<Vec<u8>>,
+}
+
+impl IntoResponse for BadBody {
+    fn into_response(self) -> Response {
+        into_http_response(self.error.render(self.request_id.as_deref()))
+    }
+}

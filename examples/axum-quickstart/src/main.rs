@@ -1,0 +1,54 @@
+//! `cargo run -p axum-quickstart`: the demo API on axum over a SQLite key store.
+
+use std::process::ExitCode;
+
+use demo_api::{
+    banner, bootstrap_demo_key, build_verifier, open_store, shutdown_signal, Args, DemoState,
+};
+use keygate::KeyManager;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse_for("axum-quickstart");
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("axum-quickstart: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let store = open_store(&args.database_url)
+        .await
+        .map_err(|e| format!("cannot open key store {}: {e}", args.database_url))?;
+    let verifier = build_verifier(store.clone(), args.revocation_ttl);
+    // Bind before creating the demo key: a key printed for a server that never started
+    // would be lost.
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let addr = listener.local_addr()?;
+    let manager = KeyManager::new(store).with_verifier(&verifier);
+    if let Some(created) = bootstrap_demo_key(&manager).await? {
+        println!("{}", banner(created.key.expose_secret(), addr));
+    }
+    println!(
+        "keygate demo API (axum) listening on http://{addr} — store {}, revocation window {:?}; Ctrl-C to stop",
+        args.database_url, args.revocation_ttl
+    );
+
+    let app = axum_quickstart::app(DemoState::new(verifier.clone()));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+
+    // Write the last-used times still buffered in memory.
+    let flushed = verifier
+        .shutdown()
+        .await
+        .map_err(|e| format!("could not flush last-used times: {e}"))?;
+    println!("shut down; flushed last-used times of {flushed} key(s)");
+    Ok(())
+}

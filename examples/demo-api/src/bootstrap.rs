@@ -1,0 +1,97 @@
+//! The demo key: created on an empty store, printed once with ready `curl` lines.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use keygate::{CreatedKey, KeyFilter, KeyManager, ManageError, NewKey};
+
+/// Organization of the demo key.
+pub const DEMO_ORG: &str = "demo";
+/// Name of the demo key.
+pub const DEMO_KEY_NAME: &str = "quickstart demo key";
+/// Every scope the demo API knows; the demo key gets all of them.
+pub const DEMO_SCOPES: [&str; 6] = [
+    "entities:read",
+    "entities:write",
+    "knowledge:read",
+    "knowledge:write",
+    "boards:read",
+    "boards:write",
+];
+
+/// Creates the demo key when the store holds no key at all; `None` when it already has keys
+/// (the plaintext of an existing key cannot be shown again).
+pub async fn bootstrap_demo_key(manager: &KeyManager) -> Result<Option<CreatedKey>, ManageError> {
+    if !manager.list(&KeyFilter::all()).await?.is_empty() {
+        return Ok(None);
+    }
+    let new = NewKey::new(DEMO_KEY_NAME, DEMO_ORG)
+        .owner("demo-user")
+        .scopes(DEMO_SCOPES)?
+        .metadata(serde_json::json!({ "created_by": "quickstart" }));
+    manager.create(new).await.map(Some)
+}
+
+/// The address to put in `curl` lines: a wildcard listen address is reached via loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+/// What a quickstart prints after creating the demo key: the key (shown this once) and
+/// `curl` lines that work as printed against `addr`. Every line that is a command starts
+/// with `curl` after its indentation.
+pub fn banner(key: &str, addr: SocketAddr) -> String {
+    let base = format!("http://{}", reachable(addr));
+    let scopes = DEMO_SCOPES.join(" ");
+    format!(
+        "\
+Created a demo API key for org \"{DEMO_ORG}\" with scopes: {scopes}
+It is shown only this once (only its hash is stored):
+
+    {key}
+
+Try it:
+
+    # no key needed
+    curl -s {base}/health
+    # who am I?
+    curl -s -H \"X-Api-Key: {key}\" {base}/api/v1/me
+    # create an entity, then list your org's entities (Authorization: Bearer works too)
+    curl -s -H \"X-Api-Key: {key}\" -H \"Content-Type: application/json\" -d '{{\"name\":\"first entity\"}}' {base}/api/v1/entities
+    curl -s -H \"Authorization: Bearer {key}\" {base}/api/v1/entities
+    # no key: 401 with a JSON error
+    curl -s {base}/api/v1/boards
+
+More keys (scopes, expiry, revocation) with the admin CLI against the same store:
+    cargo run -p keygate-cli -- create --name my-key --org {DEMO_ORG} --scope boards:read
+"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banner_curl_lines_use_the_real_address_and_the_key() {
+        let b = banner(
+            "mk_live_0123456789abcdef.SECRET",
+            "0.0.0.0:8080".parse().unwrap(),
+        );
+        let curls: Vec<&str> = b
+            .lines()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with("curl "))
+            .collect();
+        assert_eq!(curls.len(), 5);
+        assert!(curls.iter().all(|l| l.contains("http://127.0.0.1:8080/")));
+        assert!(curls[1].contains("X-Api-Key: mk_live_0123456789abcdef.SECRET"));
+    }
+}

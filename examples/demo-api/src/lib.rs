@@ -1,0 +1,80 @@
+//! # demo-api
+//!
+//! Everything the keygate quickstarts (axum, actix) share, free of any web framework, so that
+//! each quickstart is only routing and glue:
+//!
+//! - [`Args`]: `--database-url` (else `KEYGATE_DATABASE_URL`, else `sqlite://keygate.db`),
+//!   `--addr` (default `127.0.0.1:3000`), `--revocation-ttl` (default `30s`).
+//! - [`open_store`] and [`build_verifier`].
+//! - [`bootstrap_demo_key`] and [`banner`]: on an empty store, one key with every demo scope
+//!   for org `demo`, printed once with ready `curl` lines.
+//! - [`Items`]: the in-memory items repository; every read and write is per organization.
+//! - JSON shapes: [`Me`], [`Health`], [`Item`], [`ItemList`], [`NewItem`] and the
+//!   [`BodyError`] answered (in keygate's error envelope) for a bad request body.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use demo_api::{Collection, DemoState, NewItem};
+//! let store = demo_api::open_store("memory:").await.unwrap();
+//! let state = DemoState::new(demo_api::build_verifier(store, std::time::Duration::from_secs(30)));
+//! let new = NewItem::from_json(Some(b"application/json"), br#"{"name":"first"}"#).unwrap();
+//! let item = state.items.create(Collection::Boards, "acme", "key-id", new);
+//! assert_eq!(state.items.list(Collection::Boards, "acme"), vec![item]);
+//! assert!(state.items.list(Collection::Boards, "globex").is_empty());
+//! # }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod args;
+mod body;
+mod bootstrap;
+mod items;
+mod shape;
+mod shutdown;
+mod store;
+
+use std::sync::Arc;
+
+pub use args::{Args, DEFAULT_ADDR, DEFAULT_DATABASE_URL, DEFAULT_REVOCATION_TTL};
+pub use body::{BodyError, MAX_NAME_LEN};
+pub use bootstrap::{banner, bootstrap_demo_key, DEMO_KEY_NAME, DEMO_ORG, DEMO_SCOPES};
+pub use items::{Collection, Item, Items};
+pub use shape::{Health, ItemList, Me, NewItem};
+pub use shutdown::shutdown_signal;
+pub use store::{build_verifier, open_store};
+
+keygate::scope! {
+    /// `entities:read`
+    pub EntitiesRead = "entities:read";
+    /// `entities:write`
+    pub EntitiesWrite = "entities:write";
+    /// `knowledge:read`
+    pub KnowledgeRead = "knowledge:read";
+    /// `knowledge:write`
+    pub KnowledgeWrite = "knowledge:write";
+    /// `boards:read`
+    pub BoardsRead = "boards:read";
+    /// `boards:write`
+    pub BoardsWrite = "boards:write";
+}
+
+/// What a demo server's handlers share: the verifier (behind the authentication layer) and
+/// the items repository.
+#[derive(Clone, Debug)]
+pub struct DemoState {
+    /// The verifier the authentication layer/middleware uses.
+    pub verifier: keygate::Verifier,
+    /// The items, per organization.
+    pub items: Arc<Items>,
+}
+
+impl DemoState {
+    /// A state with an empty repository.
+    pub fn new(verifier: keygate::Verifier) -> Self {
+        DemoState {
+            verifier,
+            items: Arc::new(Items::default()),
+        }
+    }
+}
