@@ -1,0 +1,259 @@
+//! The state the table runs on: a verifier over a store that fails on demand, the keys the
+//! cases use, and items seeded per organization.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use demo_api::{Collection, DemoState, NewItem};
+use keygate::{
+    Argon2Hasher, Argon2Params, AuditEvent, Clock, KeyFilter, KeyManager, KeyRecord, KeyStore,
+    ManualClock, MemoryStore, NewKey, StoreError, Verifier,
+};
+
+use crate::case::{table, Case};
+
+/// A [`MemoryStore`] whose reads of chosen key ids fail as if the database were down.
+#[derive(Debug, Default)]
+pub struct FailingStore {
+    inner: MemoryStore,
+    unavailable: Mutex<HashSet<String>>,
+}
+
+impl FailingStore {
+    /// Every later read of key `id` fails with [`StoreError::Unavailable`].
+    pub fn fail_reads_of(&self, id: &str) {
+        self.unavailable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.to_owned());
+    }
+
+    fn fails(&self, id: &str) -> bool {
+        self.unavailable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(id)
+    }
+}
+
+#[async_trait]
+impl KeyStore for FailingStore {
+    async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        if self.fails(id) {
+            return Err(StoreError::Unavailable(
+                "conformance: simulated outage".into(),
+            ));
+        }
+        self.inner.get(id).await
+    }
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        self.inner.insert(record).await
+    }
+    async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        self.inner.list(filter).await
+    }
+    async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.inner.revoke(id, at).await
+    }
+    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.delete(id).await
+    }
+    async fn set_expiry(
+        &self,
+        id: &str,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_expiry(id, expires_at).await
+    }
+    async fn update_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
+        self.inner.update_hash(id, hash).await
+    }
+    async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+        self.inner.touch_last_used(uses).await
+    }
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.inner.append_audit(event).await
+    }
+    async fn audit_trail(&self, key_id: &str) -> Result<Vec<AuditEvent>, StoreError> {
+        self.inner.audit_trail(key_id).await
+    }
+}
+
+/// The credentials the cases present (plaintext tokens, or deliberately broken ones).
+#[derive(Debug, Clone)]
+pub struct Keys {
+    /// Org `acme`, every demo scope.
+    pub full: String,
+    /// The id of [`Keys::full`].
+    pub full_id: String,
+    /// Org `acme`, the three read scopes only.
+    pub read_only: String,
+    /// Org `acme`, `boards:read` only.
+    pub boards_reader: String,
+    /// Org `globex`, every demo scope.
+    pub other_org: String,
+    /// Org `acme`, every demo scope, expired an hour ago.
+    pub expired: String,
+    /// Org `acme`, every demo scope, revoked.
+    pub revoked: String,
+    /// Org `acme`; every store read of its id fails.
+    pub outage: String,
+    /// The id of [`Keys::full`] with another secret (the checksum is right).
+    pub wrong_secret: String,
+    /// Well-formed and checksummed, never stored.
+    pub unknown: String,
+    /// [`Keys::full`] with its last character changed (a typo: checksum mismatch).
+    pub bad_checksum: String,
+    /// Well-formed, with a prefix (`qapi`) the fixture's service does not accept.
+    pub wrong_prefix: String,
+}
+
+/// Items seeded before the table runs, by organization.
+pub const SEEDED: [(&str, Collection, &str); 4] = [
+    ("acme", Collection::Entities, "acme-seeded-entity"),
+    ("globex", Collection::Entities, "globex-seeded-entity"),
+    ("acme", Collection::Boards, "acme-seeded-board"),
+    ("globex", Collection::Boards, "globex-seeded-board"),
+];
+
+/// Everything the table needs. Build the application under test from [`Fixture::state`].
+#[derive(Debug)]
+pub struct Fixture {
+    /// Verifier and items for the demo API under test.
+    pub state: DemoState,
+    /// The credentials of the cases.
+    pub keys: Keys,
+    /// Manages the fixture's keys (shares the verifier's caches).
+    pub manager: KeyManager,
+    /// The verifier's clock.
+    pub clock: ManualClock,
+    /// The store.
+    pub store: Arc<FailingStore>,
+}
+
+/// `Retry-After` the fixture's verifier announces on 503 (not the default, to prove it is
+/// the verifier's setting that reaches the response).
+pub const RETRY_AFTER_SECS: u32 = 7;
+
+impl Fixture {
+    /// Builds the store, the verifier (cheap argon2 parameters, a manual clock, prefixes
+    /// `mk_live`/`mk_test` accepted), the keys and the seeded items.
+    ///
+    /// # Panics
+    /// If the in-memory setup fails, which would be a bug in keygate itself.
+    #[allow(clippy::expect_used)]
+    pub async fn new() -> Fixture {
+        let store = Arc::new(FailingStore::default());
+        let clock = ManualClock::starting_now();
+        let cheap = Argon2Hasher::with_params(Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .expect("cheap argon2 parameters are valid");
+        let verifier = Verifier::builder(store.clone())
+            .hasher(cheap)
+            .clock(clock.clone())
+            .accept_prefixes(["mk_live", "mk_test"])
+            .retry_after_secs(RETRY_AFTER_SECS)
+            .revocation_window(Duration::from_secs(30))
+            .build();
+        let manager = KeyManager::new(store.clone()).with_verifier(&verifier);
+        const ALL: &[&str] = &demo_api::DEMO_SCOPES;
+        let create = |name: &'static str, org: &'static str, scopes: &'static [&'static str]| {
+            let manager = manager.clone();
+            async move {
+                manager
+                    .create(
+                        NewKey::new(name, org)
+                            .owner("conformance")
+                            .scopes(scopes)
+                            .expect("demo scopes are valid"),
+                    )
+                    .await
+                    .expect("creating a key in memory works")
+            }
+        };
+        let full = create("full", "acme", ALL).await;
+        let read_only = create(
+            "read-only",
+            "acme",
+            &["entities:read", "knowledge:read", "boards:read"],
+        )
+        .await;
+        let boards_reader = create("boards-reader", "acme", &["boards:read"]).await;
+        let other_org = create("globex-full", "globex", ALL).await;
+        let expired = create("expired", "acme", ALL).await;
+        manager
+            .set_expiry(
+                &expired.record.id,
+                Some(clock.now() - chrono::Duration::hours(1)),
+            )
+            .await
+            .expect("setting an expiry in memory works");
+        let revoked = create("revoked", "acme", ALL).await;
+        manager
+            .revoke(&revoked.record.id)
+            .await
+            .expect("revoking in memory works");
+        let outage = create("outage", "acme", ALL).await;
+        store.fail_reads_of(&outage.record.id);
+
+        let full_token = full.key.expose_secret().to_owned();
+        let wrong_secret = keygate::token::with_checksum(&format!(
+            "mk_live_{}.{}",
+            full.record.id,
+            "W".repeat(keygate::token::SECRET_LEN)
+        ));
+        let mut bad_checksum = full_token.clone();
+        let last = bad_checksum.pop().unwrap_or('0');
+        bad_checksum.push(if last == 'x' { 'y' } else { 'x' });
+        let token = |prefix: &str| {
+            keygate::token::generate(prefix)
+                .expect("OS randomness is available")
+                .expose_secret()
+                .to_owned()
+        };
+
+        let state = DemoState::new(verifier);
+        for (org, collection, name) in SEEDED {
+            state.items.create(
+                collection,
+                org,
+                "seed",
+                NewItem {
+                    name: name.to_owned(),
+                },
+            );
+        }
+        let keys = Keys {
+            full: full_token,
+            full_id: full.record.id.clone(),
+            read_only: read_only.key.expose_secret().to_owned(),
+            boards_reader: boards_reader.key.expose_secret().to_owned(),
+            other_org: other_org.key.expose_secret().to_owned(),
+            expired: expired.key.expose_secret().to_owned(),
+            revoked: revoked.key.expose_secret().to_owned(),
+            outage: outage.key.expose_secret().to_owned(),
+            wrong_secret,
+            unknown: token("mk_live"),
+            bad_checksum,
+            wrong_prefix: token("qapi"),
+        };
+        Fixture {
+            state,
+            keys,
+            manager,
+            clock,
+            store,
+        }
+    }
+
+    /// The conformance table over this fixture's keys.
+    pub fn cases(&self) -> Vec<Case> {
+        table(&self.keys)
+    }
+}
