@@ -1,0 +1,105 @@
+//! keygate's demo API on actix-web, as a service configuration the binary serves and tests
+//! drive in-process. Same routes and contract as `axum-quickstart`:
+//!
+//! | method | path | needs |
+//! |---|---|---|
+//! | GET | /health | nothing |
+//! | GET | /api/v1/me | any valid key |
+//! | GET, POST | /api/v1/entities | `entities:read`, `entities:write` (typed extractors) |
+//! | GET, POST | /api/v1/knowledge/files | `knowledge:read`, `knowledge:write` (scope guards) |
+//! | GET, POST | /api/v1/boards | `boards:read`, `boards:write` (scope guards) |
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{web, HttpRequest, HttpResponse};
+use demo_api::{
+    Collection, DemoState, EntitiesRead, EntitiesWrite, Health, ItemList, Me, NewItem,
+};
+use keygate::extract::REQUEST_ID_HEADER;
+use keygate_actix::{into_actix_response, ApiKeyAuth, Principal, RequireScopes, Scoped};
+
+const API: &str = "/api/v1";
+
+/// Registers the demo API of DESIGN.md over `state`:
+/// `App::new().configure(|c| actix_quickstart::configure(c, state))`.
+pub fn configure(cfg: &mut web::ServiceConfig, state: DemoState) {
+    let verifier = state.verifier.clone();
+    cfg.app_data(web::Data::new(state))
+        .route("/health", web::get().to(|| async { HttpResponse::Ok().json(Health::default()) }))
+        .service(
+            web::scope(API)
+                // Authenticates every route of the scope (and only those).
+                .wrap(ApiKeyAuth::new(verifier))
+                .route("/me", web::get().to(me))
+                // Scopes checked by typed extractors in the handlers' signatures…
+                .service(
+                    web::resource("/entities")
+                        .route(web::get().to(list_entities))
+                        .route(web::post().to(create_entities)),
+                )
+                // …or by a guard per method, without touching the handlers.
+                .service(guarded(Collection::KnowledgeFiles))
+                .service(guarded(Collection::Boards)),
+        );
+}
+
+fn relative(c: Collection) -> &'static str {
+    c.path().strip_prefix(API).unwrap_or(c.path())
+}
+
+/// GET and POST of a collection, each behind its own scope guard.
+fn guarded(c: Collection) -> actix_web::Resource {
+    web::resource(relative(c))
+        .route(
+            web::get()
+                .to(move |who: Principal, s: web::Data<DemoState>| async move { list(&s, c, &who) })
+                .wrap(RequireScopes::all_of([c.read_scope()])),
+        )
+        .route(
+            web::post()
+                .to(move |who: Principal, s: web::Data<DemoState>, req: HttpRequest, body: web::Bytes| async move {
+                    create(&s, c, &who, &req, &body)
+                })
+                .wrap(RequireScopes::all_of([c.write_scope()])),
+        )
+}
+
+async fn me(who: Principal) -> HttpResponse {
+    HttpResponse::Ok().json(Me::from(&*who))
+}
+
+async fn list_entities(who: Scoped<EntitiesRead>, s: web::Data<DemoState>) -> HttpResponse {
+    list(&s, Collection::Entities, &who)
+}
+
+async fn create_entities(
+    who: Scoped<EntitiesWrite>,
+    s: web::Data<DemoState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    create(&s, Collection::Entities, &who, &req, &body)
+}
+
+fn list(s: &DemoState, c: Collection, who: &keygate::Principal) -> HttpResponse {
+    HttpResponse::Ok().json(ItemList {
+        items: s.items.list(c, &who.org),
+    })
+}
+
+fn create(
+    s: &DemoState,
+    c: Collection,
+    who: &keygate::Principal,
+    req: &HttpRequest,
+    body: &[u8],
+) -> HttpResponse {
+    let content_type = req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes());
+    match NewItem::from_json(content_type, body) {
+        Ok(new) => HttpResponse::Created().json(s.items.create(c, &who.org, &who.id, new)),
+        Err(e) => into_actix_response(
+            e.render(req.headers().get(REQUEST_ID_HEADER).map(|v| v.as_bytes())),
+        ),
+    }
+}

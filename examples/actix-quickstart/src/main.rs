@@ -1,0 +1,59 @@
+//! `cargo run -p actix-quickstart`: the demo API on actix-web over a SQLite key store.
+
+use std::process::ExitCode;
+
+use actix_web::{App, HttpServer};
+use demo_api::{banner, bootstrap_demo_key, build_verifier, open_store, Args, DemoState};
+use keygate::KeyManager;
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let args = Args::parse_for("actix-quickstart");
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("actix-quickstart: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let store = open_store(&args.database_url)
+        .await
+        .map_err(|e| format!("cannot open key store {}: {e}", args.database_url))?;
+    let verifier = build_verifier(store.clone(), args.revocation_ttl);
+    let state = DemoState::new(verifier.clone());
+    // Bind before creating the demo key: a key printed for a server that never started
+    // would be lost.
+    let server = HttpServer::new(move || {
+        let state = state.clone();
+        App::new().configure(move |c| actix_quickstart::configure(c, state))
+    })
+    .workers(2)
+    .bind(args.addr)
+    .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or("the server is bound to no address")?;
+    let manager = KeyManager::new(store).with_verifier(&verifier);
+    if let Some(created) = bootstrap_demo_key(&manager).await? {
+        println!("{}", banner(created.key.expose_secret(), addr));
+    }
+    println!(
+        "keygate demo API (actix-web) listening on http://{addr} — store {}, revocation window {:?}; Ctrl-C to stop",
+        args.database_url, args.revocation_ttl
+    );
+    // actix-web stops gracefully on Ctrl-C / SIGTERM.
+    server.run().await?;
+
+    // Write the last-used times still buffered in memory.
+    let flushed = verifier
+        .shutdown()
+        .await
+        .map_err(|e| format!("could not flush last-used times: {e}"))?;
+    println!("shut down; flushed last-used times of {flushed} key(s)");
+    Ok(())
+}
