@@ -66,3 +66,8 @@ pub use keygate::{ApiKeyLayer, RequireScopesLayer};
 
 /// What an extractor answers (500, `misconfigured`) when no [`ApiKeyLayer`] ran before it.
 pub const MISSING_AXUM_LAYER: &str = "keygate: no ApiKeyLayer in front of this route; add `.route_layer(ApiKeyLayer::new(verifier))` (or `.layer(...)`) to the Router after the routes it protects";
+
+/// The repository README's Rust examples, compiled as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;
