@@ -1,0 +1,84 @@
+//! # keygate-sqlx
+//!
+//! Real key stores for [`keygate`]: [`SqliteStore`] (the embedded default, SQLite bundled so
+//! nothing needs installing) and, with the `postgres` feature, `PostgresStore`, which pushes
+//! revocations to every verifier through `LISTEN`/`NOTIFY`. Both implement
+//! [`keygate::KeyStore`], apply their embedded migrations on connect (opt out with
+//! [`StoreOptions::migrate`]), bound every call by [`StoreOptions::timeout`] and report
+//! outages as [`StoreError::Unavailable`] / [`StoreError::Timeout`] (which the verifier answers
+//! with 503, never 401).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use keygate::{KeyManager, NewKey, Verifier};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+//! // `sqlite://keys.db`, `postgres://user:pass@host/db`, …: the scheme picks the store.
+//! let store = keygate_sqlx::connect(&url).await?;
+//! let verifier = Verifier::builder(store.clone()).build();
+//! let manager = KeyManager::new(store).with_verifier(&verifier);
+//!
+//! let created = manager
+//!     .create(NewKey::new("billing-sync", "acme").scopes(["entities:read"])?)
+//!     .await?;
+//! let who = verifier.verify(created.key.expose_secret()).await?;
+//! assert_eq!(who.org, "acme");
+//! # Ok(()) }
+//! ```
+//!
+//! ## Schema
+//! Two tables, both prefixed `keygate_`: `keygate_keys` (primary key `id`, indexed by org and
+//! creation time, the hash in an unbounded `TEXT` column, metadata as JSON, the rotation link
+//! `rotated_from`) and the append-only `keygate_audit` (triggers refuse updates and deletes).
+//! keygate tracks its own migrations in `keygate_migrations`, so it can share a database with an
+//! application that runs its own sqlx migrations.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod error;
+mod options;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod timestamp;
+
+use std::sync::Arc;
+
+use keygate::{KeyStore, StoreError};
+
+pub use error::UnsupportedUrl;
+pub use options::StoreOptions;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, NOTIFY_CHANNEL};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+/// Connects to the store named by `url` with default [`StoreOptions`]: `sqlite://PATH`
+/// (`sqlite::memory:` for a throw-away database) or `postgres://…` / `postgresql://…`.
+pub async fn connect(url: &str) -> Result<Arc<dyn KeyStore>, StoreError> {
+    connect_with(url, StoreOptions::default()).await
+}
+
+/// Connects to the store named by `url` (see [`connect`]) with `options`.
+///
+/// An unknown scheme, or one whose feature is not compiled in, is a [`StoreError::Backend`]
+/// holding an [`UnsupportedUrl`] that says which URLs work.
+pub async fn connect_with(
+    url: &str,
+    options: StoreOptions,
+) -> Result<Arc<dyn KeyStore>, StoreError> {
+    let scheme = url.split_once(':').map_or("", |(s, _)| s);
+    match scheme.to_ascii_lowercase().as_str() {
+        #[cfg(feature = "sqlite")]
+        "sqlite" => Ok(Arc::new(SqliteStore::connect_with(url, options).await?)),
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => Ok(Arc::new(PostgresStore::connect_with(url, options).await?)),
+        _ => Err(StoreError::Backend(Box::new(UnsupportedUrl::new(scheme)))),
+    }
+}
