@@ -189,7 +189,11 @@ fn first_start_prints_a_working_key_and_curl_lines_that_work_as_printed() {
             .iter()
             .any(|(_, v)| String::from_utf8_lossy(v).contains(&key));
         let out = run_as_printed(line, &parsed);
-        match (parsed.request.method.as_str(), parsed.request.path.as_str(), has_key) {
+        match (
+            parsed.request.method.as_str(),
+            parsed.request.path.as_str(),
+            has_key,
+        ) {
             ("GET", "/health", _) => assert_eq!(out["status"], "ok"),
             ("GET", "/api/v1/me", true) => {
                 assert_eq!(out["org"], "demo");
@@ -210,7 +214,10 @@ fn first_start_prints_a_working_key_and_curl_lines_that_work_as_printed() {
                 assert!(items.iter().all(|i| i["org"] == "demo"));
             }
             (_, _, false) => {
-                assert_eq!(out["error"]["details"]["reason"], "missing_credentials", "{line}: {out}")
+                assert_eq!(
+                    out["error"]["details"]["reason"], "missing_credentials",
+                    "{line}: {out}"
+                )
             }
             other => panic!("unexpected curl line {other:?}: {line}"),
         }
@@ -234,7 +241,11 @@ fn sigterm_flushes_last_used_and_a_restart_prints_no_new_key() {
     let again = Server::start(dir.path(), "30s");
     assert_eq!(again.printed_key(), None, "{:#?}", again.startup);
     assert!(again.curl_lines().is_empty());
-    assert_eq!(json(&again.me(&key))["org"], "demo", "the first key still works");
+    assert_eq!(
+        json(&again.me(&key))["org"],
+        "demo",
+        "the first key still works"
+    );
 }
 
 /// The `keygate` CLI binary, built on demand. `None` (the test says SKIPPED) only when the
@@ -260,7 +271,10 @@ fn keygate_cli() -> Option<PathBuf> {
         build.arg("--release");
     }
     let status = build.status().unwrap();
-    assert!(status.success(), "cargo build -p keygate-cli failed: {status:?}");
+    assert!(
+        status.success(),
+        "cargo build -p keygate-cli failed: {status:?}"
+    );
     let bin = profile_dir.join(format!("keygate{}", std::env::consts::EXE_SUFFIX));
     assert!(bin.exists(), "{} was not built", bin.display());
     Some(bin)
@@ -294,9 +308,23 @@ fn cli_created_key_works_at_once_and_cli_revoke_bites_within_the_revocation_ttl(
     let out = cli(
         &bin,
         dir.path(),
-        &["create", "--name", "from-cli", "--org", "demo", "--scope", "boards:read", "--json"],
+        &[
+            "create",
+            "--name",
+            "from-cli",
+            "--org",
+            "demo",
+            "--scope",
+            "boards:read",
+            "--json",
+        ],
     );
-    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "keygate create --json printed no JSON ({e}): {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
     let key = created["key"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
 

@@ -45,11 +45,17 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 }
 
 /// What a quickstart prints after creating the demo key: the key (shown this once) and
-/// `curl` lines that work as printed against `addr`. Every line that is a command starts
-/// with `curl` after its indentation.
-pub fn banner(key: &str, addr: SocketAddr) -> String {
+/// `curl` lines that work as printed against `addr`, and how to make more keys in the same
+/// store (`database_url`). Every line that is a command starts with `curl` after its
+/// indentation.
+pub fn banner(key: &str, addr: SocketAddr, database_url: &str) -> String {
     let base = format!("http://{}", reachable(addr));
     let scopes = DEMO_SCOPES.join(" ");
+    let store = if database_url == crate::DEFAULT_DATABASE_URL {
+        String::new()
+    } else {
+        format!(" --database-url '{database_url}'")
+    };
     format!(
         "\
 Created a demo API key for org \"{DEMO_ORG}\" with scopes: {scopes}
@@ -70,7 +76,7 @@ Try it:
     curl -s {base}/api/v1/boards
 
 More keys (scopes, expiry, revocation) with the admin CLI against the same store:
-    cargo run -p keygate-cli -- create --name my-key --org {DEMO_ORG} --scope boards:read
+    cargo run -p keygate-cli -- create --name my-key --org {DEMO_ORG} --scope boards:read{store}
 "
     )
 }
@@ -84,6 +90,7 @@ mod tests {
         let b = banner(
             "mk_live_0123456789abcdef.SECRET",
             "0.0.0.0:8080".parse().unwrap(),
+            "sqlite://other.db",
         );
         let curls: Vec<&str> = b
             .lines()
@@ -93,5 +100,6 @@ mod tests {
         assert_eq!(curls.len(), 5);
         assert!(curls.iter().all(|l| l.contains("http://127.0.0.1:8080/")));
         assert!(curls[1].contains("X-Api-Key: mk_live_0123456789abcdef.SECRET"));
+        assert!(b.contains("--database-url 'sqlite://other.db'"));
     }
 }

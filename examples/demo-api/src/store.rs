@@ -11,9 +11,7 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn KeyStore>, StoreError> {
     if url == "memory:" || url == "memory://" {
         return Ok(Arc::new(MemoryStore::new()));
     }
-    Err(StoreError::Unavailable(format!(
-        "unsupported store URL {url:?}: use sqlite://PATH, postgres://… or memory:"
-    )))
+    keygate_sqlx::connect(url).await
 }
 
 /// A verifier over `store` whose cached key states are trusted for `revocation_ttl`.
