@@ -12,7 +12,7 @@ use keygate::{
     AuditAction, AuditEvent, Invalidator, KeyFilter, KeyRecord, KeyStore, ScopeSet, StoreError,
 };
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 
 use crate::error::{bounded, is_unique_violation, store_error};
 use crate::options::StoreOptions;
@@ -65,15 +65,21 @@ impl PostgresStore {
         let timeout = options.timeout;
         let connect = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}").into()))?;
-        let pool = bounded(timeout, async {
-            PgPoolOptions::new()
-                .max_connections(10)
-                .acquire_timeout(timeout)
-                .connect_with(connect)
+        // One direct attempt first: the pool would retry a refused connection until its
+        // timeout, hiding the reason ("connection refused", "password authentication failed").
+        bounded(timeout, async {
+            let probe = connect
+                .connect()
                 .await
-                .map_err(|e| store_error(e, timeout))
+                .map_err(|e| store_error(e, timeout))?;
+            let _ = probe.close().await;
+            Ok(())
         })
         .await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(timeout)
+            .connect_lazy_with(connect);
         let store = PostgresStore {
             pool,
             timeout,

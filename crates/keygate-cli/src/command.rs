@@ -1,0 +1,241 @@
+//! What each subcommand does. Input is validated completely before the store is opened.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use keygate::duration::parse_duration;
+use keygate::{KeyFilter, KeyManager, KeyStore, ManageError, NewKey, ScopeSet};
+use serde_json::Value;
+
+use crate::args::{Cli, Command, CreateArgs, ListArgs, RotateArgs};
+use crate::render;
+
+/// Why a command failed; printed as one line.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The command line is wrong (exit 2).
+    Usage(String),
+    /// The operation failed (exit 1).
+    Failed(String),
+}
+
+impl From<ManageError> for Failure {
+    fn from(e: ManageError) -> Self {
+        match e {
+            ManageError::InvalidInput(_) | ManageError::Scope(_) => Failure::Usage(e.to_string()),
+            other => Failure::Failed(other.to_string()),
+        }
+    }
+}
+
+/// Runs the command and returns what goes to stdout.
+pub(crate) async fn run(cli: Cli) -> Result<String, Failure> {
+    let url = cli.database_url;
+    match cli.command {
+        Command::Create(a) => {
+            let new = new_key(&a)?;
+            let manager = manager(&url).await?;
+            let created = manager.create(new).await?;
+            Ok(if a.json {
+                json_line(&render::created_json(&created))
+            } else {
+                render::created_text(&created)
+            })
+        }
+        Command::List(ListArgs { org, json }) => {
+            let manager = manager(&url).await?;
+            let filter = KeyFilter {
+                org,
+                ..KeyFilter::all()
+            };
+            let rows: Vec<_> = manager
+                .list(&filter)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let status = manager.status(&r);
+                    (r, status)
+                })
+                .collect();
+            Ok(if json {
+                let items: Vec<Value> = rows
+                    .iter()
+                    .map(|(r, s)| render::record_json(r, *s))
+                    .collect();
+                json_line(&Value::Array(items))
+            } else {
+                render::table(&rows)
+            })
+        }
+        Command::Show(a) => {
+            let manager = manager(&url).await?;
+            let record = manager.show(&a.id).await?;
+            let status = manager.status(&record);
+            let trail = manager.audit_trail(&a.id).await?;
+            Ok(if a.json {
+                let mut v = render::record_json(&record, status);
+                if let Value::Object(m) = &mut v {
+                    m.insert(
+                        "audit".into(),
+                        trail.iter().map(render::audit_json).collect(),
+                    );
+                }
+                json_line(&v)
+            } else {
+                render::record_text(&record, status, &trail)
+            })
+        }
+        Command::Revoke(a) => {
+            let manager = manager(&url).await?;
+            let r = manager.revoke(&a.id).await?;
+            Ok(format!("Revoked key {} ({:?}).\n", r.id, r.name))
+        }
+        Command::Delete(a) => {
+            let manager = manager(&url).await?;
+            let r = manager.show(&a.id).await?;
+            manager.delete(&a.id).await?;
+            Ok(format!(
+                "Deleted key {} ({:?}); its audit trail is kept.\n",
+                r.id, r.name
+            ))
+        }
+        Command::Rotate(RotateArgs { id, grace, json }) => {
+            let grace = duration("--grace", &grace)?;
+            let manager = manager(&url).await?;
+            let created = manager.rotate(&id, grace).await?;
+            let old = manager.show(&id).await?;
+            let old_until = old
+                .expires_at
+                .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+            Ok(if json {
+                let mut v = render::created_json(&created);
+                if let Value::Object(m) = &mut v {
+                    m.insert(
+                        "old_expires_at".into(),
+                        old.expires_at.map_or(Value::Null, |t| {
+                            Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        }),
+                    );
+                }
+                json_line(&v)
+            } else {
+                format!(
+                    "Rotated key {id}: the old key keeps working until {old_until}.\n{}",
+                    render::created_text(&created)
+                )
+            })
+        }
+    }
+}
+
+fn json_line(v: &Value) -> String {
+    let mut s = v.to_string();
+    s.push('\n');
+    s
+}
+
+fn duration(flag: &str, s: &str) -> Result<Duration, Failure> {
+    parse_duration(s).map_err(|e| Failure::Usage(format!("{flag}: {e}")))
+}
+
+/// Checks everything `create` was given; nothing is opened or written yet.
+fn new_key(a: &CreateArgs) -> Result<NewKey, Failure> {
+    let scopes = ScopeSet::parse(&a.scopes).map_err(|e| Failure::Usage(e.to_string()))?;
+    let mut new = NewKey::new(a.name.clone(), a.org.clone());
+    new.scopes = scopes;
+    if let Some(team) = &a.team {
+        new = new.team(team.clone());
+    }
+    if let Some(owner) = &a.owner {
+        new = new.owner(owner.clone());
+    }
+    if let Some(prefix) = &a.prefix {
+        if !keygate::token::is_valid_prefix(prefix) {
+            return Err(Failure::Usage(format!(
+                "invalid prefix {prefix:?}: use lowercase letters, digits and `_`, starting with a letter (e.g. mk_live, mk_test)"
+            )));
+        }
+        new = new.prefix(prefix.clone());
+    }
+    let now = Utc::now();
+    let expires_at = match (&a.expires_in, &a.expires_at) {
+        (Some(d), _) => {
+            let d = duration("--expires-in", d)?;
+            let d = chrono::Duration::from_std(d)
+                .map_err(|_| Failure::Usage("--expires-in is too long".into()))?;
+            Some(
+                now.checked_add_signed(d)
+                    .ok_or_else(|| Failure::Usage("--expires-in is too long".into()))?,
+            )
+        }
+        (None, Some(t)) => Some(
+            DateTime::parse_from_rfc3339(t)
+                .map_err(|e| {
+                    Failure::Usage(format!(
+                        "--expires-at {t:?} is not an RFC 3339 time ({e}); write e.g. 2027-01-01T00:00:00Z"
+                    ))
+                })?
+                .with_timezone(&Utc),
+        ),
+        (None, None) => None,
+    };
+    if let Some(at) = expires_at {
+        if at <= now {
+            return Err(Failure::Usage(
+                "the expiry must be in the future".to_owned(),
+            ));
+        }
+        new = new.expires_at(at);
+    }
+    Ok(new)
+}
+
+/// Opens the store and builds a manager acting as the OS user.
+async fn manager(url: &str) -> Result<KeyManager, Failure> {
+    let store: Arc<dyn KeyStore> = keygate_sqlx::connect(url).await.map_err(|e| {
+        Failure::Failed(format!("cannot open the key store at {}: {e}", redact(url)))
+    })?;
+    let mut manager = KeyManager::new(store);
+    if let Some(user) = ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+    {
+        manager = manager.with_actor(user);
+    }
+    Ok(manager)
+}
+
+/// The URL with any password replaced by `***`, fit for an error message.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{path}")
+            } else {
+                url.to_owned()
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_error_messages() {
+        assert_eq!(
+            redact("postgres://keygate:s3cret@db:5432/keygate"),
+            "postgres://keygate:***@db:5432/keygate"
+        );
+        assert_eq!(redact("sqlite://keys.db"), "sqlite://keys.db");
+        assert_eq!(redact("postgres://u@h/d"), "postgres://u@h/d");
+    }
+}

@@ -1,0 +1,193 @@
+//! What the CLI prints: JSON objects with fixed field names, and tidy text for people.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use keygate::{AuditEvent, CreatedKey, KeyRecord, KeyStatus};
+use serde_json::{json, Value};
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn opt_rfc3339(t: Option<DateTime<Utc>>) -> Value {
+    t.map_or(Value::Null, |t| Value::String(rfc3339(t)))
+}
+
+fn short(t: Option<DateTime<Utc>>, none: &str) -> String {
+    t.map_or_else(
+        || none.to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M").to_string(),
+    )
+}
+
+/// A key as `list` and `show` print it in JSON.
+pub(crate) fn record_json(r: &KeyRecord, status: KeyStatus) -> Value {
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "org": r.org,
+        "team": r.team,
+        "owner": r.owner,
+        "status": status.as_str(),
+        "scopes": r.scopes.to_strings(),
+        "prefix": r.prefix,
+        "created_at": rfc3339(r.created_at),
+        "expires_at": opt_rfc3339(r.expires_at),
+        "revoked_at": opt_rfc3339(r.revoked_at),
+        "last_used_at": opt_rfc3339(r.last_used_at),
+        "rotated_from": r.rotated_from,
+        "metadata": r.metadata,
+    })
+}
+
+/// A new key as `create` and `rotate` print it in JSON: the only time `key` is shown.
+pub(crate) fn created_json(c: &CreatedKey) -> Value {
+    let r = &c.record;
+    json!({
+        "id": r.id,
+        "key": c.key.expose_secret(),
+        "name": r.name,
+        "org": r.org,
+        "team": r.team,
+        "owner": r.owner,
+        "scopes": r.scopes.to_strings(),
+        "prefix": r.prefix,
+        "created_at": rfc3339(r.created_at),
+        "expires_at": opt_rfc3339(r.expires_at),
+        "rotated_from": r.rotated_from,
+    })
+}
+
+/// The text after a key was created (or rotated in): details, the key, the warning.
+pub(crate) fn created_text(c: &CreatedKey) -> String {
+    let r = &c.record;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Created key {:?} (id {}) for org {}",
+        r.name, r.id, r.org
+    );
+    if let Some(team) = &r.team {
+        let _ = writeln!(s, "  team:    {team}");
+    }
+    if let Some(owner) = &r.owner {
+        let _ = writeln!(s, "  owner:   {owner}");
+    }
+    let _ = writeln!(s, "  scopes:  {}", r.scopes.to_strings().join(" "));
+    let _ = writeln!(s, "  expires: {}", short(r.expires_at, "never"));
+    let _ = writeln!(s);
+    let _ = writeln!(s, "    {}", c.key.expose_secret());
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "Store this key now: it is shown only once and cannot be recovered."
+    );
+    s
+}
+
+/// The `list` table: name, id, status, scopes, created, expires, last used.
+pub(crate) fn table(rows: &[(KeyRecord, KeyStatus)]) -> String {
+    if rows.is_empty() {
+        return "No keys.\n".to_owned();
+    }
+    let header = [
+        "NAME",
+        "ID",
+        "STATUS",
+        "SCOPES",
+        "CREATED",
+        "EXPIRES",
+        "LAST USED",
+    ];
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|(r, status)| {
+            [
+                r.name.clone(),
+                r.id.clone(),
+                status.as_str().to_owned(),
+                r.scopes.to_strings().join(","),
+                short(Some(r.created_at), "-"),
+                short(r.expires_at, "never"),
+                short(r.last_used_at, "never"),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &cells {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |row: &[&str]| {
+        let mut l = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                l.push_str(cell);
+            } else {
+                let _ = write!(l, "{cell:<w$}  ");
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&header);
+    for row in &cells {
+        line(&row.each_ref().map(String::as_str));
+    }
+    out
+}
+
+/// `show` as text: every field, then the audit trail.
+pub(crate) fn record_text(r: &KeyRecord, status: KeyStatus, trail: &[AuditEvent]) -> String {
+    let mut s = String::new();
+    let none = "-".to_owned();
+    let _ = writeln!(s, "id:           {}", r.id);
+    let _ = writeln!(s, "name:         {}", r.name);
+    let _ = writeln!(s, "org:          {}", r.org);
+    let _ = writeln!(s, "team:         {}", r.team.as_ref().unwrap_or(&none));
+    let _ = writeln!(s, "owner:        {}", r.owner.as_ref().unwrap_or(&none));
+    let _ = writeln!(s, "status:       {status}");
+    let _ = writeln!(s, "scopes:       {}", r.scopes.to_strings().join(" "));
+    let _ = writeln!(s, "prefix:       {}", r.prefix);
+    let _ = writeln!(s, "created:      {}", rfc3339(r.created_at));
+    let _ = writeln!(s, "expires:      {}", short(r.expires_at, "never"));
+    let _ = writeln!(s, "revoked:      {}", short(r.revoked_at, "-"));
+    let _ = writeln!(s, "last used:    {}", short(r.last_used_at, "never"));
+    if let Some(from) = &r.rotated_from {
+        let _ = writeln!(s, "rotated from: {from}");
+    }
+    if !r.metadata.is_null() {
+        let _ = writeln!(s, "metadata:     {}", r.metadata);
+    }
+    if !trail.is_empty() {
+        let _ = writeln!(s, "audit:");
+        for e in trail {
+            let _ = writeln!(
+                s,
+                "  {}  {:<14}  {}{}",
+                rfc3339(e.at),
+                e.action.as_str(),
+                e.actor.as_deref().unwrap_or("-"),
+                if e.detail.is_null() {
+                    String::new()
+                } else {
+                    format!("  {}", e.detail)
+                }
+            );
+        }
+    }
+    s
+}
+
+/// An audit event in JSON.
+pub(crate) fn audit_json(e: &AuditEvent) -> Value {
+    json!({
+        "action": e.action.as_str(),
+        "at": rfc3339(e.at),
+        "actor": e.actor,
+        "detail": e.detail,
+    })
+}
