@@ -38,11 +38,22 @@ struct Server {
 }
 
 impl Server {
+    /// Starts the quickstart in `dir` on `sqlite://<dir>/keygate.db`.
     fn start(dir: &Path, revocation_ttl: &str) -> Server {
+        let url = sqlite_url(dir);
+        Self::start_with(
+            dir,
+            &["--database-url", &url, "--revocation-ttl", revocation_ttl],
+        )
+    }
+
+    /// Starts the quickstart in `dir` with `args` and a free `--addr`, without
+    /// `KEYGATE_DATABASE_URL`.
+    fn start_with(dir: &Path, args: &[&str]) -> Server {
         let addr = format!("127.0.0.1:{}", free_port());
         let mut child = Command::new(env!("CARGO_BIN_EXE_axum-quickstart"))
-            .args(["--database-url", &sqlite_url(dir), "--addr", &addr])
-            .args(["--revocation-ttl", revocation_ttl])
+            .args(["--addr", &addr])
+            .args(args)
             .env_remove("KEYGATE_DATABASE_URL")
             .current_dir(dir)
             .stdout(Stdio::piped())
@@ -171,7 +182,13 @@ fn run_as_printed(line: &str, parsed: &CurlCommand) -> Value {
 #[test]
 fn first_start_prints_a_working_key_and_curl_lines_that_work_as_printed() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), "30s");
+    // As on a fresh clone: no --database-url, so the default sqlite://keygate.db, created in
+    // the working directory.
+    let server = Server::start_with(dir.path(), &[]);
+    assert!(
+        dir.path().join("keygate.db").exists(),
+        "keygate.db not created"
+    );
     let key = server
         .printed_key()
         .expect("a demo key is printed on an empty store");
