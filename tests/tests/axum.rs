@@ -79,3 +79,31 @@ async fn the_table_covers_every_row_of_the_design_error_table() {
     names.dedup();
     assert_eq!(names.len(), cases.len(), "case names must be unique");
 }
+
+/// Not (yet) in the shared table: the actix quickstart still answers these with an empty
+/// body. `demo_api::{not_found, method_not_allowed}` give any adapter the envelope.
+#[tokio::test]
+async fn axum_quickstart_answers_unknown_routes_and_methods_in_the_envelope() {
+    use keygate_conformance::driver::check;
+    use keygate_conformance::{Case, Expect};
+    let fixture = Fixture::new().await;
+    let app = AxumApp(axum_quickstart::app(fixture.state.clone()));
+    let key = fixture.keys.full.clone();
+    let cases = [
+        Case {
+            name: "unknown route: 404 in the envelope",
+            request: TestRequest::get("/api/v1/nothing-here").header("x-api-key", &key),
+            expect: Expect::error(404, "NOT_FOUND", "not_found"),
+        },
+        Case {
+            name: "unsupported method: 405 in the envelope",
+            request: TestRequest::new("DELETE", "/api/v1/entities").header("x-api-key", &key),
+            expect: Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed"),
+        },
+    ];
+    for case in &cases {
+        let res = app.send(case.request.clone()).await;
+        let problems = check(case, &res);
+        assert!(problems.is_empty(), "{}: {problems:?}", case.name);
+    }
+}

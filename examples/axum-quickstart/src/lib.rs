@@ -17,8 +17,8 @@ use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use bytes::Bytes;
 use demo_api::{
-    BodyError, Collection, DemoState, EntitiesRead, EntitiesWrite, Health, Item, ItemList, Me,
-    NewItem,
+    method_not_allowed, not_found, BodyError, Collection, DemoState, EntitiesRead, EntitiesWrite,
+    Health, Item, ItemList, Me, NewItem,
 };
 use keygate::extract::REQUEST_ID_HEADER;
 use keygate::layer::into_http_response;
@@ -41,7 +41,18 @@ pub fn app(state: DemoState) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(Health::default()) }))
         .merge(api)
+        // Unknown routes and methods answer in the same envelope as everything else.
+        .fallback(|headers: HeaderMap| async move {
+            into_http_response::<axum::body::Body>(not_found(request_id(&headers)))
+        })
+        .method_not_allowed_fallback(|headers: HeaderMap| async move {
+            into_http_response::<axum::body::Body>(method_not_allowed(request_id(&headers)))
+        })
         .with_state(state)
+}
+
+fn request_id(headers: &HeaderMap) -> Option<&[u8]> {
+    headers.get(REQUEST_ID_HEADER).map(|v| v.as_bytes())
 }
 
 async fn me(who: Principal) -> Json<Me> {
@@ -91,9 +102,7 @@ fn create(
     let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
     let new = NewItem::from_json(content_type, body).map_err(|error| BadBody {
         error,
-        request_id: headers
-            .get(REQUEST_ID_HEADER)
-            .map(|v| v.as_bytes().to_vec()),
+        request_id: request_id(headers).map(<[u8]>::to_vec),
     })?;
     let item = s.items.create(c, &who.org, &who.id, new);
     Ok((StatusCode::CREATED, Json(item)))

@@ -64,26 +64,62 @@ impl BodyError {
     /// The error as keygate's JSON envelope, echoing the caller's `x-request-id` when
     /// acceptable (a framework copies it into its response like any keygate rejection).
     pub fn render(&self, request_id_header: Option<&[u8]>) -> ErrorResponse {
-        let id = request_id(request_id_header);
-        let ctx = RenderContext {
-            request_id: &id,
-            now: chrono::Utc::now(),
-        };
-        let body: Bytes = envelope(
+        error_response(
+            self.status(),
             self.code(),
             &self.message(),
             json!({ "reason": self.reason(), "expectedFormat": "{\"name\": \"…\"}" }),
-            &ctx,
-        );
-        ErrorResponse {
-            status: self.status(),
-            headers: vec![
-                ("content-type", "application/json".to_owned()),
-                ("x-request-id", id.clone()),
-            ],
-            body,
-        }
+            request_id_header,
+        )
     }
+}
+
+/// An application error in keygate's envelope (`content-type: application/json`,
+/// `x-request-id` echoed when acceptable, else generated), so that every error of the API
+/// has one shape. `details` should hold at least a `reason`.
+pub fn error_response(
+    status: u16,
+    code: &str,
+    message: &str,
+    details: serde_json::Value,
+    request_id_header: Option<&[u8]>,
+) -> ErrorResponse {
+    let id = request_id(request_id_header);
+    let ctx = RenderContext {
+        request_id: &id,
+        now: chrono::Utc::now(),
+    };
+    let body: Bytes = envelope(code, message, details, &ctx);
+    ErrorResponse {
+        status,
+        headers: vec![
+            ("content-type", "application/json".to_owned()),
+            ("x-request-id", id.clone()),
+        ],
+        body,
+    }
+}
+
+/// 404 `NOT_FOUND` (`details.reason` `not_found`) in the envelope.
+pub fn not_found(request_id_header: Option<&[u8]>) -> ErrorResponse {
+    error_response(
+        404,
+        "NOT_FOUND",
+        "No such route",
+        json!({ "reason": "not_found" }),
+        request_id_header,
+    )
+}
+
+/// 405 `METHOD_NOT_ALLOWED` (`details.reason` `method_not_allowed`) in the envelope.
+pub fn method_not_allowed(request_id_header: Option<&[u8]>) -> ErrorResponse {
+    error_response(
+        405,
+        "METHOD_NOT_ALLOWED",
+        "This route does not accept this method",
+        json!({ "reason": "method_not_allowed" }),
+        request_id_header,
+    )
 }
 
 impl std::fmt::Display for BodyError {

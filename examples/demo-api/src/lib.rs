@@ -37,7 +37,7 @@ mod store;
 use std::sync::Arc;
 
 pub use args::{Args, DEFAULT_ADDR, DEFAULT_DATABASE_URL, DEFAULT_REVOCATION_TTL};
-pub use body::{BodyError, MAX_NAME_LEN};
+pub use body::{error_response, method_not_allowed, not_found, BodyError, MAX_NAME_LEN};
 pub use bootstrap::{banner, bootstrap_demo_key, DEMO_KEY_NAME, DEMO_ORG, DEMO_SCOPES};
 pub use items::{Collection, Item, Items};
 pub use shape::{Health, ItemList, Me, NewItem};
