@@ -1,0 +1,286 @@
+//! What only the PostgreSQL store must show: pushed revocations between verifiers (measured),
+//! the revocation window without them, reconnection dropping the cache, no plaintext in the
+//! tables, an append-only audit table. Each test uses a schema of its own on
+//! `KEYGATE_TEST_POSTGRES_URL` and is SKIPPED, visibly, when that is unset.
+
+mod support;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keygate::{AuthError, KeyManager, KeyStore, ManualClock, NewKey, Verifier};
+use keygate_sqlx::{PostgresStore, StoreOptions};
+use support::{cheap_argon2, t, verifier, Pg};
+
+fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+fn options(notifications: bool) -> StoreOptions {
+    StoreOptions {
+        notifications,
+        ..StoreOptions::default()
+    }
+}
+
+/// Waits (bounded) until `n` connections of this test are listening for invalidations.
+async fn wait_for_listeners(pg: &Pg, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let listening: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+        )
+        .bind(&pg.schema)
+        .fetch_one(&pg.admin)
+        .await
+        .unwrap();
+        if listening >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{listening} of {n} listeners after 5 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Polls `verifier` (bounded, 10 s) until `token` is refused with `expected`; the time taken.
+async fn time_until_refused(verifier: &Verifier, token: &str, expected: AuthError) -> Duration {
+    let started = Instant::now();
+    loop {
+        match verifier.verify(token).await {
+            Err(e) if e == expected => return started.elapsed(),
+            Err(e) => panic!("unexpected {e:?}"),
+            Ok(_) => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still accepted after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Two processes' worth of stores on one database: A (where the operator acts) and B.
+struct TwoNodes {
+    pg: Pg,
+    a: Arc<PostgresStore>,
+    b: Arc<PostgresStore>,
+}
+
+async fn two_nodes(test: &str, notifications: bool) -> Option<TwoNodes> {
+    let pg = Pg::fixture(test).await?;
+    let a = Arc::new(pg.store(options(notifications)).await);
+    let b = Arc::new(pg.store(options(notifications)).await);
+    Some(TwoNodes { pg, a, b })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_through_one_verifier_is_rejected_by_the_other_within_a_second() {
+    let Some(n) = two_nodes("postgres::a_revoke_through_one_verifier_is_rejected_by_the_other_within_a_second", true).await else {
+        return;
+    };
+    let clock = ManualClock::new(t(0)); // B's cache never expires by itself: only a push helps
+    let verifier_a = verifier(n.a.clone(), &clock);
+    let verifier_b = verifier(n.b.clone(), &clock);
+    assert!(n.b.pushes_invalidations());
+    wait_for_listeners(&n.pg, 2).await;
+    let manager = KeyManager::new(n.a.clone()).with_verifier(&verifier_a);
+    let created = manager
+        .create(NewKey::new("shared", "acme").scopes(["entities:read"]).unwrap())
+        .await
+        .unwrap();
+    let token = created.key.expose_secret();
+    verifier_b.verify(token).await.unwrap(); // cached in B
+
+    let started = Instant::now();
+    manager.revoke(&created.record.id).await.unwrap();
+    let _ = time_until_refused(&verifier_b, token, AuthError::RevokedKey).await;
+    let propagation = started.elapsed();
+    report(&format!(
+        "MEASURED postgres revocation propagation with LISTEN/NOTIFY: {:.1} ms (revoke call to rejection by the other verifier)",
+        propagation.as_secs_f64() * 1000.0
+    ));
+    assert!(propagation < Duration::from_secs(1), "{propagation:?}");
+    n.pg.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_and_rotation_are_pushed_to_the_other_verifier_too() {
+    let Some(n) = two_nodes("postgres::delete_and_rotation_are_pushed_to_the_other_verifier_too", true).await else {
+        return;
+    };
+    let clock = ManualClock::new(t(0));
+    let verifier_a = verifier(n.a.clone(), &clock);
+    let verifier_b = verifier(n.b.clone(), &clock);
+    wait_for_listeners(&n.pg, 2).await;
+    let manager = KeyManager::new(n.a.clone()).with_verifier(&verifier_a);
+    let new = || NewKey::new("k", "acme").scopes(["entities:read"]).unwrap();
+    let doomed = manager.create(new()).await.unwrap();
+    let rotated = manager.create(new()).await.unwrap();
+    for c in [&doomed, &rotated] {
+        verifier_b.verify(c.key.expose_secret()).await.unwrap();
+    }
+    manager.delete(&doomed.record.id).await.unwrap();
+    let deleted = time_until_refused(&verifier_b, doomed.key.expose_secret(), AuthError::InvalidKey).await;
+    // Rotation with no grace: the old key's expiry moves to now.
+    manager.rotate(&rotated.record.id, Duration::ZERO).await.unwrap();
+    let expired = time_until_refused(&verifier_b, rotated.key.expose_secret(), AuthError::ExpiredKey).await;
+    report(&format!(
+        "MEASURED postgres propagation: delete {:.1} ms, rotation {:.1} ms",
+        deleted.as_secs_f64() * 1000.0,
+        expired.as_secs_f64() * 1000.0
+    ));
+    assert!(deleted < Duration::from_secs(1) && expired < Duration::from_secs(1));
+    n.pg.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_notifications_a_revoke_bites_within_the_revocation_window() {
+    let Some(n) = two_nodes("postgres::without_notifications_a_revoke_bites_within_the_revocation_window", false).await else {
+        return;
+    };
+    assert!(!n.b.pushes_invalidations());
+    let clock = ManualClock::new(t(0));
+    let verifier_a = verifier(n.a.clone(), &clock);
+    let verifier_b = verifier(n.b.clone(), &clock); // 30 s window
+    let manager = KeyManager::new(n.a.clone()).with_verifier(&verifier_a);
+    let created = manager
+        .create(NewKey::new("shared", "acme").scopes(["entities:read"]).unwrap())
+        .await
+        .unwrap();
+    let token = created.key.expose_secret();
+    verifier_b.verify(token).await.unwrap();
+
+    manager.revoke(&created.record.id).await.unwrap();
+    assert_eq!(verifier_a.verify(token).await.unwrap_err(), AuthError::RevokedKey);
+    // Nothing is pushed: B trusts its cached record for the rest of its window…
+    clock.advance(Duration::from_secs(29));
+    assert!(verifier_b.verify(token).await.is_ok());
+    // …and not a moment past it.
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(verifier_b.verify(token).await.unwrap_err(), AuthError::RevokedKey);
+    report("MEASURED postgres without notifications: revoke honoured by the other verifier once its 30 s revocation window passed (ManualClock), not before");
+    n.pg.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_listener_reconnects_and_drops_the_whole_record_cache() {
+    let Some(pg) = Pg::fixture("postgres::a_dropped_listener_reconnects_and_drops_the_whole_record_cache").await else {
+        return;
+    };
+    let store = Arc::new(pg.store(options(true)).await);
+    let clock = ManualClock::new(t(0));
+    let v = verifier(store.clone(), &clock);
+    wait_for_listeners(&pg, 1).await;
+    let manager = KeyManager::new(store.clone()).with_hasher(cheap_argon2());
+    let created = manager
+        .create(NewKey::new("k", "acme").scopes(["entities:read"]).unwrap())
+        .await
+        .unwrap();
+    let token = created.key.expose_secret();
+    v.verify(token).await.unwrap();
+    // A change that announces nothing (as if its notification were lost)…
+    sqlx::query(&format!(
+        "UPDATE {}.keygate_keys SET revoked_at = now() WHERE id = $1",
+        pg.schema
+    ))
+    .bind(&created.record.id)
+    .execute(&pg.admin)
+    .await
+    .unwrap();
+    assert!(v.verify(token).await.is_ok(), "cached and not announced");
+    // …then the listening connection dies.
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = $1 AND query LIKE 'LISTEN%') AS k",
+    )
+    .bind(&pg.schema)
+    .fetch_one(&pg.admin)
+    .await
+    .unwrap();
+    assert_eq!(killed, 1);
+    let recovered = time_until_refused(&v, token, AuthError::RevokedKey).await;
+    report(&format!(
+        "MEASURED postgres listener reconnect to whole-cache drop: {:.1} ms",
+        recovered.as_secs_f64() * 1000.0
+    ));
+    wait_for_listeners(&pg, 1).await;
+    pg.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_plaintext_secret_is_in_the_postgres_tables_after_create_rotate_revoke() {
+    let Some(pg) = Pg::fixture("postgres::no_plaintext_secret_is_in_the_postgres_tables_after_create_rotate_revoke").await else {
+        return;
+    };
+    let store = Arc::new(pg.store(StoreOptions::default()).await);
+    let manager = KeyManager::new(store.clone()).with_hasher(cheap_argon2());
+    let created = manager
+        .create(NewKey::new("scan-me", "acme").scopes(["entities:read"]).unwrap())
+        .await
+        .unwrap();
+    let rotated = manager
+        .rotate(&created.record.id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    manager.revoke(&rotated.record.id).await.unwrap();
+
+    let mut dump = String::new();
+    for table in ["keygate_keys", "keygate_audit", "keygate_migrations"] {
+        let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT t::text FROM {}.{table} t", pg.schema))
+            .fetch_all(&pg.admin)
+            .await
+            .unwrap();
+        dump.push_str(&rows.join("\n"));
+    }
+    for key in [&created.key, &rotated.key] {
+        let token = key.expose_secret();
+        let (_, secret) = token.split_once('.').unwrap();
+        assert!(dump.contains(key.id()), "the scan must see what was written");
+        assert!(!dump.contains(token));
+        assert!(!dump.contains(&secret[..24]));
+    }
+    pg.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_audit_table_refuses_updates_deletes_and_truncation() {
+    let Some(pg) = Pg::fixture("postgres::the_postgres_audit_table_refuses_updates_deletes_and_truncation").await else {
+        return;
+    };
+    let store = pg.store(StoreOptions::default()).await;
+    store.insert(&support::record("k1", "acme", 0)).await.unwrap();
+    KeyManager::new(Arc::new(store.clone()))
+        .revoke("k1")
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE keygate_audit SET actor = 'someone else'",
+        "DELETE FROM keygate_audit",
+        "TRUNCATE keygate_audit",
+    ] {
+        let err = sqlx::query(sql).execute(store.pool()).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(store.audit_trail("k1").await.unwrap().len(), 1);
+    pg.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_postgres_store_is_unavailable_and_the_verifier_answers_503() {
+    let Some(pg) = Pg::fixture("postgres::a_closed_postgres_store_is_unavailable_and_the_verifier_answers_503").await else {
+        return;
+    };
+    let store = Arc::new(pg.store(options(false)).await);
+    let created = KeyManager::new(store.clone())
+        .with_hasher(cheap_argon2())
+        .create(NewKey::new("k", "acme").scopes(["entities:read"]).unwrap())
+        .await
+        .unwrap();
+    store.pool().close().await;
+    let v = verifier(store, &ManualClock::new(t(0)));
+    let err = v.verify(created.key.expose_secret()).await.unwrap_err();
+    assert!(matches!(err, AuthError::StoreUnavailable { .. }), "{err:?}");
+    pg.cleanup().await;
+}

@@ -1,0 +1,159 @@
+//! What only the SQLite store must show: the file it makes, no plaintext in it, an
+//! append-only audit table, its own migration bookkeeping, and outages as store errors.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keygate::{AuthError, KeyManager, KeyStore, ManualClock, NewKey, StoreError};
+use keygate_sqlx::{SqliteStore, StoreOptions};
+use sqlx::{Connection, SqliteConnection};
+use support::{cheap_argon2, record, t, verifier};
+
+#[tokio::test]
+async fn connect_creates_a_missing_file_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    assert!(!path.exists());
+    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert!(path.exists());
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn no_plaintext_secret_is_in_the_sqlite_files_after_create_rotate_revoke() {
+    let (store, dir, _url) = support::sqlite().await;
+    let store = Arc::new(store);
+    let manager = KeyManager::new(store.clone()).with_hasher(cheap_argon2());
+    let created = manager
+        .create(NewKey::new("scan-me", "acme").scopes(["entities:read"]).unwrap())
+        .await
+        .unwrap();
+    let rotated = manager
+        .rotate(&created.record.id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    manager.revoke(&rotated.record.id).await.unwrap();
+    store.pool().close().await; // checkpoints the WAL into the main file
+
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+    }
+    let contains = |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+    for key in [&created.key, &rotated.key] {
+        let token = key.expose_secret();
+        let (_, secret) = token.split_once('.').unwrap();
+        // The id is stored in the clear: finding it proves the scan reads what was written.
+        assert!(files.iter().any(|(_, bytes)| contains(bytes, key.id())));
+        for (name, bytes) in &files {
+            assert!(!contains(bytes, token), "full token found in {name}");
+            assert!(!contains(bytes, &secret[..24]), "secret found in {name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_audit_table_refuses_updates_and_deletes() {
+    let (store, _dir, _url) = support::sqlite().await;
+    store.insert(&record("k1", "acme", 0)).await.unwrap();
+    let manager = KeyManager::new(Arc::new(store.clone())).with_hasher(cheap_argon2());
+    manager.revoke("k1").await.unwrap();
+    for sql in [
+        "UPDATE keygate_audit SET actor = 'someone else'",
+        "DELETE FROM keygate_audit",
+    ] {
+        let err = sqlx::query(sql).execute(store.pool()).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(store.audit_trail("k1").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn migrations_are_tracked_in_keygate_migrations_and_applied_once() {
+    let (store, _dir, url) = support::sqlite().await;
+    store.insert(&record("k1", "acme", 0)).await.unwrap();
+    let again = SqliteStore::connect(&url).await.unwrap();
+    assert!(again.get("k1").await.unwrap().is_some(), "a second connect keeps the data");
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM keygate_migrations")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(applied, 1);
+    // The application's own sqlx migrations table is left alone.
+    let sqlx_table: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE name = '_sqlx_migrations'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(sqlx_table, 0);
+}
+
+#[tokio::test]
+async fn with_migrate_off_the_schema_is_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bare.db").display());
+    let options = StoreOptions {
+        migrate: false,
+        ..StoreOptions::default()
+    };
+    let store = SqliteStore::connect_with(&url, options).await.unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name LIKE 'keygate_%'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(tables, 0);
+    assert!(store.get("k1").await.is_err());
+}
+
+#[tokio::test]
+async fn a_locked_database_fails_within_the_timeout_instead_of_hanging() {
+    let (_, _dir, url) = support::sqlite().await;
+    let options = StoreOptions {
+        timeout: Duration::from_millis(300),
+        ..StoreOptions::default()
+    };
+    let store = SqliteStore::connect_with(&url, options).await.unwrap();
+    store.insert(&record("k1", "acme", 0)).await.unwrap();
+    // Another process holds the write lock.
+    let mut other = SqliteConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();
+
+    let started = Instant::now();
+    let err = store.revoke("k1", t(1)).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Timeout(_) | StoreError::Unavailable(_)),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_closed_store_is_unavailable_and_the_verifier_answers_503() {
+    let (store, _dir, _url) = support::sqlite().await;
+    let store = Arc::new(store);
+    let manager = KeyManager::new(store.clone()).with_hasher(cheap_argon2());
+    let created = manager
+        .create(NewKey::new("k", "acme").scopes(["entities:read"]).unwrap())
+        .await
+        .unwrap();
+    store.pool().close().await;
+    assert!(matches!(
+        store.get(&created.record.id).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    let verifier = verifier(store, &ManualClock::new(t(0)));
+    let err = verifier.verify(created.key.expose_secret()).await.unwrap_err();
+    assert!(matches!(err, AuthError::StoreUnavailable { .. }), "{err:?}");
+}
