@@ -66,6 +66,17 @@ pub fn into_http_response<B: From<Bytes>>(rendered: ErrorResponse) -> Response<B
     res
 }
 
+/// Marks the credential headers sensitive before the request reaches the application: their
+/// `Debug` output becomes `Sensitive`, so a handler that logs or panics with the request (or its
+/// headers) does not print the key, and HTTP/2 encoders never index them.
+fn hide_credentials(headers: &mut http::HeaderMap) {
+    for (name, value) in headers.iter_mut() {
+        if name == http::header::AUTHORIZATION || name.as_str() == API_KEY_HEADER {
+            value.set_sensitive(true);
+        }
+    }
+}
+
 fn request_id_header<B>(req: &Request<B>) -> Option<&[u8]> {
     req.headers()
         .get(REQUEST_ID_HEADER)
@@ -165,6 +176,7 @@ where
                 .await;
             let result = match outcome {
                 Ok(principal) => {
+                    hide_credentials(req.headers_mut());
                     if let Some(p) = principal {
                         req.extensions_mut().insert(p);
                     }
