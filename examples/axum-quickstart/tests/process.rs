@@ -370,4 +370,20 @@ fn cli_created_key_works_at_once_and_cli_revoke_bites_within_the_revocation_ttl(
         took <= ttl + Duration::from_millis(1500),
         "revoke took {took:?} to bite with --revocation-ttl 1s"
     );
+    eprintln!("a CLI revoke bit after {took:?} (--revocation-ttl 1s)");
+
+    // Graceful shutdown wrote the key's last use to the database the CLI reads.
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let out = cli(&bin, dir.path(), &["list", "--json"]);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = listed
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["id"] == id.as_str()))
+        .unwrap_or_else(|| panic!("{id} not listed: {listed}"));
+    assert_eq!(row["status"], "revoked");
+    assert!(
+        row["last_used_at"].is_string(),
+        "last use not flushed: {row}"
+    );
 }
