@@ -1,6 +1,6 @@
 //! # keygate-axum
 //!
-//! [keygate](keygate) API-key authentication for axum 0.8. The core's tower
+//! [keygate] API-key authentication for axum 0.8. The core's tower
 //! [`ApiKeyLayer`] does the work (extraction, verification, caching, rendering); this crate
 //! adds what makes it feel native in axum:
 //!
@@ -10,7 +10,7 @@
 //!   [`keygate::scope!`] — a 403 `insufficient_scope` otherwise.
 //! - [`require_scopes`], [`require_any_scope`], [`require_scope`]: per-route guards for
 //!   `.route_layer(...)`.
-//! - [`AuthRejection`]: the extractors' rejection, an [`IntoResponse`] that answers with the
+//! - [`AuthRejection`]: the extractors' rejection, an [`IntoResponse`](axum::response::IntoResponse) that answers with the
 //!   renderer configured on the layer (JSON envelope, `WWW-Authenticate`, `x-request-id`).
 //!
 //! An extractor or guard used on a route with no [`ApiKeyLayer`] in front of it does not
