@@ -53,6 +53,21 @@ async fn axum_quickstart_passes_every_conformance_case() {
     assert_conformance(&app, &fixture).await;
 }
 
+/// The same table over a real socket (hyper's HTTP/1 parser in front): duplicated headers,
+/// raw non-ASCII bytes and a 10 KB header arrive as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_quickstart_passes_every_conformance_case_over_a_real_socket() {
+    let fixture = Fixture::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum_quickstart::app(fixture.state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let wire = keygate_conformance::wire::WireApp {
+        addr: addr.to_string(),
+    };
+    assert_conformance(&wire, &fixture).await;
+}
+
 #[tokio::test]
 async fn the_table_covers_every_row_of_the_design_error_table() {
     let fixture = Fixture::new().await;
