@@ -5,17 +5,15 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use keygate::extract::REQUEST_ID_HEADER;
 use keygate::gate::{render_with, renderer_of, require_principal};
-use keygate::layer::into_http_response;
 use keygate::{AuthContext, AuthError, ErrorResponse, ScopeName, ScopeRequirement};
 
-use crate::MISSING_AXUM_LAYER;
+use crate::{Rendered, MISSING_AXUM_LAYER};
 
 /// Why an extractor refused the request, already rendered by the renderer configured on the
 /// [`ApiKeyLayer`](crate::ApiKeyLayer) (or the default [`keygate::JsonRenderer`] when there is
@@ -67,7 +65,7 @@ impl std::error::Error for AuthRejection {
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        into_http_response::<Body>(self.rendered)
+        Rendered(self.rendered).into_response()
     }
 }
 

@@ -12,6 +12,8 @@
 //!   `.route_layer(...)`.
 //! - [`AuthRejection`]: the extractors' rejection, an [`IntoResponse`](axum::response::IntoResponse) that answers with the
 //!   renderer configured on the layer (JSON envelope, `WWW-Authenticate`, `x-request-id`).
+//! - [`Rendered`]: any rendered [`keygate::ErrorResponse`] (e.g. an application's 400 in
+//!   keygate's envelope) as a response.
 //!
 //! An extractor or guard used on a route with no [`ApiKeyLayer`] in front of it does not
 //! fail obscurely: it answers 500 with a message naming the missing layer
@@ -59,10 +61,12 @@
 
 mod extract;
 mod guard;
+mod response;
 
 pub use extract::{AuthRejection, Principal, Scoped};
 pub use guard::{require_any_scope, require_scope, require_scopes};
 pub use keygate::{ApiKeyLayer, RequireScopesLayer};
+pub use response::Rendered;
 
 /// What an extractor answers (500, `misconfigured`) when no [`ApiKeyLayer`] ran before it.
 pub const MISSING_AXUM_LAYER: &str = "keygate: no ApiKeyLayer in front of this route; add `.route_layer(ApiKeyLayer::new(verifier))` (or `.layer(...)`) to the Router after the routes it protects";

@@ -12,17 +12,15 @@
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use bytes::Bytes;
 use demo_api::{
-    method_not_allowed, not_found, BodyError, Collection, DemoState, EntitiesRead, EntitiesWrite,
-    Health, Item, ItemList, Me, NewItem,
+    method_not_allowed, not_found, Collection, DemoState, EntitiesRead, EntitiesWrite, Health,
+    Item, ItemList, Me, NewItem,
 };
 use keygate::extract::REQUEST_ID_HEADER;
-use keygate::layer::into_http_response;
-use keygate_axum::{require_scopes, ApiKeyLayer, Principal, Scoped};
+use keygate_axum::{require_scopes, ApiKeyLayer, Principal, Rendered, Scoped};
 
 /// The demo API of DESIGN.md over `state`.
 pub fn app(state: DemoState) -> Router {
@@ -42,11 +40,9 @@ pub fn app(state: DemoState) -> Router {
         .route("/health", get(|| async { Json(Health::default()) }))
         .merge(api)
         // Unknown routes and methods answer in the same envelope as everything else.
-        .fallback(|headers: HeaderMap| async move {
-            into_http_response::<axum::body::Body>(not_found(request_id(&headers)))
-        })
-        .method_not_allowed_fallback(|headers: HeaderMap| async move {
-            into_http_response::<axum::body::Body>(method_not_allowed(request_id(&headers)))
+        .fallback(|h: HeaderMap| async move { Rendered(not_found(request_id(&h))) })
+        .method_not_allowed_fallback(|h: HeaderMap| async move {
+            Rendered(method_not_allowed(request_id(&h)))
         })
         .with_state(state)
 }
@@ -68,7 +64,7 @@ async fn create_entities(
     State(s): State<DemoState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Item>), BadBody> {
+) -> Result<(StatusCode, Json<Item>), Rendered> {
     create(&s, Collection::Entities, &who, &headers, &body)
 }
 
@@ -98,25 +94,11 @@ fn create(
     who: &keygate::Principal,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(StatusCode, Json<Item>), BadBody> {
+) -> Result<(StatusCode, Json<Item>), Rendered> {
     let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
-    let new = NewItem::from_json(content_type, body).map_err(|error| BadBody {
-        error,
-        request_id: request_id(headers).map(<[u8]>::to_vec),
-    })?;
+    // A bad body is a 400 in the same envelope as keygate's own errors.
+    let new = NewItem::from_json(content_type, body)
+        .map_err(|e| Rendered(e.render(request_id(headers))))?;
     let item = s.items.create(c, &who.org, &who.id, new);
     Ok((StatusCode::CREATED, Json(item)))
-}
-
-/// A refused request body, answered in keygate's error envelope.
-#[derive(Debug)]
-pub struct BadBody {
-    error: BodyError,
-    request_id: Option<Vec<u8>>,
-}
-
-impl IntoResponse for BadBody {
-    fn into_response(self) -> Response {
-        into_http_response(self.error.render(self.request_id.as_deref()))
-    }
 }
