@@ -40,7 +40,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("the server is bound to no address")?;
     let manager = KeyManager::new(store).with_verifier(&verifier);
     if let Some(created) = bootstrap_demo_key(&manager).await? {
-        println!("{}", banner(created.key.expose_secret(), addr));
+        println!(
+            "{}",
+            banner(created.key.expose_secret(), addr, &args.database_url)
+        );
     }
     println!(
         "keygate demo API (actix-web) listening on http://{addr} — store {}, revocation window {:?}; Ctrl-C to stop",
