@@ -105,9 +105,10 @@ pub(crate) async fn run(cli: Cli) -> Result<String, Failure> {
             let manager = manager(&url).await?;
             let created = manager.rotate(&id, grace).await?;
             let old = manager.show(&id).await?;
-            let old_until = old
-                .expires_at
-                .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+            let old_until = old.expires_at.map_or_else(
+                || "-".to_owned(),
+                |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            );
             Ok(if json {
                 let mut v = render::created_json(&created);
                 if let Value::Object(m) = &mut v {

@@ -71,7 +71,10 @@ async fn flush_of_200_keys(store: &dyn KeyStore) {
         uses.push((id, t(10_000 + i)));
     }
     store.touch_last_used(&uses).await.unwrap();
-    assert_eq!(store.get("k199").await.unwrap().unwrap().last_used_at, Some(t(10_199)));
+    assert_eq!(
+        store.get("k199").await.unwrap().unwrap().last_used_at,
+        Some(t(10_199))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +88,11 @@ async fn sqlite_writes_a_flush_of_200_keys_in_one_statement() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_writes_a_flush_of_200_keys_in_one_statement() {
     let counts = counts();
-    let Some(pg) = support::Pg::fixture("batched_last_used::postgres_writes_a_flush_of_200_keys_in_one_statement").await else {
+    let Some(pg) = support::Pg::fixture(
+        "batched_last_used::postgres_writes_a_flush_of_200_keys_in_one_statement",
+    )
+    .await
+    else {
         return;
     };
     let store = pg.store(keygate_sqlx::StoreOptions::default()).await;

@@ -12,7 +12,10 @@ async fn a_sqlite_url_opens_a_sqlite_store() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("k.db").display());
     let store: Arc<dyn KeyStore> = keygate_sqlx::connect(&url).await.unwrap();
-    store.insert(&support::record("k1", "acme", 0)).await.unwrap();
+    store
+        .insert(&support::record("k1", "acme", 0))
+        .await
+        .unwrap();
     assert!(!store.pushes_invalidations());
     assert!(dir.path().join("k.db").exists());
 }
@@ -22,7 +25,9 @@ async fn an_unknown_scheme_says_which_urls_work() {
     let Err(StoreError::Backend(e)) = keygate_sqlx::connect("mysql://localhost/keys").await else {
         panic!("mysql:// must be refused");
     };
-    let e = e.downcast_ref::<UnsupportedUrl>().expect("an UnsupportedUrl");
+    let e = e
+        .downcast_ref::<UnsupportedUrl>()
+        .expect("an UnsupportedUrl");
     assert_eq!(e.scheme(), "mysql");
     assert!(e.to_string().contains("sqlite://PATH"), "{e}");
 }

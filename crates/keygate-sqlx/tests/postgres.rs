@@ -39,7 +39,10 @@ async fn wait_for_listeners(pg: &Pg, n: i64) {
         if listening >= n {
             return;
         }
-        assert!(Instant::now() < deadline, "{listening} of {n} listeners after 5 s");
+        assert!(
+            Instant::now() < deadline,
+            "{listening} of {n} listeners after 5 s"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -77,7 +80,12 @@ async fn two_nodes(test: &str, notifications: bool) -> Option<TwoNodes> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoke_through_one_verifier_is_rejected_by_the_other_within_a_second() {
-    let Some(n) = two_nodes("postgres::a_revoke_through_one_verifier_is_rejected_by_the_other_within_a_second", true).await else {
+    let Some(n) = two_nodes(
+        "postgres::a_revoke_through_one_verifier_is_rejected_by_the_other_within_a_second",
+        true,
+    )
+    .await
+    else {
         return;
     };
     let clock = ManualClock::new(t(0)); // B's cache never expires by itself: only a push helps
@@ -87,7 +95,11 @@ async fn a_revoke_through_one_verifier_is_rejected_by_the_other_within_a_second(
     wait_for_listeners(&n.pg, 2).await;
     let manager = KeyManager::new(n.a.clone()).with_verifier(&verifier_a);
     let created = manager
-        .create(NewKey::new("shared", "acme").scopes(["entities:read"]).unwrap())
+        .create(
+            NewKey::new("shared", "acme")
+                .scopes(["entities:read"])
+                .unwrap(),
+        )
         .await
         .unwrap();
     let token = created.key.expose_secret();
@@ -107,7 +119,12 @@ async fn a_revoke_through_one_verifier_is_rejected_by_the_other_within_a_second(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_and_rotation_are_pushed_to_the_other_verifier_too() {
-    let Some(n) = two_nodes("postgres::delete_and_rotation_are_pushed_to_the_other_verifier_too", true).await else {
+    let Some(n) = two_nodes(
+        "postgres::delete_and_rotation_are_pushed_to_the_other_verifier_too",
+        true,
+    )
+    .await
+    else {
         return;
     };
     let clock = ManualClock::new(t(0));
@@ -122,10 +139,23 @@ async fn delete_and_rotation_are_pushed_to_the_other_verifier_too() {
         verifier_b.verify(c.key.expose_secret()).await.unwrap();
     }
     manager.delete(&doomed.record.id).await.unwrap();
-    let deleted = time_until_refused(&verifier_b, doomed.key.expose_secret(), AuthError::InvalidKey).await;
+    let deleted = time_until_refused(
+        &verifier_b,
+        doomed.key.expose_secret(),
+        AuthError::InvalidKey,
+    )
+    .await;
     // Rotation with no grace: the old key's expiry moves to now.
-    manager.rotate(&rotated.record.id, Duration::ZERO).await.unwrap();
-    let expired = time_until_refused(&verifier_b, rotated.key.expose_secret(), AuthError::ExpiredKey).await;
+    manager
+        .rotate(&rotated.record.id, Duration::ZERO)
+        .await
+        .unwrap();
+    let expired = time_until_refused(
+        &verifier_b,
+        rotated.key.expose_secret(),
+        AuthError::ExpiredKey,
+    )
+    .await;
     report(&format!(
         "MEASURED postgres propagation: delete {:.1} ms, rotation {:.1} ms",
         deleted.as_secs_f64() * 1000.0,
@@ -137,7 +167,12 @@ async fn delete_and_rotation_are_pushed_to_the_other_verifier_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_notifications_a_revoke_bites_within_the_revocation_window() {
-    let Some(n) = two_nodes("postgres::without_notifications_a_revoke_bites_within_the_revocation_window", false).await else {
+    let Some(n) = two_nodes(
+        "postgres::without_notifications_a_revoke_bites_within_the_revocation_window",
+        false,
+    )
+    .await
+    else {
         return;
     };
     assert!(!n.b.pushes_invalidations());
@@ -146,27 +181,40 @@ async fn without_notifications_a_revoke_bites_within_the_revocation_window() {
     let verifier_b = verifier(n.b.clone(), &clock); // 30 s window
     let manager = KeyManager::new(n.a.clone()).with_verifier(&verifier_a);
     let created = manager
-        .create(NewKey::new("shared", "acme").scopes(["entities:read"]).unwrap())
+        .create(
+            NewKey::new("shared", "acme")
+                .scopes(["entities:read"])
+                .unwrap(),
+        )
         .await
         .unwrap();
     let token = created.key.expose_secret();
     verifier_b.verify(token).await.unwrap();
 
     manager.revoke(&created.record.id).await.unwrap();
-    assert_eq!(verifier_a.verify(token).await.unwrap_err(), AuthError::RevokedKey);
+    assert_eq!(
+        verifier_a.verify(token).await.unwrap_err(),
+        AuthError::RevokedKey
+    );
     // Nothing is pushed: B trusts its cached record for the rest of its window…
     clock.advance(Duration::from_secs(29));
     assert!(verifier_b.verify(token).await.is_ok());
     // …and not a moment past it.
     clock.advance(Duration::from_secs(2));
-    assert_eq!(verifier_b.verify(token).await.unwrap_err(), AuthError::RevokedKey);
+    assert_eq!(
+        verifier_b.verify(token).await.unwrap_err(),
+        AuthError::RevokedKey
+    );
     report("MEASURED postgres without notifications: revoke honoured by the other verifier once its 30 s revocation window passed (ManualClock), not before");
     n.pg.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_listener_reconnects_and_drops_the_whole_record_cache() {
-    let Some(pg) = Pg::fixture("postgres::a_dropped_listener_reconnects_and_drops_the_whole_record_cache").await else {
+    let Some(pg) =
+        Pg::fixture("postgres::a_dropped_listener_reconnects_and_drops_the_whole_record_cache")
+            .await
+    else {
         return;
     };
     let store = Arc::new(pg.store(options(true)).await);
@@ -211,13 +259,21 @@ async fn a_dropped_listener_reconnects_and_drops_the_whole_record_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_plaintext_secret_is_in_the_postgres_tables_after_create_rotate_revoke() {
-    let Some(pg) = Pg::fixture("postgres::no_plaintext_secret_is_in_the_postgres_tables_after_create_rotate_revoke").await else {
+    let Some(pg) = Pg::fixture(
+        "postgres::no_plaintext_secret_is_in_the_postgres_tables_after_create_rotate_revoke",
+    )
+    .await
+    else {
         return;
     };
     let store = Arc::new(pg.store(StoreOptions::default()).await);
     let manager = KeyManager::new(store.clone()).with_hasher(cheap_argon2());
     let created = manager
-        .create(NewKey::new("scan-me", "acme").scopes(["entities:read"]).unwrap())
+        .create(
+            NewKey::new("scan-me", "acme")
+                .scopes(["entities:read"])
+                .unwrap(),
+        )
         .await
         .unwrap();
     let rotated = manager
@@ -228,16 +284,20 @@ async fn no_plaintext_secret_is_in_the_postgres_tables_after_create_rotate_revok
 
     let mut dump = String::new();
     for table in ["keygate_keys", "keygate_audit", "keygate_migrations"] {
-        let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT t::text FROM {}.{table} t", pg.schema))
-            .fetch_all(&pg.admin)
-            .await
-            .unwrap();
+        let rows: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT t::text FROM {}.{table} t", pg.schema))
+                .fetch_all(&pg.admin)
+                .await
+                .unwrap();
         dump.push_str(&rows.join("\n"));
     }
     for key in [&created.key, &rotated.key] {
         let token = key.expose_secret();
         let (_, secret) = token.split_once('.').unwrap();
-        assert!(dump.contains(key.id()), "the scan must see what was written");
+        assert!(
+            dump.contains(key.id()),
+            "the scan must see what was written"
+        );
         assert!(!dump.contains(token));
         assert!(!dump.contains(&secret[..24]));
     }
@@ -246,11 +306,17 @@ async fn no_plaintext_secret_is_in_the_postgres_tables_after_create_rotate_revok
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_audit_table_refuses_updates_deletes_and_truncation() {
-    let Some(pg) = Pg::fixture("postgres::the_postgres_audit_table_refuses_updates_deletes_and_truncation").await else {
+    let Some(pg) =
+        Pg::fixture("postgres::the_postgres_audit_table_refuses_updates_deletes_and_truncation")
+            .await
+    else {
         return;
     };
     let store = pg.store(StoreOptions::default()).await;
-    store.insert(&support::record("k1", "acme", 0)).await.unwrap();
+    store
+        .insert(&support::record("k1", "acme", 0))
+        .await
+        .unwrap();
     KeyManager::new(Arc::new(store.clone()))
         .revoke("k1")
         .await
@@ -269,7 +335,11 @@ async fn the_postgres_audit_table_refuses_updates_deletes_and_truncation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_postgres_store_is_unavailable_and_the_verifier_answers_503() {
-    let Some(pg) = Pg::fixture("postgres::a_closed_postgres_store_is_unavailable_and_the_verifier_answers_503").await else {
+    let Some(pg) = Pg::fixture(
+        "postgres::a_closed_postgres_store_is_unavailable_and_the_verifier_answers_503",
+    )
+    .await
+    else {
         return;
     };
     let store = Arc::new(pg.store(options(false)).await);

@@ -33,7 +33,11 @@ async fn no_plaintext_secret_is_in_the_sqlite_files_after_create_rotate_revoke()
     let store = Arc::new(store);
     let manager = KeyManager::new(store.clone()).with_hasher(cheap_argon2());
     let created = manager
-        .create(NewKey::new("scan-me", "acme").scopes(["entities:read"]).unwrap())
+        .create(
+            NewKey::new("scan-me", "acme")
+                .scopes(["entities:read"])
+                .unwrap(),
+        )
         .await
         .unwrap();
     let rotated = manager
@@ -48,7 +52,8 @@ async fn no_plaintext_secret_is_in_the_sqlite_files_after_create_rotate_revoke()
         let path = entry.unwrap().path();
         files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
     }
-    let contains = |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+    let contains =
+        |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
     for key in [&created.key, &rotated.key] {
         let token = key.expose_secret();
         let (_, secret) = token.split_once('.').unwrap();
@@ -82,19 +87,21 @@ async fn migrations_are_tracked_in_keygate_migrations_and_applied_once() {
     let (store, _dir, url) = support::sqlite().await;
     store.insert(&record("k1", "acme", 0)).await.unwrap();
     let again = SqliteStore::connect(&url).await.unwrap();
-    assert!(again.get("k1").await.unwrap().is_some(), "a second connect keeps the data");
+    assert!(
+        again.get("k1").await.unwrap().is_some(),
+        "a second connect keeps the data"
+    );
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM keygate_migrations")
         .fetch_one(store.pool())
         .await
         .unwrap();
     assert_eq!(applied, 1);
     // The application's own sqlx migrations table is left alone.
-    let sqlx_table: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM sqlite_master WHERE name = '_sqlx_migrations'",
-    )
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
+    let sqlx_table: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = '_sqlx_migrations'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
     assert_eq!(sqlx_table, 0);
 }
 
@@ -127,7 +134,10 @@ async fn a_locked_database_fails_within_the_timeout_instead_of_hanging() {
     store.insert(&record("k1", "acme", 0)).await.unwrap();
     // Another process holds the write lock.
     let mut other = SqliteConnection::connect(&url).await.unwrap();
-    sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
 
     let started = Instant::now();
     let err = store.revoke("k1", t(1)).await.unwrap_err();
@@ -135,7 +145,11 @@ async fn a_locked_database_fails_within_the_timeout_instead_of_hanging() {
         matches!(err, StoreError::Timeout(_) | StoreError::Unavailable(_)),
         "{err:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
 }
 
@@ -154,6 +168,9 @@ async fn a_closed_store_is_unavailable_and_the_verifier_answers_503() {
         Err(StoreError::Unavailable(_))
     ));
     let verifier = verifier(store, &ManualClock::new(t(0)));
-    let err = verifier.verify(created.key.expose_secret()).await.unwrap_err();
+    let err = verifier
+        .verify(created.key.expose_secret())
+        .await
+        .unwrap_err();
     assert!(matches!(err, AuthError::StoreUnavailable { .. }), "{err:?}");
 }

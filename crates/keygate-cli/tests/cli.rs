@@ -1,0 +1,544 @@
+//! The `keygate` binary driven as a process: every subcommand, the `--json` shapes, the
+//! database URL chain, and every error path (non-zero exit, one line on stderr, nothing written).
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+
+struct Db {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    url: String,
+}
+
+fn db() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let url = format!("sqlite://{}", path.display());
+    Db {
+        _dir: dir,
+        path,
+        url,
+    }
+}
+
+/// `keygate --database-url <db> …` as user `ops-tester`, with no URL in the environment.
+fn keygate(db: &Db) -> Command {
+    let mut cmd = Command::cargo_bin("keygate").unwrap();
+    cmd.env_remove("KEYGATE_DATABASE_URL")
+        .env("USER", "ops-tester")
+        .arg("--database-url")
+        .arg(&db.url);
+    cmd
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(cmd: &mut Command) -> Value {
+    serde_json::from_str(&run_ok(cmd)).unwrap()
+}
+
+fn create(db: &Db, name: &str, org: &str) -> Value {
+    json(keygate(db).args([
+        "create",
+        "--name",
+        name,
+        "--org",
+        org,
+        "--scope",
+        "entities:read",
+        "--json",
+    ]))
+}
+
+/// Runs a command that must fail: non-zero exit, exactly one `error: …` line, no stdout.
+fn fails(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "succeeded unexpectedly");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr: {stderr:?}");
+    assert!(lines[0].starts_with("error: "), "{stderr:?}");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    lines[0].to_owned()
+}
+
+/// Rows in the key and audit tables (to prove a failed command wrote nothing).
+fn rows(path: &Path) -> (i64, i64) {
+    let url = format!("sqlite://{}", path.display());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            let keys = sqlx::query_scalar("SELECT count(*) FROM keygate_keys")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            let audit = sqlx::query_scalar("SELECT count(*) FROM keygate_audit")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            (keys, audit)
+        })
+}
+
+fn time(v: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(v.as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn close_to(a: DateTime<Utc>, b: DateTime<Utc>) -> bool {
+    (a - b).num_seconds().abs() < 120
+}
+
+#[test]
+fn create_prints_the_key_once_with_a_store_it_now_line() {
+    let db = db();
+    let out = run_ok(keygate(&db).args([
+        "create",
+        "--name",
+        "billing",
+        "--org",
+        "acme",
+        "--scope",
+        "entities:read",
+    ]));
+    let token = out
+        .split_whitespace()
+        .find(|w| w.starts_with("mk_live_"))
+        .expect("the key is printed");
+    assert_eq!(out.matches(token).count(), 1, "{out}");
+    assert!(out.contains("Store this key now"), "{out}");
+    assert!(db.path.exists());
+}
+
+#[test]
+fn create_json_has_the_contract_fields() {
+    let db = db();
+    let v = json(keygate(&db).args([
+        "create",
+        "--name",
+        "billing",
+        "--org",
+        "acme",
+        "--team",
+        "payments",
+        "--owner",
+        "ana",
+        "--scope",
+        "entities:read",
+        "entities:write",
+        "--scope",
+        "boards:read",
+        "--expires-in",
+        "90d",
+        "--prefix",
+        "mk_test",
+        "--json",
+    ]));
+    let id = v["id"].as_str().unwrap();
+    let key = v["key"].as_str().unwrap();
+    assert!(key.starts_with(&format!("mk_test_{id}.")), "{key}");
+    assert_eq!(v["name"], "billing");
+    assert_eq!(v["org"], "acme");
+    assert_eq!(v["team"], "payments");
+    assert_eq!(v["owner"], "ana");
+    assert_eq!(
+        v["scopes"],
+        serde_json::json!(["boards:read", "entities:read", "entities:write"])
+    );
+    assert!(close_to(
+        time(&v["expires_at"]),
+        Utc::now() + Duration::days(90)
+    ));
+}
+
+#[test]
+fn create_without_expiry_gives_null_and_with_expires_at_that_time() {
+    let db = db();
+    assert_eq!(create(&db, "forever", "acme")["expires_at"], Value::Null);
+    let v = json(keygate(&db).args([
+        "create",
+        "--name",
+        "dated",
+        "--org",
+        "acme",
+        "--scope",
+        "entities:read",
+        "--expires-at",
+        "2030-01-01T00:00:00+02:00",
+        "--json",
+    ]));
+    assert_eq!(v["expires_at"], "2029-12-31T22:00:00Z");
+}
+
+#[test]
+fn list_json_gives_status_scopes_and_times_filtered_by_org() {
+    let db = db();
+    let a = create(&db, "a", "acme");
+    let b = create(&db, "b", "acme");
+    create(&db, "c", "globex");
+    run_ok(keygate(&db).args(["revoke", a["id"].as_str().unwrap()]));
+
+    let all = json(keygate(&db).args(["list", "--json"]));
+    assert_eq!(all.as_array().unwrap().len(), 3);
+    let acme = json(keygate(&db).args(["list", "--org", "acme", "--json"]));
+    let acme = acme.as_array().unwrap();
+    assert_eq!(acme.len(), 2);
+    for item in acme {
+        for field in [
+            "id",
+            "name",
+            "org",
+            "status",
+            "scopes",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+        ] {
+            assert!(item.get(field).is_some(), "{field} missing in {item}");
+        }
+        assert_eq!(item["org"], "acme");
+        assert!(close_to(time(&item["created_at"]), Utc::now()));
+        assert_eq!(item["last_used_at"], Value::Null);
+        assert_eq!(item["scopes"], serde_json::json!(["entities:read"]));
+    }
+    let status = |id: &Value| {
+        acme.iter()
+            .find(|i| i["id"] == *id)
+            .map(|i| i["status"].clone())
+            .unwrap()
+    };
+    assert_eq!(status(&a["id"]), "revoked");
+    assert_eq!(status(&b["id"]), "active");
+}
+
+#[test]
+fn list_prints_a_table_with_name_id_status_scopes_and_times() {
+    let db = db();
+    assert!(run_ok(keygate(&db).arg("list")).contains("No keys"));
+    let v = create(&db, "billing-sync", "acme");
+    let out = run_ok(keygate(&db).arg("list"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let header: Vec<&str> = lines[0]
+        .split("  ")
+        .filter(|c| !c.is_empty())
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "ID",
+            "STATUS",
+            "SCOPES",
+            "CREATED",
+            "EXPIRES",
+            "LAST USED"
+        ]
+    );
+    let row = lines[1];
+    for cell in [
+        "billing-sync",
+        v["id"].as_str().unwrap(),
+        "active",
+        "entities:read",
+        "never",
+    ] {
+        assert!(row.contains(cell), "{cell} not in {row}");
+    }
+    // Columns line up: the id starts where its header starts.
+    assert_eq!(lines[0].find("ID"), row.find(v["id"].as_str().unwrap()));
+}
+
+#[test]
+fn show_gives_the_key_and_its_audit_trail_with_the_os_user() {
+    let db = db();
+    let v = create(&db, "billing", "acme");
+    let id = v["id"].as_str().unwrap();
+    run_ok(keygate(&db).args(["revoke", id]));
+    let shown = json(keygate(&db).args(["show", id, "--json"]));
+    assert_eq!(shown["id"], v["id"]);
+    assert_eq!(shown["status"], "revoked");
+    let trail = shown["audit"].as_array().unwrap();
+    let actions: Vec<&str> = trail
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["created", "revoked"]);
+    assert!(trail.iter().all(|e| e["actor"] == "ops-tester"));
+    let text = run_ok(keygate(&db).args(["show", id]));
+    assert!(text.contains("status:       revoked"), "{text}");
+    assert!(!text.contains("$argon2"), "the hash is never printed");
+}
+
+#[test]
+fn revoke_keeps_the_key_listed_as_revoked() {
+    let db = db();
+    let id = create(&db, "k", "acme")["id"].as_str().unwrap().to_owned();
+    let out = run_ok(keygate(&db).args(["revoke", &id]));
+    assert!(out.contains(&id), "{out}");
+    let listed = json(keygate(&db).args(["list", "--json"]));
+    assert_eq!(listed[0]["status"], "revoked");
+}
+
+#[test]
+fn delete_removes_the_key_and_keeps_its_audit_trail() {
+    let db = db();
+    let id = create(&db, "k", "acme")["id"].as_str().unwrap().to_owned();
+    run_ok(keygate(&db).args(["delete", &id]));
+    assert_eq!(
+        json(keygate(&db).args(["list", "--json"])),
+        serde_json::json!([])
+    );
+    assert_eq!(rows(&db.path), (0, 2), "created + deleted events remain");
+    let msg = fails(keygate(&db).args(["show", &id]));
+    assert_eq!(msg, format!("error: no key with id {id}"));
+}
+
+#[test]
+fn rotate_gives_a_new_key_with_the_same_grants_and_a_grace_period() {
+    let db = db();
+    let old = json(keygate(&db).args([
+        "create",
+        "--name",
+        "ci",
+        "--org",
+        "acme",
+        "--owner",
+        "ana",
+        "--scope",
+        "entities:read",
+        "--prefix",
+        "qapi",
+        "--json",
+    ]));
+    let old_id = old["id"].as_str().unwrap();
+    let new = json(keygate(&db).args(["rotate", old_id, "--json"]));
+    assert_ne!(new["id"], old["id"]);
+    assert_ne!(new["key"], old["key"]);
+    assert!(new["key"].as_str().unwrap().starts_with("qapi_"));
+    for field in ["name", "org", "team", "owner", "scopes", "expires_at"] {
+        assert_eq!(new[field], old[field], "{field}");
+    }
+    assert_eq!(new["rotated_from"], old["id"]);
+    // Default grace: 24 h.
+    assert!(close_to(
+        time(&new["old_expires_at"]),
+        Utc::now() + Duration::hours(24)
+    ));
+
+    let short = json(keygate(&db).args([
+        "rotate",
+        new["id"].as_str().unwrap(),
+        "--grace",
+        "30m",
+        "--json",
+    ]));
+    assert!(close_to(
+        time(&short["old_expires_at"]),
+        Utc::now() + Duration::minutes(30)
+    ));
+    let text =
+        run_ok(keygate(&db).args(["rotate", short["id"].as_str().unwrap(), "--grace", "1h"]));
+    assert!(text.contains("Store this key now"), "{text}");
+}
+
+#[test]
+fn the_database_url_comes_from_the_flag_then_the_environment_then_the_default() {
+    let cwd = tempfile::tempdir().unwrap();
+    let bin = || {
+        let mut c = Command::cargo_bin("keygate").unwrap();
+        c.current_dir(cwd.path()).env_remove("KEYGATE_DATABASE_URL");
+        c
+    };
+    let args = [
+        "create",
+        "--name",
+        "k",
+        "--org",
+        "acme",
+        "--scope",
+        "entities:read",
+        "--json",
+    ];
+    run_ok(bin().args(args));
+    assert!(
+        cwd.path().join("keygate.db").exists(),
+        "default sqlite://keygate.db"
+    );
+
+    let env_db = cwd.path().join("env.db");
+    run_ok(
+        bin()
+            .env(
+                "KEYGATE_DATABASE_URL",
+                format!("sqlite://{}", env_db.display()),
+            )
+            .args(args),
+    );
+    assert!(env_db.exists());
+
+    let flag_db = cwd.path().join("flag.db");
+    run_ok(
+        bin()
+            .env(
+                "KEYGATE_DATABASE_URL",
+                format!("sqlite://{}", env_db.display()),
+            )
+            .args(["--database-url", &format!("sqlite://{}", flag_db.display())])
+            .args(args),
+    );
+    assert_eq!(rows(&flag_db).0, 1);
+    assert_eq!(rows(&env_db).0, 1);
+}
+
+#[test]
+fn an_unknown_id_fails_with_one_line_for_every_subcommand_and_writes_nothing() {
+    let db = db();
+    create(&db, "k", "acme");
+    let before = rows(&db.path);
+    for sub in ["show", "revoke", "delete", "rotate"] {
+        let msg = fails(keygate(&db).args([sub, "nosuchkey0000000"]));
+        assert_eq!(msg, "error: no key with id nosuchkey0000000", "{sub}");
+    }
+    assert_eq!(rows(&db.path), before);
+}
+
+#[test]
+fn a_bad_scope_fails_before_the_store_is_opened() {
+    let db = db();
+    let msg = fails(keygate(&db).args([
+        "create",
+        "--name",
+        "k",
+        "--org",
+        "acme",
+        "--scope",
+        "Entities Read",
+    ]));
+    assert!(msg.contains("invalid scope"), "{msg}");
+    assert!(
+        !db.path.exists(),
+        "nothing may be written, not even an empty database"
+    );
+}
+
+#[test]
+fn a_bad_duration_fails_before_the_store_is_opened() {
+    let db = db();
+    for args in [
+        &[
+            "create",
+            "--name",
+            "k",
+            "--org",
+            "acme",
+            "--scope",
+            "a:b",
+            "--expires-in",
+            "ten days",
+        ][..],
+        &[
+            "create",
+            "--name",
+            "k",
+            "--org",
+            "acme",
+            "--scope",
+            "a:b",
+            "--expires-in",
+            "90",
+        ],
+        &["rotate", "someid", "--grace", "1 day"],
+    ] {
+        let msg = fails(keygate(&db).args(args));
+        assert!(msg.contains("invalid duration"), "{msg}");
+    }
+    assert!(!db.path.exists());
+}
+
+#[test]
+fn a_bad_or_past_expiry_time_fails_before_the_store_is_opened() {
+    let db = db();
+    let base = [
+        "create",
+        "--name",
+        "k",
+        "--org",
+        "acme",
+        "--scope",
+        "a:b",
+        "--expires-at",
+    ];
+    let msg = fails(keygate(&db).args(base).arg("tomorrow"));
+    assert!(msg.contains("RFC 3339"), "{msg}");
+    let msg = fails(keygate(&db).args(base).arg("2001-01-01T00:00:00Z"));
+    assert!(msg.contains("future"), "{msg}");
+    let msg = fails(
+        keygate(&db)
+            .args(base)
+            .arg("2030-01-01T00:00:00Z")
+            .args(["--expires-in", "1d"]),
+    );
+    assert!(msg.contains("cannot be used with"), "{msg}");
+    assert!(!db.path.exists());
+}
+
+#[test]
+fn a_bad_prefix_or_empty_name_fails_and_writes_nothing() {
+    let db = db();
+    create(&db, "k", "acme");
+    let before = rows(&db.path);
+    let msg = fails(keygate(&db).args([
+        "create", "--name", "k", "--org", "acme", "--scope", "a:b", "--prefix", "Live!",
+    ]));
+    assert!(msg.contains("invalid prefix"), "{msg}");
+    let msg =
+        fails(keygate(&db).args(["create", "--name", " ", "--org", "acme", "--scope", "a:b"]));
+    assert!(msg.contains("name must not be empty"), "{msg}");
+    assert_eq!(rows(&db.path), before);
+}
+
+#[test]
+fn an_unreachable_database_fails_with_one_line() {
+    for url in [
+        "postgres://keygate:hunter2@127.0.0.1:1/x",
+        "sqlite:///proc/keygate-nope/keys.db",
+        "mysql://localhost/keys",
+    ] {
+        let mut cmd = Command::cargo_bin("keygate").unwrap();
+        let msg = fails(cmd.args(["--database-url", url, "list"]));
+        assert!(msg.starts_with("error: cannot open the key store"), "{msg}");
+        assert!(
+            !msg.contains("hunter2"),
+            "passwords stay out of messages: {msg}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_required_flag_fails_with_one_line() {
+    let db = db();
+    let msg = fails(keygate(&db).args(["create", "--org", "acme"]));
+    assert!(msg.contains("--name"), "{msg}");
+    assert!(!db.path.exists());
+}
