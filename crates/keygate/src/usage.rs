@@ -11,19 +11,21 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::clock::millis_to_datetime;
+use crate::principal::Principal;
 use crate::store::{KeyStore, StoreError};
 
-/// The last-use slot of one cached key.
+/// The last-use slot of one cached key. It names its key through the cached principal
+/// (shared, not copied: this slot exists once per cached key).
 pub(crate) struct UsageSlot {
-    id: String,
+    principal: Arc<Principal>,
     last_used_ms: AtomicI64,
     queued: AtomicBool,
 }
 
 impl UsageSlot {
-    pub(crate) fn new(id: String) -> Arc<Self> {
+    pub(crate) fn new(principal: Arc<Principal>) -> Arc<Self> {
         Arc::new(UsageSlot {
-            id,
+            principal,
             last_used_ms: AtomicI64::new(i64::MIN),
             queued: AtomicBool::new(false),
         })
@@ -79,7 +81,7 @@ impl UsageRecorder {
         for slot in slots {
             slot.queued.store(false, Ordering::Release);
             let t = slot.last_used_ms.load(Ordering::Relaxed);
-            let e = batch.entry(slot.id.clone()).or_insert(t);
+            let e = batch.entry(slot.principal.id.clone()).or_insert(t);
             *e = (*e).max(t);
         }
         if batch.is_empty() {

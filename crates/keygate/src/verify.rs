@@ -471,6 +471,10 @@ enum HashFailure {
     Hash(#[from] crate::hash::HashError),
     #[error("hash task failed: {0}")]
     Task(String),
+    /// The id became throttled while this check waited for a hashing permit: refused
+    /// without hashing, and not cached (the secret was never checked).
+    #[error("key id throttled")]
+    Throttled,
 }
 
 impl Inner {
@@ -616,23 +620,24 @@ impl Inner {
             revoked_at,
             ..
         } = record;
+        let principal = Arc::new(Principal {
+            id,
+            name,
+            org,
+            team,
+            owner,
+            scopes,
+            environment: prefix,
+            expires_at,
+            metadata,
+        });
         let state = KeyState {
             fingerprint: fingerprint(&hash),
             hash: hash.into(),
             revoked: revoked_at.is_some(),
             expires_at_ms,
-            usage: UsageSlot::new(id.clone()),
-            principal: Arc::new(Principal {
-                id,
-                name,
-                org,
-                team,
-                owner,
-                scopes,
-                environment: prefix,
-                expires_at,
-                metadata,
-            }),
+            usage: UsageSlot::new(Arc::clone(&principal)),
+            principal,
         };
         Ok(CachedRecord {
             state: Some(Arc::new(state)),
@@ -658,24 +663,25 @@ impl Inner {
             );
             return Ok(false);
         }
-        let entry = self
+        let entry = match self
             .verdicts
             .entry(digest)
-            .or_try_insert_with(self.run_hash(token, state, now))
+            .or_try_insert_with(self.run_hash(token, id, state, now))
             .await
-            .map_err(|e| {
-                tracing::error!(key_id = id, error = %e, "keygate: cannot check secret against stored hash");
-                self.store_unavailable()
-            })?;
-        let verdict = *entry.value();
-        if entry.is_fresh() {
-            if verdict.accepted {
-                if self.hasher.needs_rehash(&state.hash) {
-                    self.spawn_rehash(token, id, digest);
-                }
-            } else {
-                self.record_failure(id, now);
+        {
+            Ok(entry) => entry,
+            Err(e) if matches!(*e, HashFailure::Throttled) => {
+                metrics::counter!("keygate_throttled_total").increment(1);
+                return Ok(false);
             }
+            Err(e) => {
+                tracing::error!(key_id = id, error = %e, "keygate: cannot check secret against stored hash");
+                return Err(self.store_unavailable());
+            }
+        };
+        let verdict = *entry.value();
+        if entry.is_fresh() && verdict.accepted && self.hasher.needs_rehash(&state.hash) {
+            self.spawn_rehash(token, id, digest);
         }
         Ok(verdict.accepted)
     }
@@ -683,6 +689,7 @@ impl Inner {
     async fn run_hash(
         &self,
         token: &str,
+        id: &str,
         state: &KeyState,
         now: i64,
     ) -> Result<Verdict, HashFailure> {
@@ -690,6 +697,11 @@ impl Inner {
             .acquire_owned()
             .await
             .map_err(|e| HashFailure::Task(e.to_string()))?;
+        // Checked again with the permit held: many wrong secrets for one id that arrive
+        // together all pass the first check, and would otherwise each run argon2 in turn.
+        if self.is_throttled(id, self.clock.now_millis()) {
+            return Err(HashFailure::Throttled);
+        }
         let hasher = Arc::clone(&self.hasher);
         let stored = Arc::clone(&state.hash);
         let secret = Zeroizing::new(token.as_bytes().to_vec());
@@ -701,6 +713,9 @@ impl Inner {
         .await
         .map_err(|e| HashFailure::Task(e.to_string()))??;
         metrics::histogram!("keygate_hash_seconds").record(started.elapsed().as_secs_f64());
+        if !ok {
+            self.record_failure(id, now);
+        }
         let ttl = if ok {
             self.config.verified_ttl
         } else {

@@ -234,6 +234,47 @@ async fn repeated_wrong_secrets_throttle_the_id_without_hashing() {
     assert_eq!(rig.hasher.verify_count(), base + 4, "the window ended");
 }
 
+/// A hasher whose checks take 20 ms, so that concurrent checks really overlap.
+struct SlowHasher(support::CountingHasher);
+
+impl keygate::KeyHasher for SlowHasher {
+    fn hash(&self, secret: &[u8]) -> Result<String, keygate::HashError> {
+        self.0.hash(secret)
+    }
+    fn verify(&self, secret: &[u8], stored: &str) -> Result<bool, keygate::HashError> {
+        std::thread::sleep(Duration::from_millis(20));
+        self.0.verify(secret, stored)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wrong_secrets_arriving_together_cannot_outrun_the_throttle() {
+    let counting = support::CountingHasher::new(support::cheap_argon2());
+    let slow = SlowHasher(counting.clone());
+    let rig = Arc::new(Rig::with(move |b| {
+        b.hasher(slow)
+            .failure_throttle(3, Duration::from_secs(60))
+            .hash_concurrency(1)
+    }));
+    let (token, _) = rig.key().await;
+    rig.verifier.verify(&token).await.unwrap();
+    let base = counting.verify_count();
+    let tasks: Vec<_> = (0..40)
+        .map(|seed| {
+            let (rig, forged) = (rig.clone(), forge_secret(&token, seed));
+            tokio::spawn(async move { rig.verifier.verify(&forged).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), Err(AuthError::InvalidKey));
+    }
+    let hashed = counting.verify_count() - base;
+    assert!(
+        hashed <= 3 + 1,
+        "40 concurrent forgeries ran {hashed} hashes; the throttle allows 3 (+1 in flight)"
+    );
+}
+
 #[tokio::test]
 async fn a_failing_store_is_503_never_401() {
     let rig = Rig::new();
