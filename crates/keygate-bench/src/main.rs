@@ -1,0 +1,96 @@
+//! # keygate-bench
+//!
+//! One invocation runs every scenario of BENCHMARKS.md on 127.0.0.1 and prints one markdown
+//! table: keygate (axum and actix-web) next to the bare frameworks, the usual peers
+//! (tower-http's `ValidateRequestHeaderLayer`, actix-web-httpauth, djangorestframework-api-key
+//! on gunicorn), a naive argon2-per-request verifier, keygate under garbage and forged-secret
+//! floods, memory per cached key, and a cold start of 1,000 concurrent first requests.
+//!
+//! ```text
+//! cargo run --release -p keygate-bench            # full run, ≤ 10 minutes
+//! cargo run --release -p keygate-bench -- --quick # ≤ 2 minutes
+//! ```
+//!
+//! Servers run as child processes of this binary (`keygate-bench serve KIND`), one worker
+//! thread each, pinned to CPU 0; `wrk` (one thread) is pinned to CPU 1. Every child is killed
+//! at the end, on error and on Ctrl-C.
+
+mod children;
+mod cold;
+mod drf;
+mod http;
+mod machine;
+mod memory;
+mod report;
+mod run;
+mod servers;
+mod wrk;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Load harness: keygate against the authentication layers people use today.
+#[derive(Debug, Parser)]
+#[command(name = "keygate-bench", version)]
+struct Cli {
+    /// Short run (≤ 2 minutes): 3 s per measurement, memory at 100k keys only.
+    #[arg(long)]
+    quick: bool,
+    /// Seconds of each measurement (default 10, or 3 with --quick).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Concurrent connections of the load generator.
+    #[arg(long, default_value_t = 32)]
+    connections: u32,
+    /// Run only the scenarios whose name contains one of these (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Do not pin the server to CPU 0 and wrk to CPU 1.
+    #[arg(long)]
+    no_pin: bool,
+    /// Also write the markdown report to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Internal>,
+}
+
+/// Modes the harness starts itself in (child processes).
+#[derive(Debug, Subcommand)]
+enum Internal {
+    /// Run one server until stdin closes.
+    #[command(hide = true)]
+    Serve {
+        kind: servers::ServerKind,
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Measure resident memory per cached key.
+    #[command(hide = true)]
+    Memory {
+        #[arg(long)]
+        keys: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Internal::Serve { kind, dir }) => servers::serve(kind, &dir),
+        Some(Internal::Memory { keys }) => memory::measure(keys),
+        None => run::all(run::Settings {
+            quick: cli.quick,
+            duration: std::time::Duration::from_secs(cli.duration.unwrap_or(if cli.quick {
+                3
+            } else {
+                10
+            })),
+            warmup: std::time::Duration::from_secs(if cli.quick { 1 } else { 3 }),
+            connections: cli.connections,
+            only: cli.only,
+            pin: !cli.no_pin,
+            out: cli.out,
+        }),
+    }
+}
