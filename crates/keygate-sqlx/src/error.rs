@@ -45,8 +45,12 @@ const SQLITE_UNAVAILABLE: &[i32] = &[
 
 /// Whether a database error code says "cannot serve now" rather than "this query is wrong".
 fn is_unavailable_code(code: &str) -> bool {
-    if let Ok(n) = code.parse::<i32>() {
-        return SQLITE_UNAVAILABLE.contains(&(n & 0xff));
+    // PostgreSQL SQLSTATEs are always five characters (and may be all digits, like 08006);
+    // SQLite result codes, extended ones included, have at most four digits.
+    if code.len() < 5 {
+        return code
+            .parse::<i32>()
+            .is_ok_and(|n| SQLITE_UNAVAILABLE.contains(&(n & 0xff)));
     }
     // PostgreSQL SQLSTATE classes: 08 connection exception, 53 insufficient resources,
     // 57 operator intervention (admin shutdown, cannot connect now), 58 system error.
@@ -93,6 +97,8 @@ mod tests {
     fn connection_class_codes_are_unavailable() {
         assert!(is_unavailable_code("08006"));
         assert!(is_unavailable_code("57P01"));
+        assert!(is_unavailable_code("53300")); // too many connections
+        assert!(!is_unavailable_code("42P01")); // undefined table: a bug, not an outage
         assert!(is_unavailable_code("14"));
         assert!(is_unavailable_code("261")); // SQLITE_BUSY_RECOVERY
         assert!(!is_unavailable_code("23505"));

@@ -52,3 +52,23 @@ async fn an_unwritable_sqlite_path_is_unavailable() {
         .expect("/proc is not writable");
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_memory_sqlite_url_keeps_one_database_across_calls() {
+    let store = keygate_sqlx::connect("sqlite::memory:").await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .insert(&support::record(&format!("k{i}"), "acme", i))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let all = store.list(&keygate::KeyFilter::all()).await.unwrap();
+    assert_eq!(all.len(), 8);
+}

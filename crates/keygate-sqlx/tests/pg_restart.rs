@@ -37,6 +37,21 @@ fn pg_ctl(cluster: &str, action: &str) {
     assert!(status.success(), "pg_ctlcluster {args:?} failed");
 }
 
+/// Starts the cluster when dropped (also when the test panics while it is stopped).
+struct Restart(String);
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        let mut args: Vec<&str> = self.0.split_whitespace().collect();
+        args.push("start");
+        // Already running is fine: pg_ctlcluster then only complains.
+        let _ = Command::new("pg_ctlcluster")
+            .args(&args)
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 /// Polls `check` every 50 ms for at most `limit`.
 async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
 where
@@ -93,6 +108,8 @@ async fn a_postgres_restart_under_load_is_503_never_401_and_recovers_by_itself()
         .create(NewKey::new("uncached", "acme"))
         .await
         .unwrap();
+    // Never verified before the outage (the load below caches both of the others).
+    let unseen = manager.create(NewKey::new("unseen", "acme")).await.unwrap();
     let cached_token = cached.key.expose_secret().to_owned();
     let uncached_token = uncached.key.expose_secret().to_owned();
     verifier.verify(&cached_token).await.unwrap();
@@ -116,13 +133,18 @@ async fn a_postgres_restart_under_load_is_503_never_401_and_recovers_by_itself()
         .collect();
 
     pg_ctl(&cluster, "stop");
+    // Whatever happens next, the database is started again for the tests that follow.
+    let _restart = Restart(cluster.clone());
     let down_at = Instant::now();
     // Inside the window the cached key keeps working; the uncached one is a 503.
     assert!(
         verifier.verify(&cached_token).await.is_ok(),
         "cached key refused during the outage"
     );
-    let err = verifier.verify(&uncached_token).await.unwrap_err();
+    let err = verifier
+        .verify(unseen.key.expose_secret())
+        .await
+        .unwrap_err();
     assert!(matches!(err, AuthError::StoreUnavailable { .. }), "{err:?}");
     let rendered = keygate::gate::render_with(&keygate::JsonRenderer::default(), &err, None);
     assert_eq!(rendered.status, 503);
