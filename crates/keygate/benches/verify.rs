@@ -1,5 +1,6 @@
 //! Per-call costs of the verification path: parse, header extraction, cached verification,
-//! rejections that must stay cheap, and a cold (argon2id, OWASP parameters) verification.
+//! rejections that must stay cheap (garbage, a cached forged secret, fresh forged secrets for a
+//! throttled id), and a cold (argon2id, OWASP parameters) verification.
 //!
 //! `cargo bench -p keygate --bench verify`
 
@@ -81,6 +82,32 @@ fn benches(c: &mut Criterion) {
                 .verify(std::hint::black_box(&forged))
                 .await
                 .is_err()
+        })
+    });
+
+    // The forged-secret flood, per call: a different wrong secret for a known id every time.
+    // After `max_failures` argon2 checks the id is throttled and each forgery is refused
+    // without hashing (the warm-up absorbs the first checks; the window outlasts the run).
+    let throttled = rt.block_on(async {
+        Verifier::builder(store.clone())
+            .failure_throttle(10, std::time::Duration::from_secs(3600))
+            .build()
+    });
+    rt.block_on(throttled.verify(&token)).unwrap();
+    let dot = token.find('.').unwrap();
+    let forgeries: Vec<String> = (0..100_000u32)
+        .map(|i| {
+            let secret = format!("{i:0>width$}", width = token::SECRET_LEN);
+            token::with_checksum(&format!("{}.{secret}", &token[..dot]))
+        })
+        .collect();
+    let mut next = 0usize;
+    c.bench_function("reject_throttled_forged_secret", |b| {
+        b.to_async(&rt).iter(|| {
+            next = (next + 1) % forgeries.len();
+            let forged = &forgeries[next];
+            let throttled = &throttled;
+            async move { throttled.verify(std::hint::black_box(forged)).await.is_err() }
         })
     });
 
