@@ -107,7 +107,12 @@ fn benches(c: &mut Criterion) {
             next = (next + 1) % forgeries.len();
             let forged = &forgeries[next];
             let throttled = &throttled;
-            async move { throttled.verify(std::hint::black_box(forged)).await.is_err() }
+            async move {
+                throttled
+                    .verify(std::hint::black_box(forged))
+                    .await
+                    .is_err()
+            }
         })
     });
 
