@@ -60,21 +60,23 @@ async fn run(pool: PgPool, invalidator: Invalidator) {
             tokio::select! {
                 next = listener.try_recv() => match next {
                     Ok(Some(n)) => invalidator.invalidate(n.payload()),
-                    // The connection dropped and was re-established (and re-subscribed).
+                    // The connection is gone. Keep the cache: while the database is away,
+                    // cached keys keep working within their revocation window, exactly as
+                    // with a store that pushes nothing. The cache is dropped once a new
+                    // listening connection is up (above), since announcements were missed.
                     Ok(None) => {
                         tracing::warn!(
                             target: "keygate_sqlx::listen",
-                            "invalidation listener reconnected; dropping the record cache"
+                            "invalidation listener lost its connection; reconnecting"
                         );
-                        invalidator.invalidate_all();
+                        continue 'connect;
                     }
                     Err(e) => {
                         tracing::warn!(
                             target: "keygate_sqlx::listen",
                             error = %e,
-                            "invalidation listener lost its connection; reconnecting"
+                            "invalidation listener failed; reconnecting"
                         );
-                        invalidator.invalidate_all();
                         continue 'connect;
                     }
                 },
