@@ -2,33 +2,10 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keygate::{NewKey, ScopeRequirement};
-use support::{forge_secret, Rig};
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
+use support::{forge_secret, Capture, Rig};
 
 /// The secret part of a token: everything after the `.`.
 fn secret_of(token: &str) -> &str {
@@ -105,7 +82,7 @@ async fn a_full_lifecycle_logs_and_debugs_no_secret() {
         debug += &format!("{r:?}");
     }
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(
         logs.contains("key lifecycle event"),
         "the audit sink logged: {logs}"

@@ -3,32 +3,9 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::MetricKind;
-use support::{forge_secret, Rig};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
+use support::{forge_secret, Capture, Rig};
 
 fn counter(
     snapshot: &[(metrics_util::CompositeKey, DebugValue)],
@@ -135,7 +112,7 @@ async fn verifications_emit_outcome_and_cache_metrics_and_a_span_per_verificatio
         .iter()
         .any(|(k, _)| k.key().name() == "keygate_store_seconds"));
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     let spans: Vec<&str> = logs
         .lines()
         .filter(|l| l.contains("keygate.verify"))
