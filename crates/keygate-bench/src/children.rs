@@ -9,6 +9,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// After Ctrl-C: the handler is stopping the children and will exit the process; callers
+/// wait for that instead of reporting half a run.
+pub(crate) fn stop_if_interrupted() {
+    if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_secs(10));
+    }
+}
 
 fn live() -> std::sync::MutexGuard<'static, Vec<u32>> {
     LIVE.lock().unwrap_or_else(PoisonError::into_inner)
@@ -24,6 +33,7 @@ fn signal(pid: u32, sig: &str) {
 /// Kills every registered child on Ctrl-C (or SIGTERM), then exits.
 pub(crate) fn install_interrupt_handler() -> Result<()> {
     ctrlc::set_handler(|| {
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
         let pids: Vec<u32> = live().clone();
         for &pid in &pids {
             signal(pid, "-TERM");

@@ -291,6 +291,7 @@ fn hash_calls(addr: SocketAddr) -> Option<u64> {
 fn attack(
     ctx: &Ctx,
     baseline: &mut Row,
+    control_row: &mut Row,
     garbage_row: &mut Row,
     forged_row: &mut Row,
 ) -> Result<()> {
@@ -301,12 +302,24 @@ fn attack(
     let valid = ctx.spec(server.addr, &auth, ctx.s.duration);
     let m = measure(ctx, server.proc.pid(), &valid)?;
     fill(baseline, &m);
-    for (row, file) in [(garbage_row, garbage), (forged_row, forged)] {
-        let flood = WrkSpec {
-            headers: Vec::new(),
-            script: Some((lua.clone(), vec![file.display().to_string()])),
-            duration: ctx.s.duration + Duration::from_secs(2),
-            ..valid.clone()
+    for (row, file) in [
+        (control_row, None),
+        (garbage_row, Some(garbage)),
+        (forged_row, Some(forged)),
+    ] {
+        // The control "flood" is a second client sending the same valid requests: what the
+        // valid client loses there is the load generator's shared core, not the server.
+        let flood = match file {
+            Some(file) => WrkSpec {
+                headers: Vec::new(),
+                script: Some((lua.clone(), vec![file.display().to_string()])),
+                duration: ctx.s.duration + Duration::from_secs(2),
+                ..valid.clone()
+            },
+            None => WrkSpec {
+                duration: ctx.s.duration + Duration::from_secs(2),
+                ..valid.clone()
+            },
         };
         let calls0 = hash_calls(server.addr);
         let flooding = wrk::start(&flood)?;
@@ -328,7 +341,7 @@ fn attack(
             },
         );
         row.notes.push(format!(
-            "flood: {} req/s, {} of them refused",
+            "second client: {} req/s, {} of them refused",
             flood_report.rps.round(),
             if flood_report.non_2xx == flood_report.requests {
                 "all".to_owned()
@@ -451,10 +464,23 @@ fn judge(rows: &mut [Row]) {
             }
             "flood-garbage" => check("valid alone", "flood-garbage", "flood-baseline", 0.70),
             "flood-forged" => check("valid alone", "flood-forged", "flood-baseline", 0.70),
+            "flood-control" => {
+                if let Some(x) = rps_ratio(rows, "flood-control", "flood-baseline") {
+                    checks.push((format!("none (reference: {x:.2}× kept)"), true));
+                }
+            }
             _ => {}
         }
         if !checks.is_empty() {
             verdicts.push((i, checks));
+        }
+    }
+    for key in ["flood-garbage", "flood-forged"] {
+        if let Some(x) = rps_ratio(rows, key, "flood-control") {
+            if let Some(r) = rows.iter_mut().find(|r| r.key == key) {
+                r.notes
+                    .push(format!("valid traffic kept vs the control: {x:.2}×"));
+            }
         }
     }
     for (i, checks) in verdicts {
@@ -464,7 +490,7 @@ fn judge(rows: &mut [Row]) {
             .map(|(t, _)| t.clone())
             .collect::<Vec<_>>()
             .join("<br>");
-        r.met = Some(checks.iter().all(|(_, ok)| *ok));
+        r.met = (r.key != "flood-control").then(|| checks.iter().all(|(_, ok)| *ok));
     }
 }
 
@@ -513,6 +539,11 @@ fn rows() -> Vec<Row> {
             Family::Axum,
         ),
         Row::new(
+            "flood-control",
+            "attack control: valid traffic while a second client sends the same valid requests",
+            Family::Axum,
+        ),
+        Row::new(
             "flood-garbage",
             "attack (a): valid traffic during a garbage-token flood",
             Family::Axum,
@@ -538,6 +569,7 @@ fn get<'a>(rows: &'a mut [Row], key: &str) -> &'a mut Row {
 }
 
 fn record(row: &mut Row, r: Result<()>) {
+    children::stop_if_interrupted();
     if let Err(e) = r {
         eprintln!("keygate-bench: {}: {e:#}", row.scenario);
         row.notes.push(format!("error: {e:#}"));
@@ -615,11 +647,13 @@ pub(crate) fn all(s: Settings) -> Result<()> {
     if ctx.wanted("flood") {
         eprintln!("keygate-bench: floods");
         let mut b = get(&mut rows, "flood-baseline").clone();
+        let mut c = get(&mut rows, "flood-control").clone();
         let mut g = get(&mut rows, "flood-garbage").clone();
         let mut f = get(&mut rows, "flood-forged").clone();
-        let r = attack(&ctx, &mut b, &mut g, &mut f);
+        let r = attack(&ctx, &mut b, &mut c, &mut g, &mut f);
         record(&mut b, r);
         *get(&mut rows, "flood-baseline") = b;
+        *get(&mut rows, "flood-control") = c;
         *get(&mut rows, "flood-garbage") = g;
         *get(&mut rows, "flood-forged") = f;
     }
@@ -645,6 +679,7 @@ pub(crate) fn all(s: Settings) -> Result<()> {
         let r = cold_start(&ctx, get(&mut rows, "cold-start"));
         record(get(&mut rows, "cold-start"), r);
     }
+    children::stop_if_interrupted();
     judge(&mut rows);
     let rows: Vec<Row> = rows
         .into_iter()
