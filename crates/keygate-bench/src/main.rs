@@ -34,12 +34,15 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "keygate-bench", version)]
 struct Cli {
-    /// Short run (≤ 2 minutes): 3 s per measurement, memory at 100k keys only.
+    /// Short run (≤ 2 minutes): 3 s per measurement, one round, memory at 100k keys only.
     #[arg(long)]
     quick: bool,
     /// Seconds of each measurement (default 10, or 3 with --quick).
     #[arg(long)]
     duration: Option<u64>,
+    /// Measurement rounds per throughput scenario, best kept (default 2, or 1 with --quick).
+    #[arg(long)]
+    rounds: Option<u32>,
     /// Concurrent connections of the load generator.
     #[arg(long, default_value_t = 32)]
     connections: u32,
@@ -88,6 +91,7 @@ fn main() -> anyhow::Result<()> {
             })),
             warmup: std::time::Duration::from_secs(if cli.quick { 1 } else { 3 }),
             connections: cli.connections,
+            rounds: cli.rounds.unwrap_or(if cli.quick { 1 } else { 2 }),
             only: cli.only,
             pin: !cli.no_pin,
             out: cli.out,

@@ -21,6 +21,7 @@ pub(crate) struct Settings {
     pub(crate) duration: Duration,
     pub(crate) warmup: Duration,
     pub(crate) connections: u32,
+    pub(crate) rounds: u32,
     pub(crate) only: Vec<String>,
     pub(crate) pin: bool,
     pub(crate) out: Option<PathBuf>,
@@ -135,23 +136,33 @@ fn fill(row: &mut Row, m: &Measured) {
 }
 
 /// Warms up, then measures with wrk while sampling the server's CPU time.
-fn measure(ctx: &Ctx, pid: u32, spec: &WrkSpec) -> Result<Measured> {
+///
+/// With several `rounds`, the round with the highest throughput is kept: on a machine shared
+/// with other work, the best round is the one least disturbed by it.
+fn measure(ctx: &Ctx, pid: u32, spec: &WrkSpec, rounds: u32) -> Result<Measured> {
     if !ctx.s.warmup.is_zero() {
         let mut w = spec.clone();
         w.duration = ctx.s.warmup;
         wrk::run(&w)?;
     }
-    let cpu0 = machine::tree_cpu_seconds(pid);
-    let t0 = Instant::now();
-    let report = wrk::run(spec)?;
-    let cpu_seconds = machine::tree_cpu_seconds(pid) - cpu0;
-    let wall = t0.elapsed().as_secs_f64().max(report.seconds);
-    Ok(Measured {
-        cpu_seconds,
-        wall,
-        served: report.requests as f64,
-        wrk: report,
-    })
+    let mut best: Option<Measured> = None;
+    for _ in 0..rounds.max(1) {
+        let cpu0 = machine::tree_cpu_seconds(pid);
+        let t0 = Instant::now();
+        let report = wrk::run(spec)?;
+        let cpu_seconds = machine::tree_cpu_seconds(pid) - cpu0;
+        let wall = t0.elapsed().as_secs_f64().max(report.seconds);
+        let m = Measured {
+            cpu_seconds,
+            wall,
+            served: report.requests as f64,
+            wrk: report,
+        };
+        if best.as_ref().is_none_or(|b| m.wrk.rps > b.wrk.rps) {
+            best = Some(m);
+        }
+    }
+    best.context("no measurement round ran")
 }
 
 /// Checks the server answers 200 to the valid request and refuses one without credentials.
@@ -178,6 +189,7 @@ fn http_scenario(ctx: &Ctx, row: &mut Row, kind: ServerKind, refuses: Option<u16
         ctx,
         server.proc.pid(),
         &ctx.spec(server.addr, &auth, ctx.s.duration),
+        ctx.s.rounds,
     )?;
     fill(row, &m);
     if !server.store.is_empty() && kind != ServerKind::NaiveArgon2 {
@@ -230,10 +242,10 @@ fn django(ctx: &Ctx, bare: &mut Row, keyed: &mut Row) -> Result<String> {
         ..ctx.spec(addr, &auth, ctx.s.duration)
     };
     if ctx.wanted(bare.key) {
-        let m = measure(ctx, proc.pid(), &mk("/open"))?;
+        let m = measure(ctx, proc.pid(), &mk("/open"), ctx.s.rounds)?;
         fill(bare, &m);
     }
-    let m = measure(ctx, proc.pid(), &mk("/"))?;
+    let m = measure(ctx, proc.pid(), &mk("/"), ctx.s.rounds)?;
     fill(keyed, &m);
     keyed.notes.push("store: SQLite (Django ORM)".into());
     drop(proc);
@@ -300,7 +312,8 @@ fn attack(
     sanity(server.addr, "/", &auth, Some(401))?;
     let (forged, garbage, lua) = flood_files(ctx, &server)?;
     let valid = ctx.spec(server.addr, &auth, ctx.s.duration);
-    let m = measure(ctx, server.proc.pid(), &valid)?;
+    // One round, like each flood it is compared with.
+    let m = measure(ctx, server.proc.pid(), &valid, 1)?;
     fill(baseline, &m);
     for (row, file) in [
         (control_row, None),
@@ -473,6 +486,19 @@ fn judge(rows: &mut [Row]) {
         }
         if !checks.is_empty() {
             verdicts.push((i, checks));
+        }
+    }
+    for (key, bases) in [
+        ("axum-keygate", ["axum-bare", "axum-tower-http"]),
+        ("actix-keygate", ["actix-bare", "actix-httpauth"]),
+    ] {
+        let got: Vec<String> = bases
+            .iter()
+            .filter_map(|b| rps_ratio(rows, key, b).map(|x| format!("{x:.2}× {b}")))
+            .collect();
+        if let (false, Some(r)) = (got.is_empty(), rows.iter_mut().find(|r| r.key == key)) {
+            r.notes
+                .push(format!("measured req/s ratio: {}", got.join(", ")));
         }
     }
     for key in ["flood-garbage", "flood-forged"] {
@@ -697,11 +723,13 @@ pub(crate) fn all(s: Settings) -> Result<()> {
         date.format("%Y-%m-%d %H:%M"),
     ));
     out.push_str(&format!(
-        "Load: wrk 1 thread, {} connections, {} s per measurement after {} s warm-up; {}. \
+        "Load: wrk 1 thread, {} connections, {} s per measurement after {} s warm-up, best of {} \
+         round(s) per throughput scenario (one round per flood and its baseline); {}. \
          rustc processes at start: {compilers}; load average at start: {load}.\n",
         ctx.s.connections,
         ctx.s.duration.as_secs(),
         ctx.s.warmup.as_secs(),
+        ctx.s.rounds,
         if pin {
             "server pinned to CPU 0 (one worker thread), wrk pinned to CPU 1"
         } else {
