@@ -8,13 +8,17 @@
 //! | GET, POST | /api/v1/entities | `entities:read`, `entities:write` (typed extractors) |
 //! | GET, POST | /api/v1/knowledge/files | `knowledge:read`, `knowledge:write` (scope guards) |
 //! | GET, POST | /api/v1/boards | `boards:read`, `boards:write` (scope guards) |
+//!
+//! Unknown routes (404) and methods a route does not serve (405) answer in keygate's error
+//! envelope, like every other error of the API.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse};
 use demo_api::{
-    Collection, DemoState, EntitiesRead, EntitiesWrite, Health, ItemList, Me, NewItem,
+    method_not_allowed, not_found, Collection, DemoState, EntitiesRead, EntitiesWrite, Health,
+    ItemList, Me, NewItem,
 };
 use keygate::extract::REQUEST_ID_HEADER;
 use keygate_actix::{into_actix_response, ApiKeyAuth, Principal, RequireScopes, Scoped};
@@ -26,15 +30,20 @@ const API: &str = "/api/v1";
 pub fn configure(cfg: &mut web::ServiceConfig, state: DemoState) {
     let verifier = state.verifier.clone();
     cfg.app_data(web::Data::new(state))
-        .route("/health", web::get().to(|| async { HttpResponse::Ok().json(Health::default()) }))
+        // Unknown routes answer in the same envelope as everything else.
+        .default_service(web::to(unknown_route))
+        .service(
+            resource("/health")
+                .route(web::get().to(|| async { HttpResponse::Ok().json(Health::default()) })),
+        )
         .service(
             web::scope(API)
                 // Authenticates every route of the scope (and only those).
                 .wrap(ApiKeyAuth::new(verifier))
-                .route("/me", web::get().to(me))
+                .service(resource("/me").route(web::get().to(me)))
                 // Scopes checked by typed extractors in the handlers' signatures…
                 .service(
-                    web::resource("/entities")
+                    resource("/entities")
                         .route(web::get().to(list_entities))
                         .route(web::post().to(create_entities)),
                 )
@@ -44,13 +53,30 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: DemoState) {
         );
 }
 
+/// A resource whose unsupported methods answer 405 in the envelope.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(unsupported_method))
+}
+
+fn request_id(req: &HttpRequest) -> Option<&[u8]> {
+    req.headers().get(REQUEST_ID_HEADER).map(|v| v.as_bytes())
+}
+
+async fn unknown_route(req: HttpRequest) -> HttpResponse {
+    into_actix_response(not_found(request_id(&req)))
+}
+
+async fn unsupported_method(req: HttpRequest) -> HttpResponse {
+    into_actix_response(method_not_allowed(request_id(&req)))
+}
+
 fn relative(c: Collection) -> &'static str {
     c.path().strip_prefix(API).unwrap_or(c.path())
 }
 
 /// GET and POST of a collection, each behind its own scope guard.
 fn guarded(c: Collection) -> actix_web::Resource {
-    web::resource(relative(c))
+    resource(relative(c))
         .route(
             web::get()
                 .to(move |who: Principal, s: web::Data<DemoState>| async move { list(&s, c, &who) })
@@ -58,9 +84,14 @@ fn guarded(c: Collection) -> actix_web::Resource {
         )
         .route(
             web::post()
-                .to(move |who: Principal, s: web::Data<DemoState>, req: HttpRequest, body: web::Bytes| async move {
-                    create(&s, c, &who, &req, &body)
-                })
+                .to(
+                    move |who: Principal,
+                          s: web::Data<DemoState>,
+                          req: HttpRequest,
+                          body: web::Bytes| async move {
+                        create(&s, c, &who, &req, &body)
+                    },
+                )
                 .wrap(RequireScopes::all_of([c.write_scope()])),
         )
 }
@@ -98,8 +129,6 @@ fn create(
     let content_type = req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes());
     match NewItem::from_json(content_type, body) {
         Ok(new) => HttpResponse::Created().json(s.items.create(c, &who.org, &who.id, new)),
-        Err(e) => into_actix_response(
-            e.render(req.headers().get(REQUEST_ID_HEADER).map(|v| v.as_bytes())),
-        ),
+        Err(e) => into_actix_response(e.render(request_id(req))),
     }
 }
