@@ -1,6 +1,7 @@
 //! The conformance table: every case as data — a request, and what must come back.
 //!
-//! Cases run in the order listed; a few read what an earlier one wrote (they say so).
+//! Cases run in the order listed; a few read what an earlier one wrote (they say so). The
+//! table is the base cases below followed by the [hostile](crate::hostile) ones.
 
 use serde_json::{json, Value};
 
@@ -31,6 +32,34 @@ pub struct Expect {
     pub headers: Vec<HeaderCheck>,
     /// Body checks.
     pub body: Vec<BodyCheck>,
+    /// What the key store may see while the request is served.
+    pub store: StoreAccess,
+}
+
+/// The store work a case may cause, checked through the fixture's
+/// [`CountingStore`](crate::store::CountingStore).
+///
+/// No case of the table may write: verification never writes (last use is write-behind and
+/// the fixture's flusher does not fire during a run), and the demo API keeps its items
+/// outside the key store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreAccess {
+    /// Neither a read nor a write: what a missing or malformed credential, or a route that
+    /// needs no key, must cost the store.
+    Untouched,
+    /// Reads allowed (a cache miss reads the key's record once), no write.
+    ReadOnly,
+}
+
+impl StoreAccess {
+    /// What the error table implies for `reason`: `missing_credentials` and `malformed_key`
+    /// are answered before any store work; everything else may read.
+    pub fn for_reason(reason: &str) -> Self {
+        match reason {
+            "missing_credentials" | "malformed_key" => StoreAccess::Untouched,
+            _ => StoreAccess::ReadOnly,
+        }
+    }
 }
 
 /// A fact about a response header (names are case-insensitive).
@@ -73,16 +102,28 @@ impl Expect {
             reason: None,
             headers: Vec::new(),
             body: Vec::new(),
+            store: StoreAccess::ReadOnly,
         }
     }
 
-    /// An error with this status, `error.code` and `details.reason`.
+    /// An error with this status, `error.code` and `details.reason`; the store access
+    /// allowed follows from the reason ([`StoreAccess::for_reason`]).
     pub fn error(status: u16, code: &'static str, reason: &'static str) -> Self {
         Expect {
             code: Some(code),
             reason: Some(reason),
+            store: StoreAccess::for_reason(reason),
             ..Expect::ok(status)
         }
+    }
+
+    /// 401 `missing_credentials` with the plain challenge (no `error=`: nothing was
+    /// presented).
+    pub fn missing() -> Self {
+        Expect::unauthorized("missing_credentials").header(HeaderCheck::Equals(
+            "www-authenticate",
+            "Bearer realm=\"api\"".into(),
+        ))
     }
 
     /// 401 `UNAUTHORIZED` with `reason`.
@@ -121,9 +162,15 @@ impl Expect {
         self.body.push(check);
         self
     }
+
+    /// Sets the store access allowed.
+    pub fn store(mut self, access: StoreAccess) -> Self {
+        self.store = access;
+        self
+    }
 }
 
-fn case(name: &'static str, request: TestRequest, expect: Expect) -> Case {
+pub(crate) fn case(name: &'static str, request: TestRequest, expect: Expect) -> Case {
     Case {
         name,
         request,
@@ -139,13 +186,22 @@ fn items(org: &str, includes: &[&str], excludes: &[&str]) -> BodyCheck {
     }
 }
 
-const ME: &str = "/api/v1/me";
+pub(crate) const ME: &str = "/api/v1/me";
 const ENTITIES: &str = "/api/v1/entities";
 const KNOWLEDGE: &str = "/api/v1/knowledge/files";
 const BOARDS: &str = "/api/v1/boards";
 
-/// The table, over the fixture's keys.
+/// The whole table over the fixture's keys: the base cases, then
+/// [`hostile_cases`](crate::hostile::hostile_cases).
 pub fn table(k: &Keys) -> Vec<Case> {
+    let mut cases = base_cases(k);
+    cases.extend(crate::hostile::hostile_cases(k));
+    cases
+}
+
+/// The error table of DESIGN.md row by row, where the key is read from, request ids, items
+/// and tenant isolation, request bodies, unknown routes and methods.
+pub fn base_cases(k: &Keys) -> Vec<Case> {
     let get = TestRequest::get;
     let post = TestRequest::post;
     let bearer = |t: &str| format!("Bearer {t}");
@@ -173,7 +229,9 @@ pub fn table(k: &Keys) -> Vec<Case> {
         case(
             "GET /health needs no key",
             get("/health"),
-            Expect::ok(200).body(BodyCheck::Equals("/status", json!("ok"))),
+            Expect::ok(200)
+                .body(BodyCheck::Equals("/status", json!("ok")))
+                .store(StoreAccess::Untouched),
         ),
         // --- the error table of DESIGN.md, row by row
         case(
@@ -431,6 +489,43 @@ pub fn table(k: &Keys) -> Vec<Case> {
             "authentication comes before the body: bad JSON without a key is 401",
             post(BOARDS).json("{nope"),
             Expect::unauthorized("missing_credentials"),
+        ),
+        // --- unknown routes and methods answer in the envelope too
+        case(
+            "unknown route with a valid key: 404 in the envelope",
+            get("/api/v1/nothing-here").header("x-api-key", &k.full),
+            Expect::error(404, "NOT_FOUND", "not_found"),
+        ),
+        case(
+            "unknown route outside the API, no key: 404 in the envelope, no store work",
+            get("/nothing-here").header("x-request-id", "conformance-404"),
+            Expect::error(404, "NOT_FOUND", "not_found")
+                .header(HeaderCheck::Equals(
+                    "x-request-id",
+                    "conformance-404".into(),
+                ))
+                .store(StoreAccess::Untouched),
+        ),
+        case(
+            "unsupported method with a valid key: 405 in the envelope",
+            TestRequest::new("DELETE", ENTITIES).header("x-api-key", &k.full),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed"),
+        ),
+        case(
+            "unsupported method on a route-layer resource: 405 in the envelope",
+            TestRequest::new("PUT", BOARDS).header("x-api-key", &k.full),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed"),
+        ),
+        case(
+            "unsupported method on /me: 405 in the envelope",
+            post(ME).header("x-api-key", &k.full).json("{}"),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed"),
+        ),
+        case(
+            "unsupported method on the public route: 405 in the envelope, no store work",
+            post("/health").json("{}"),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed")
+                .store(StoreAccess::Untouched),
         ),
     ]
 }

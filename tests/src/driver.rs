@@ -5,8 +5,9 @@ use std::future::Future;
 
 use serde_json::Value;
 
-use crate::case::{BodyCheck, Case, HeaderCheck};
+use crate::case::{BodyCheck, Case, HeaderCheck, StoreAccess};
 use crate::fixture::Fixture;
+use crate::store::{CountingStore, StoreActivity};
 
 /// A request, free of any framework's types. Header values are raw bytes so that cases can
 /// send what no well-behaved client would (non-ASCII bytes).
@@ -118,12 +119,20 @@ pub struct Failure {
 }
 
 /// Runs `cases` in order (some cases depend on earlier ones, e.g. listing what a POST
-/// created) and returns the failures.
-pub async fn run_table<A: AppUnderTest>(app: &A, cases: &[Case]) -> Vec<Failure> {
+/// created) and returns the failures. `store` is the counting store under the app's
+/// verifier: each case's [`StoreAccess`] is checked against the calls it saw while that one
+/// request was served.
+pub async fn run_cases<A: AppUnderTest>(
+    app: &A,
+    cases: &[Case],
+    store: &CountingStore,
+) -> Vec<Failure> {
     let mut failures = Vec::new();
     for case in cases {
+        let mark = store.mark();
         let res = app.send(case.request.clone()).await;
-        let problems = check(case, &res);
+        let mut problems = check(case, &res);
+        problems.extend(check_store(case.expect.store, &store.since(mark)));
         if !problems.is_empty() {
             failures.push(Failure {
                 case: case.name,
@@ -142,10 +151,16 @@ pub async fn run_table<A: AppUnderTest>(app: &A, cases: &[Case]) -> Vec<Failure>
     failures
 }
 
+/// Runs the whole table of `fixture` against `app` (built over `fixture.state`) and returns
+/// the failures.
+pub async fn run_table<A: AppUnderTest>(app: &A, fixture: &Fixture) -> Vec<Failure> {
+    run_cases(app, &fixture.cases(), &fixture.counting).await
+}
+
 /// Runs the whole table of `fixture` against `app` and panics listing every failed case.
 pub async fn assert_conformance<A: AppUnderTest>(app: &A, fixture: &Fixture) {
     let cases = fixture.cases();
-    let failures = run_table(app, &cases).await;
+    let failures = run_cases(app, &cases, &fixture.counting).await;
     if !failures.is_empty() {
         let mut report = format!(
             "{} of {} conformance cases failed:\n",
@@ -161,6 +176,21 @@ pub async fn assert_conformance<A: AppUnderTest>(app: &A, fixture: &Fixture) {
         }
         panic!("{report}");
     }
+}
+
+/// Checks the store calls one request caused against what its case allows.
+pub fn check_store(allowed: StoreAccess, seen: &StoreActivity) -> Vec<String> {
+    let mut p = Vec::new();
+    if seen.writes() > 0 {
+        p.push(format!("the store saw writes: {:?}", seen.calls));
+    }
+    if allowed == StoreAccess::Untouched && seen.reads() > 0 {
+        p.push(format!(
+            "the store was read although the request needs no store work: {:?}",
+            seen.calls
+        ));
+    }
+    p
 }
 
 /// Checks one response against its case: status, `error.code`, `details.reason`, the

@@ -1,86 +1,14 @@
-//! The state the table runs on: a verifier over a store that fails on demand, the keys the
-//! cases use, and items seeded per organization.
+//! The state the table runs on: a verifier over a store that fails on demand and counts
+//! every call, the keys the cases use, and items seeded per organization.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use demo_api::{Collection, DemoState, NewItem};
-use keygate::{
-    Argon2Hasher, Argon2Params, AuditEvent, Clock, KeyFilter, KeyManager, KeyRecord, KeyStore,
-    ManualClock, MemoryStore, NewKey, StoreError, Verifier,
-};
+use keygate::{Argon2Hasher, Argon2Params, Clock, KeyManager, ManualClock, NewKey, Verifier};
 
 use crate::case::{table, Case};
-
-/// A [`MemoryStore`] whose reads of chosen key ids fail as if the database were down.
-#[derive(Debug, Default)]
-pub struct FailingStore {
-    inner: MemoryStore,
-    unavailable: Mutex<HashSet<String>>,
-}
-
-impl FailingStore {
-    /// Every later read of key `id` fails with [`StoreError::Unavailable`].
-    pub fn fail_reads_of(&self, id: &str) {
-        self.unavailable
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.to_owned());
-    }
-
-    fn fails(&self, id: &str) -> bool {
-        self.unavailable
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(id)
-    }
-}
-
-#[async_trait]
-impl KeyStore for FailingStore {
-    async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        if self.fails(id) {
-            return Err(StoreError::Unavailable(
-                "conformance: simulated outage".into(),
-            ));
-        }
-        self.inner.get(id).await
-    }
-    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        self.inner.insert(record).await
-    }
-    async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
-        self.inner.list(filter).await
-    }
-    async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.inner.revoke(id, at).await
-    }
-    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        self.inner.delete(id).await
-    }
-    async fn set_expiry(
-        &self,
-        id: &str,
-        expires_at: Option<DateTime<Utc>>,
-    ) -> Result<bool, StoreError> {
-        self.inner.set_expiry(id, expires_at).await
-    }
-    async fn update_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
-        self.inner.update_hash(id, hash).await
-    }
-    async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
-        self.inner.touch_last_used(uses).await
-    }
-    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        self.inner.append_audit(event).await
-    }
-    async fn audit_trail(&self, key_id: &str) -> Result<Vec<AuditEvent>, StoreError> {
-        self.inner.audit_trail(key_id).await
-    }
-}
+use crate::store::{CountingStore, FailingStore};
 
 /// The credentials the cases present (plaintext tokens, or deliberately broken ones).
 #[derive(Debug, Clone)]
@@ -109,6 +37,12 @@ pub struct Keys {
     pub bad_checksum: String,
     /// Well-formed, with a prefix (`qapi`) the fixture's service does not accept.
     pub wrong_prefix: String,
+    /// The id of [`Keys::expired`] (to forge secrets for it).
+    pub expired_id: String,
+    /// The id of [`Keys::revoked`].
+    pub revoked_id: String,
+    /// The id of [`Keys::outage`].
+    pub outage_id: String,
 }
 
 /// Items seeded before the table runs, by organization.
@@ -130,9 +64,16 @@ pub struct Fixture {
     pub manager: KeyManager,
     /// The verifier's clock.
     pub clock: ManualClock,
-    /// The store.
+    /// The store (under the counting wrapper): fails reads of [`Keys::outage`].
     pub store: Arc<FailingStore>,
+    /// What the verifier and the manager see: [`Fixture::store`] behind a wrapper that
+    /// records every call, so each case can check the store work it caused.
+    pub counting: Arc<CountingStore>,
 }
+
+/// The fixture verifier's last-used flush interval: far longer than any test run, so the
+/// write-behind flusher never writes while cases are counted (a flush is a store write).
+pub const FLUSH_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// `Retry-After` the fixture's verifier announces on 503 (not the default, to prove it is
 /// the verifier's setting that reaches the response).
@@ -140,13 +81,15 @@ pub const RETRY_AFTER_SECS: u32 = 7;
 
 impl Fixture {
     /// Builds the store, the verifier (cheap argon2 parameters, a manual clock, prefixes
-    /// `mk_live`/`mk_test` accepted), the keys and the seeded items.
+    /// `mk_live`/`mk_test` accepted, last-used flushes only every [`FLUSH_INTERVAL`]), the
+    /// keys and the seeded items.
     ///
     /// # Panics
     /// If the in-memory setup fails, which would be a bug in keygate itself.
     #[allow(clippy::expect_used)]
     pub async fn new() -> Fixture {
         let store = Arc::new(FailingStore::default());
+        let counting = Arc::new(CountingStore::new(store.clone()));
         let clock = ManualClock::starting_now();
         let cheap = Argon2Hasher::with_params(Argon2Params {
             memory_kib: 64,
@@ -154,14 +97,15 @@ impl Fixture {
             parallelism: 1,
         })
         .expect("cheap argon2 parameters are valid");
-        let verifier = Verifier::builder(store.clone())
+        let verifier = Verifier::builder(counting.clone())
             .hasher(cheap)
             .clock(clock.clone())
             .accept_prefixes(["mk_live", "mk_test"])
             .retry_after_secs(RETRY_AFTER_SECS)
             .revocation_window(Duration::from_secs(30))
+            .last_used_flush_interval(FLUSH_INTERVAL)
             .build();
-        let manager = KeyManager::new(store.clone()).with_verifier(&verifier);
+        let manager = KeyManager::new(counting.clone()).with_verifier(&verifier);
         const ALL: &[&str] = &demo_api::DEMO_SCOPES;
         let create = |name: &'static str, org: &'static str, scopes: &'static [&'static str]| {
             let manager = manager.clone();
@@ -242,6 +186,9 @@ impl Fixture {
             unknown: token("mk_live"),
             bad_checksum,
             wrong_prefix: token("qapi"),
+            expired_id: expired.record.id.clone(),
+            revoked_id: revoked.record.id.clone(),
+            outage_id: outage.record.id.clone(),
         };
         Fixture {
             state,
@@ -249,6 +196,7 @@ impl Fixture {
             manager,
             clock,
             store,
+            counting,
         }
     }
 

@@ -11,10 +11,17 @@
 //!    revoked, …) and the items seeded per organization.
 //! 2. Build the app from `fixture.state` (a [`demo_api::DemoState`]), e.g.
 //!    `axum_quickstart::app(fixture.state.clone())`.
-//! 3. Implement [`AppUnderTest::send`] for it (a few lines: copy method, path, headers and
-//!    body into the framework's test request; copy status, headers and body back).
+//! 3. Drive it with an [`AppUnderTest`]: [`drivers::AxumApp`] and [`drivers::ActixApp`]
+//!    exist; another adapter needs a few lines (copy method, path, headers and body into the
+//!    framework's test request; copy status, headers and body back).
 //! 4. `assert_conformance(&app, &fixture).await` runs every case, in order, and panics with
 //!    the list of every failed case and why.
+//! 5. `assert_parity(&a, &b, &fixture).await` runs every case through two apps over the same
+//!    state and panics listing every case they answer differently ([`parity`]).
+//!
+//! The table ([`table`]) is the base cases followed by the [`hostile`] ones. While each case
+//! is served, the fixture's [`CountingStore`] records the store calls: no case may write, and
+//! a missing or malformed credential may not even read ([`StoreAccess`]).
 //!
 //! Besides each case's own expectations, every response is checked against the rules all
 //! responses share (see [`driver::common_checks`]): JSON content type; on errors one
@@ -28,9 +35,19 @@
 
 pub mod case;
 pub mod driver;
+pub mod drivers;
 pub mod fixture;
+pub mod hostile;
+pub mod parity;
+pub mod store;
 pub mod wire;
 
-pub use case::{table, BodyCheck, Case, Expect, HeaderCheck};
-pub use driver::{assert_conformance, run_table, AppUnderTest, Failure, TestRequest, TestResponse};
-pub use fixture::{FailingStore, Fixture, Keys};
+pub use case::{base_cases, table, BodyCheck, Case, Expect, HeaderCheck, StoreAccess};
+pub use driver::{
+    assert_conformance, run_cases, run_table, AppUnderTest, Failure, TestRequest, TestResponse,
+};
+pub use drivers::{ActixApp, AxumApp};
+pub use fixture::{Fixture, Keys};
+pub use hostile::hostile_cases;
+pub use parity::assert_parity;
+pub use store::{CountingStore, FailingStore, StoreActivity, StoreCall};
