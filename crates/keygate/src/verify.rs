@@ -508,10 +508,15 @@ impl Inner {
             stale => {
                 metrics::counter!("keygate_cache_total", "cache" => "verdict", "result" => "miss")
                     .increment(1);
-                if stale.is_some() {
-                    self.verdicts.invalidate(&digest).await;
-                }
-                self.check_secret(token, id, &state, digest, now).await?
+                // Boxed: the cold path's state (argon2, coalescing) would otherwise make
+                // every cached verification's future kilobytes large.
+                Box::pin(async {
+                    if stale.is_some() {
+                        self.verdicts.invalidate(&digest).await;
+                    }
+                    self.check_secret(token, id, &state, digest, now).await
+                })
+                .await?
             }
         };
         if !accepted {
@@ -542,8 +547,23 @@ impl Inner {
                 span.record("cache", "hit");
                 return Ok(c.state);
             }
-            self.records.invalidate(id).await;
+            // Boxed for the same reason as the secret check: only a miss pays for its size.
+            return Box::pin(async {
+                self.records.invalidate(id).await;
+                self.record_miss(id, span).await
+            })
+            .await;
         }
+        Box::pin(self.record_miss(id, span)).await
+    }
+
+    /// Step 4 on a record-cache miss: one coalesced store read, never caching a state that a
+    /// concurrent change made stale.
+    async fn record_miss(
+        &self,
+        id: &str,
+        span: &tracing::Span,
+    ) -> Result<Option<Arc<KeyState>>, AuthError> {
         metrics::counter!("keygate_cache_total", "cache" => "record", "result" => "miss")
             .increment(1);
         span.record("cache", "miss");
