@@ -48,6 +48,48 @@ fn benches(c: &mut Criterion) {
             .iter(|| async { verifier.verify(std::hint::black_box(&token)).await.is_ok() })
     });
 
+    // The whole tower layer around a trivial service (principal into extensions, credential
+    // headers marked sensitive), beside the same service without it: the difference is what
+    // keygate adds to a request that carries a cached key.
+    let request = || {
+        http::Request::builder()
+            .uri("/")
+            .header("authorization", format!("Bearer {token}"))
+            .header("user-agent", "criterion")
+            .header("accept", "*/*")
+            .body(())
+            .unwrap()
+    };
+    let ok = tower::service_fn(|_req: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(bytes::Bytes::new()))
+    });
+    let guarded = tower::ServiceBuilder::new()
+        .layer(keygate::ApiKeyLayer::new(verifier.clone()))
+        .service(ok);
+    c.bench_function("layer_none_baseline", |b| {
+        b.to_async(&rt).iter_batched(
+            request,
+            |req| {
+                let svc = ok;
+                async move { tower::ServiceExt::oneshot(svc, req).await.is_ok() }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    c.bench_function("layer_cached", |b| {
+        b.to_async(&rt).iter_batched(
+            request,
+            |req| {
+                let svc = guarded.clone();
+                async move {
+                    let res = tower::ServiceExt::oneshot(svc, req).await.unwrap();
+                    res.status().is_success()
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
     let mut typo = token.clone().into_bytes();
     let i = typo.len() - 10;
     typo[i] = if typo[i] == b'x' { b'y' } else { b'x' };

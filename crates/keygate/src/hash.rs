@@ -7,8 +7,10 @@
 
 use std::fmt;
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
+use subtle::ConstantTimeEq;
 
 /// Hashing failed for a reason other than a wrong secret.
 #[derive(Debug, thiserror::Error)]
@@ -65,10 +67,49 @@ impl Default for Argon2Params {
 }
 
 /// argon2id [`KeyHasher`].
+///
+/// Verification reuses its argon2 working memory (19 MiB per check with OWASP parameters)
+/// from a small pool shared by clones, instead of allocating and freeing it per check: freed
+/// blocks that size are kept by the allocator's per-thread arenas, and a busy service's
+/// resident memory would grow with the number of blocking threads that ever hashed.
 #[derive(Clone)]
 pub struct Argon2Hasher {
     argon: Argon2<'static>,
     params: Argon2Params,
+    pool: Arc<BlockPool>,
+}
+
+/// Most working-memory buffers kept for reuse (more only while more checks run at once).
+const POOL_MAX: usize = 16;
+
+/// argon2 working memory kept between checks.
+#[derive(Default)]
+struct BlockPool(Mutex<Vec<Vec<Block>>>);
+
+impl BlockPool {
+    /// A buffer of exactly `len` blocks: a pooled one when there is one of that size.
+    fn take(&self, len: usize) -> Vec<Block> {
+        let mut pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match pool.iter().position(|b| b.len() == len) {
+            Some(i) => pool.swap_remove(i),
+            None => {
+                drop(pool);
+                vec![Block::default(); len]
+            }
+        }
+    }
+
+    fn give(&self, blocks: Vec<Block>) {
+        let mut pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < POOL_MAX {
+            pool.push(blocks);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
 }
 
 impl Argon2Hasher {
@@ -79,6 +120,7 @@ impl Argon2Hasher {
         Self::with_params(Argon2Params::OWASP).unwrap_or_else(|_| Self {
             argon: Argon2::default(),
             params: Argon2Params::OWASP,
+            pool: Arc::default(),
         })
     }
 
@@ -97,6 +139,7 @@ impl Argon2Hasher {
         Ok(Argon2Hasher {
             argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, p),
             params,
+            pool: Arc::default(),
         })
     }
 
@@ -122,10 +165,26 @@ impl fmt::Debug for Argon2Hasher {
 
 impl KeyHasher for Argon2Hasher {
     fn hash(&self, secret: &[u8]) -> Result<String, HashError> {
-        self.argon
-            .hash_password(secret)
-            .map(|h| h.to_string())
-            .map_err(|e| HashError::Internal(e.to_string()))
+        use argon2::password_hash::phc::{Output, ParamsString, Salt};
+        let internal = |e: &dyn fmt::Display| HashError::Internal(e.to_string());
+        let mut salt = [0u8; 16];
+        getrandom::fill(&mut salt).map_err(|e| internal(&e))?;
+        let params = self.argon.params().clone();
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        let mut blocks = self.pool.take(params.block_count());
+        let hashed =
+            self.argon
+                .hash_password_into_with_memory(secret, &salt, &mut out, &mut blocks);
+        self.pool.give(blocks);
+        hashed.map_err(|e| internal(&e))?;
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&params).map_err(|e| internal(&e))?,
+            salt: Some(Salt::new(&salt).map_err(|e| internal(&e))?),
+            hash: Some(Output::new(&out).map_err(|e| internal(&e))?),
+        };
+        Ok(phc.to_string())
     }
 
     fn verify(&self, secret: &[u8], stored: &str) -> Result<bool, HashError> {
@@ -134,11 +193,26 @@ impl KeyHasher for Argon2Hasher {
                 "expected $argon2id$v=19$m=…,t=…,p=…$salt$hash".into(),
             ));
         }
-        match self.argon.verify_password(secret, stored) {
-            Ok(()) => Ok(true),
-            Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-            Err(e) => Err(HashError::Malformed(e.to_string())),
-        }
+        let malformed = |e: &dyn fmt::Display| HashError::Malformed(e.to_string());
+        let phc = PasswordHash::new(stored).map_err(|e| malformed(&e))?;
+        let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+            return Err(HashError::Malformed(
+                "the hash has no salt or output".into(),
+            ));
+        };
+        // The stored hash's own parameters (they may predate the configured ones).
+        let params = Params::try_from(&phc).map_err(|e| malformed(&e))?;
+        let blocks_len = params.block_count();
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let mut out = [0u8; 64];
+        let out = out
+            .get_mut(..expected.len())
+            .ok_or_else(|| HashError::Malformed("output longer than 64 bytes".into()))?;
+        let mut blocks = self.pool.take(blocks_len);
+        let hashed = argon.hash_password_into_with_memory(secret, salt.as_ref(), out, &mut blocks);
+        self.pool.give(blocks);
+        hashed.map_err(|e| malformed(&e))?;
+        Ok(bool::from(out.ct_eq(expected.as_bytes())))
     }
 
     fn needs_rehash(&self, stored: &str) -> bool {
@@ -203,6 +277,54 @@ mod tests {
             cheap().verify(b"x", "not a phc string"),
             Err(HashError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn hashing_and_verification_reuse_their_working_memory() {
+        let h = cheap();
+        assert_eq!(h.pool.len(), 0);
+        let stored = h.hash(b"secret").unwrap();
+        // Hashing borrowed the buffer and gave it back.
+        assert_eq!(h.pool.len(), 1);
+        for _ in 0..5 {
+            assert!(h.verify(b"secret", &stored).unwrap());
+            assert!(!h.verify(b"other", &stored).unwrap());
+        }
+        // One check at a time: one buffer, reused by every check (and by clones).
+        assert_eq!(h.pool.len(), 1);
+        assert!(h.clone().verify(b"secret", &stored).unwrap());
+        assert_eq!(h.pool.len(), 1);
+    }
+
+    #[test]
+    fn verifies_hashes_made_by_the_argon2_crate_itself() {
+        use argon2::password_hash::PasswordHasher;
+        let params = Params::new(64, 1, 1, None).unwrap();
+        let reference = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(b"secret")
+            .unwrap()
+            .to_string();
+        assert!(cheap().verify(b"secret", &reference).unwrap());
+        assert!(!cheap().verify(b"secreT", &reference).unwrap());
+    }
+
+    #[test]
+    fn hashes_are_phc_strings_the_argon2_crate_verifies() {
+        use argon2::password_hash::PasswordVerifier;
+        let stored = cheap().hash(b"secret").unwrap();
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+            "{stored}"
+        );
+        let phc = PasswordHash::new(&stored).unwrap();
+        let argon = Argon2::default();
+        assert!(argon.verify_password(b"secret", &phc).is_ok());
+        assert!(argon.verify_password(b"secreT", &phc).is_err());
+        assert_ne!(
+            stored,
+            cheap().hash(b"secret").unwrap(),
+            "a fresh salt every time"
+        );
     }
 
     #[test]
