@@ -129,3 +129,27 @@ where
         }
     }
 }
+
+/// The actix quickstart over `state` served by a real `HttpServer` (one worker, no signal
+/// handling) on a free port of 127.0.0.1: its address and the handle that stops it. Call
+/// inside `#[actix_web::test]`.
+#[allow(clippy::expect_used)]
+pub fn serve_actix_quickstart(state: DemoState) -> (String, actix_web::dev::ServerHandle) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address")
+        .to_string();
+    let server = actix_web::HttpServer::new(move || {
+        let state = state.clone();
+        actix_web::App::new().configure(move |c| actix_quickstart::configure(c, state))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .expect("actix-web accepts the listener")
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (addr, handle)
+}

@@ -103,22 +103,9 @@ async fn axum_over_a_socket_refuses_raw_control_bytes() {
 
 #[actix_web::test]
 async fn actix_over_a_socket_refuses_raw_control_bytes() {
-    use actix_web::{App, HttpServer};
     let fixture = Fixture::new().await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let state = fixture.state.clone();
-    let server = HttpServer::new(move || {
-        let state = state.clone();
-        App::new().configure(move |c| actix_quickstart::configure(c, state))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    let (addr, handle) =
+        keygate_conformance::drivers::serve_actix_quickstart(fixture.state.clone());
     raw_control_bytes_are_refused_and_the_server_keeps_serving(addr, &fixture.keys.full).await;
     handle.stop(true).await;
 }
