@@ -111,6 +111,26 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
+        // The hot path: a cached key (or a malformed one) is answered without awaiting.
+        let now = {
+            let headers = req.headers();
+            self.gate.check_now(
+                headers.get_all(API_KEY_HEADER).map(HeaderValue::as_bytes),
+                headers.get_all(AUTHORIZATION).map(HeaderValue::as_bytes),
+            )
+        };
+        match now {
+            Some(Ok(principal)) => {
+                admit(&req, principal, &self.gate);
+                let fut = self.service.call(req);
+                return Box::pin(async move { fut.await.map(ServiceResponse::map_into_left_body) });
+            }
+            Some(Err(e)) => {
+                let res = reject(req, self.gate.context().renderer().as_ref(), &e);
+                return Box::pin(async move { Ok(res) });
+            }
+            None => {}
+        }
         let service = Rc::clone(&self.service);
         let gate = self.gate.clone();
         Box::pin(async move {
@@ -124,13 +144,7 @@ where
             };
             match outcome {
                 Ok(principal) => {
-                    {
-                        let mut ext = req.extensions_mut();
-                        if let Some(p) = principal {
-                            ext.insert(p);
-                        }
-                        ext.insert(gate.context().clone());
-                    }
+                    admit(&req, principal, &gate);
                     service
                         .call(req)
                         .await
@@ -140,6 +154,16 @@ where
             }
         })
     }
+}
+
+/// Puts the principal (absent for an anonymous request through an optional gate) and the
+/// gate's context into the request's extensions.
+fn admit(req: &ServiceRequest, principal: Option<Arc<keygate::Principal>>, gate: &Gate) {
+    let mut ext = req.extensions_mut();
+    if let Some(p) = principal {
+        ext.insert(p);
+    }
+    ext.insert(gate.context().clone());
 }
 
 /// Scope guard for a `scope` or `resource`: 403 `insufficient_scope` unless the principal

@@ -114,6 +114,31 @@ impl Gate {
         Ok(Some(principal))
     }
 
+    /// [`Gate::check`] without awaiting, when the answer needs no await (a missing or malformed
+    /// credential, or a key both of whose cache entries are fresh). `None`: call
+    /// [`Gate::check`].
+    pub fn check_now<'a, A, B>(
+        &self,
+        api_keys: A,
+        authorizations: B,
+    ) -> Option<Result<Option<Arc<Principal>>, AuthError>>
+    where
+        A: IntoIterator<Item = &'a [u8]>,
+        B: IntoIterator<Item = &'a [u8]>,
+    {
+        let token = match extract_credential(api_keys, authorizations) {
+            Ok(t) => t,
+            Err(AuthError::MissingCredentials) if self.optional => return Some(Ok(None)),
+            Err(e) => return Some(Err(e)),
+        };
+        Some(self.verifier.verify_cached(token)?.and_then(|principal| {
+            if let Some(req) = &self.requirement {
+                principal.require(req)?;
+            }
+            Ok(Some(principal))
+        }))
+    }
+
     /// Renders a rejection, echoing the caller's `x-request-id` when acceptable.
     pub fn render(&self, error: &AuthError, request_id_header: Option<&[u8]>) -> ErrorResponse {
         render_with(self.context.renderer.as_ref(), error, request_id_header)

@@ -77,6 +77,17 @@ fn hide_credentials(headers: &mut http::HeaderMap) {
     }
 }
 
+/// What an admitted request carries on: the principal (absent for an anonymous request
+/// through an optional gate) and the gate's context in its extensions, and its credential
+/// headers marked sensitive.
+fn admit<B>(req: &mut Request<B>, principal: Option<Arc<Principal>>, gate: &Gate) {
+    hide_credentials(req.headers_mut());
+    if let Some(p) = principal {
+        req.extensions_mut().insert(p);
+    }
+    req.extensions_mut().insert(gate.context().clone());
+}
+
 fn request_id_header<B>(req: &Request<B>) -> Option<&[u8]> {
     req.headers()
         .get(REQUEST_ID_HEADER)
@@ -156,6 +167,37 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // The hot path: a cached key (or a malformed one) is answered without a boxed future.
+        let headers = req.headers();
+        let now = self.gate.check_now(
+            headers
+                .get_all(API_KEY_HEADER)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            headers
+                .get_all(http::header::AUTHORIZATION)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        );
+        match now {
+            Some(Ok(principal)) => {
+                admit(&mut req, principal, &self.gate);
+                return ResponseFuture {
+                    state: State::Calling {
+                        future: self.inner.call(req),
+                    },
+                };
+            }
+            Some(Err(e)) => {
+                let rendered = self.gate.render(&e, request_id_header(&req));
+                return ResponseFuture {
+                    state: State::Rejected {
+                        response: Some(into_http_response(rendered)),
+                    },
+                };
+            }
+            None => {}
+        }
         // The clone may not be ready; keep the ready one for this request (tower's rule).
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
@@ -176,11 +218,7 @@ where
                 .await;
             let result = match outcome {
                 Ok(principal) => {
-                    hide_credentials(req.headers_mut());
-                    if let Some(p) = principal {
-                        req.extensions_mut().insert(p);
-                    }
-                    req.extensions_mut().insert(gate.context().clone());
+                    admit(&mut req, principal, &gate);
                     Ok(req)
                 }
                 Err(e) => Err(gate.render(&e, request_id_header(&req))),
@@ -212,6 +250,7 @@ pin_project! {
     {
         Checking { check: CheckFuture<S, ReqBody> },
         Calling { #[pin] future: S::Future },
+        Rejected { response: Option<S::Response> },
     }
 }
 
@@ -236,6 +275,12 @@ where
                     }
                 }
                 StateProj::Calling { future } => return future.poll(cx),
+                StateProj::Rejected { response } => match response.take() {
+                    Some(response) => return Poll::Ready(Ok(response)),
+                    // Polled again after completion: tower's contract makes that a bug of
+                    // the caller; answer pending rather than panic.
+                    None => return Poll::Pending,
+                },
             }
         }
     }

@@ -44,6 +44,7 @@ pub mod clock;
 pub mod duration;
 pub mod error;
 pub mod extract;
+mod flight;
 pub mod gate;
 pub mod hash;
 pub mod layer;

@@ -27,6 +27,7 @@ use crate::cache::{
 use crate::clock::{duration_millis, Clock, SystemClock};
 use crate::error::{AuthError, Malformed};
 use crate::extract::extract_credential;
+use crate::flight::Flights;
 use crate::hash::{Argon2Hasher, KeyHasher};
 use crate::principal::Principal;
 use crate::record::KeyRecord;
@@ -181,11 +182,11 @@ impl VerifierBuilder {
     pub fn build(self) -> Verifier {
         let c = &self.config;
         let housekeeping = |d: Duration| d.saturating_mul(2).max(Duration::from_secs(1));
-        let records = moka::future::Cache::builder()
+        let records = moka::sync::Cache::builder()
             .max_capacity(self.record_capacity)
             .time_to_live(housekeeping(c.revocation_window.max(c.absent_ttl)))
             .build();
-        let verdicts = moka::future::Cache::builder()
+        let verdicts = moka::sync::Cache::builder()
             .max_capacity(self.verdict_capacity)
             .time_to_live(housekeeping(c.verified_ttl.max(c.rejected_ttl)))
             .build();
@@ -208,6 +209,8 @@ impl VerifierBuilder {
             digest_key,
             records,
             verdicts,
+            record_flights: Flights::new(),
+            hash_flights: Flights::new(),
             failures,
             generations: Arc::new(Generations::new()),
             hash_permits: Arc::new(Semaphore::new(self.hash_concurrency)),
@@ -228,8 +231,12 @@ struct Inner {
     clock: Arc<dyn Clock>,
     narrower: Option<Arc<dyn ScopeNarrower>>,
     digest_key: Zeroizing<[u8; 32]>,
-    records: moka::future::Cache<String, CachedRecord>,
-    verdicts: moka::future::Cache<[u8; 32], Verdict>,
+    records: moka::sync::Cache<String, CachedRecord>,
+    verdicts: moka::sync::Cache<[u8; 32], Verdict>,
+    /// One store read per id at a time.
+    record_flights: Flights<String, Result<CachedRecord, Arc<StoreError>>>,
+    /// One argon2 run per digest at a time.
+    hash_flights: Flights<[u8; 32], Result<Verdict, Arc<HashFailure>>>,
     failures: moka::sync::Cache<String, Arc<FailureWindow>>,
     generations: Arc<Generations>,
     hash_permits: Arc<Semaphore>,
@@ -279,6 +286,27 @@ impl std::fmt::Debug for Verifier {
 }
 
 /// How a verification ended, for metrics and the tracing span.
+/// The span of one verification (key id, outcome, cache hit or miss; never the secret).
+fn verify_span() -> tracing::Span {
+    tracing::debug_span!(
+        "keygate.verify",
+        key_id = field::Empty,
+        outcome = field::Empty,
+        cache = field::Empty
+    )
+}
+
+/// Records a verification's outcome on its span and in the metrics.
+fn finish(
+    span: &tracing::Span,
+    result: Result<Arc<Principal>, AuthError>,
+) -> Result<Arc<Principal>, AuthError> {
+    let outcome = outcome_label(&result);
+    span.record("outcome", outcome);
+    metrics::counter!("keygate_verifications_total", "outcome" => outcome).increment(1);
+    result
+}
+
 fn outcome_label(r: &Result<Arc<Principal>, AuthError>) -> &'static str {
     match r {
         Ok(_) => "ok",
@@ -315,21 +343,27 @@ impl Verifier {
     /// Verifies a token (steps 2–8): the principal, or why not. Scopes are not checked here;
     /// see [`Verifier::authorize`].
     pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
-        let span = tracing::debug_span!(
-            "keygate.verify",
-            key_id = field::Empty,
-            outcome = field::Empty,
-            cache = field::Empty
-        );
-        let result = self
-            .inner
-            .verify(token, &span)
-            .instrument(span.clone())
-            .await;
-        let outcome = outcome_label(&result);
-        span.record("outcome", outcome);
-        metrics::counter!("keygate_verifications_total", "outcome" => outcome).increment(1);
-        result
+        let span = verify_span();
+        let result = match self.inner.verify_now(token, &span) {
+            Some(answer) => answer,
+            None => {
+                self.inner
+                    .verify(token, &span)
+                    .instrument(span.clone())
+                    .await
+            }
+        };
+        finish(&span, result)
+    }
+
+    /// The answer without awaiting, when it needs none: a malformed token, or a key whose
+    /// record and verdict are both cached and fresh — the hot path of every request with a
+    /// known key. `None` when a cache missed: call [`Verifier::verify`], which reads the store
+    /// and runs argon2 as needed. Middleware uses this to skip boxing a future per request.
+    pub fn verify_cached(&self, token: &str) -> Option<Result<Arc<Principal>, AuthError>> {
+        let span = verify_span();
+        let answer = self.inner.verify_now(token, &span)?;
+        Some(finish(&span, answer))
     }
 
     /// Verifies a token and checks a scope requirement (403 when unmet).
@@ -416,8 +450,8 @@ impl Verifier {
     /// Runs the caches' pending housekeeping (eviction bookkeeping). Useful before reading
     /// [`Verifier::cached_entries`].
     pub async fn run_cache_maintenance(&self) {
-        self.inner.records.run_pending_tasks().await;
-        self.inner.verdicts.run_pending_tasks().await;
+        self.inner.records.run_pending_tasks();
+        self.inner.verdicts.run_pending_tasks();
     }
 
     fn spawn_flusher(&self) {
@@ -499,7 +533,7 @@ impl Inner {
         let Some(state) = self.record(id, now, span).await? else {
             return Err(AuthError::InvalidKey);
         };
-        let accepted = match self.verdicts.get(&digest).await {
+        let accepted = match self.verdicts.get(&digest) {
             Some(v) if v.fingerprint == state.fingerprint && now < v.valid_until_ms => {
                 metrics::counter!("keygate_cache_total", "cache" => "verdict", "result" => "hit")
                     .increment(1);
@@ -510,15 +544,22 @@ impl Inner {
                     .increment(1);
                 // Boxed: the cold path's state (argon2, coalescing) would otherwise make
                 // every cached verification's future kilobytes large.
-                Box::pin(async {
-                    if stale.is_some() {
-                        self.verdicts.invalidate(&digest).await;
-                    }
-                    self.check_secret(token, id, &state, digest, now).await
-                })
-                .await?
+                if stale.is_some() {
+                    self.verdicts.invalidate(&digest);
+                }
+                Box::pin(self.check_secret(token, id, &state, digest, now)).await?
             }
         };
+        self.answer(accepted, &state, now)
+    }
+
+    /// Steps 6–8 once the secret was checked: status only after the secret verified.
+    fn answer(
+        &self,
+        accepted: bool,
+        state: &Arc<KeyState>,
+        now: i64,
+    ) -> Result<Arc<Principal>, AuthError> {
         if !accepted {
             return Err(AuthError::InvalidKey);
         }
@@ -533,6 +574,50 @@ impl Inner {
         Ok(Arc::clone(&state.principal))
     }
 
+    /// The answer when it needs no await: a malformed token, or both caches fresh for it.
+    /// `None`: a cache missed; [`Inner::verify`] takes over.
+    fn verify_now(
+        &self,
+        token: &str,
+        span: &tracing::Span,
+    ) -> Option<Result<Arc<Principal>, AuthError>> {
+        let parsed = match token::parse(token) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(AuthError::MalformedKey(Malformed::Token(e)))),
+        };
+        if let Some(accepted) = &self.config.accepted_prefixes {
+            if !accepted.iter().any(|p| p == parsed.prefix()) {
+                return Some(Err(AuthError::MalformedKey(Malformed::WrongPrefix)));
+            }
+        }
+        let id = parsed.id();
+        let now = self.clock.now_millis();
+        let c = self.records.get(id)?;
+        if now >= c.fresh_until_ms || !self.generations.is_current(id, c.read_gen) {
+            return None;
+        }
+        // Counted only when answering here: a miss is counted again by the slow path.
+        let record_hit = || {
+            span.record("key_id", id);
+            span.record("cache", "hit");
+            metrics::counter!("keygate_cache_total", "cache" => "record", "result" => "hit")
+                .increment(1);
+        };
+        let Some(state) = c.state else {
+            record_hit();
+            return Some(Err(AuthError::InvalidKey));
+        };
+        let digest = *blake3::keyed_hash(&self.digest_key, token.as_bytes()).as_bytes();
+        let v = self.verdicts.get(&digest)?;
+        if v.fingerprint != state.fingerprint || now >= v.valid_until_ms {
+            return None;
+        }
+        record_hit();
+        metrics::counter!("keygate_cache_total", "cache" => "verdict", "result" => "hit")
+            .increment(1);
+        Some(self.answer(v.accepted, &state, now))
+    }
+
     /// Step 4: the record of `id`, from cache or (coalesced) from the store.
     async fn record(
         &self,
@@ -540,20 +625,16 @@ impl Inner {
         now: i64,
         span: &tracing::Span,
     ) -> Result<Option<Arc<KeyState>>, AuthError> {
-        if let Some(c) = self.records.get(id).await {
+        if let Some(c) = self.records.get(id) {
             if now < c.fresh_until_ms && self.generations.is_current(id, c.read_gen) {
                 metrics::counter!("keygate_cache_total", "cache" => "record", "result" => "hit")
                     .increment(1);
                 span.record("cache", "hit");
                 return Ok(c.state);
             }
-            // Boxed for the same reason as the secret check: only a miss pays for its size.
-            return Box::pin(async {
-                self.records.invalidate(id).await;
-                self.record_miss(id, span).await
-            })
-            .await;
+            self.records.invalidate(id);
         }
+        // Boxed for the same reason as the secret check: only a miss pays for its size.
         Box::pin(self.record_miss(id, span)).await
     }
 
@@ -567,10 +648,23 @@ impl Inner {
         metrics::counter!("keygate_cache_total", "cache" => "record", "result" => "miss")
             .increment(1);
         span.record("cache", "miss");
+        let key = id.to_owned();
         for _ in 0..3 {
             let c = self
-                .records
-                .try_get_with_by_ref(id, self.load(id))
+                .record_flights
+                .run(&key, async {
+                    // A run that finished just before this one started has cached its read.
+                    if let Some(c) = self.records.get(id) {
+                        if self.clock.now_millis() < c.fresh_until_ms
+                            && self.generations.is_current(id, c.read_gen)
+                        {
+                            return Ok(c);
+                        }
+                    }
+                    let c = self.load(id).await.map_err(Arc::new)?;
+                    self.records.insert(key.clone(), c.clone());
+                    Ok(c)
+                })
                 .await
                 .map_err(|e| {
                     tracing::warn!(key_id = id, error = %e, "keygate: key store read failed");
@@ -581,7 +675,7 @@ impl Inner {
                 return Ok(c.state);
             }
             // The key changed while it was being read: never cache the older state.
-            self.records.invalidate(id).await;
+            self.records.invalidate(id);
         }
         // Changes keep racing our reads; answer from one more read without caching it.
         self.load(id)
@@ -683,13 +777,28 @@ impl Inner {
             );
             return Ok(false);
         }
-        let entry = match self
-            .verdicts
-            .entry(digest)
-            .or_try_insert_with(self.run_hash(token, id, state, now))
+        let verdict = match self
+            .hash_flights
+            .run(&digest, async {
+                // A run that finished just before this one started has cached its verdict.
+                if let Some(v) = self.verdicts.get(&digest) {
+                    if v.fingerprint == state.fingerprint && now < v.valid_until_ms {
+                        return Ok(v);
+                    }
+                }
+                let v = self
+                    .run_hash(token, id, state, now)
+                    .await
+                    .map_err(Arc::new)?;
+                self.verdicts.insert(digest, v);
+                if v.accepted && self.hasher.needs_rehash(&state.hash) {
+                    self.spawn_rehash(token, id, digest);
+                }
+                Ok(v)
+            })
             .await
         {
-            Ok(entry) => entry,
+            Ok(v) => v,
             Err(e) if matches!(*e, HashFailure::Throttled) => {
                 metrics::counter!("keygate_throttled_total").increment(1);
                 return Ok(false);
@@ -699,10 +808,6 @@ impl Inner {
                 return Err(self.store_unavailable());
             }
         };
-        let verdict = *entry.value();
-        if entry.is_fresh() && verdict.accepted && self.hasher.needs_rehash(&state.hash) {
-            self.spawn_rehash(token, id, digest);
-        }
         Ok(verdict.accepted)
     }
 
@@ -810,16 +915,14 @@ impl Inner {
                     // Re-read the record on next use; the new hash is already known good for
                     // this token, so that read costs no argon2.
                     generations.bump(&id);
-                    verdicts
-                        .insert(
-                            digest,
-                            Verdict {
-                                accepted: true,
-                                fingerprint: fingerprint(&new_hash),
-                                valid_until_ms,
-                            },
-                        )
-                        .await;
+                    verdicts.insert(
+                        digest,
+                        Verdict {
+                            accepted: true,
+                            fingerprint: fingerprint(&new_hash),
+                            valid_until_ms,
+                        },
+                    );
                     tracing::info!(key_id = %id, "keygate: upgraded stored hash to current parameters");
                 }
                 Ok(false) => {}

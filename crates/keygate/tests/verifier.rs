@@ -476,3 +476,55 @@ async fn hashes_with_old_parameters_are_upgraded_after_a_successful_verification
     assert!(upgraded, "stored hash was not upgraded");
     assert!(verifier.verify(created.key.expose_secret()).await.is_ok());
 }
+
+/// The synchronous hot path (`verify_cached`, used by the tower layer and the actix
+/// middleware) answers only what needs no store read and no hash, and hands everything else
+/// to `verify`.
+#[tokio::test]
+async fn verify_cached_answers_only_from_fresh_caches() {
+    let rig = Rig::new();
+    let (token, id) = rig.key().await;
+    assert!(
+        rig.verifier.verify_cached(&token).is_none(),
+        "nothing is cached before the first verification"
+    );
+    assert!(matches!(
+        rig.verifier.verify_cached("garbage"),
+        Some(Err(AuthError::MalformedKey(_)))
+    ));
+    let reads = rig.store.gets.load(Ordering::SeqCst);
+    let first = rig.verifier.verify(&token).await.unwrap();
+    assert_eq!(rig.store.gets.load(Ordering::SeqCst), reads + 1);
+    let hashes = rig.hasher.verify_count();
+
+    let cached = rig.verifier.verify_cached(&token).unwrap().unwrap();
+    assert!(Arc::ptr_eq(&first, &cached), "the cached principal itself");
+    assert_eq!(
+        rig.store.gets.load(Ordering::SeqCst),
+        reads + 1,
+        "no store read"
+    );
+    assert_eq!(rig.hasher.verify_count(), hashes, "no hash");
+
+    // A new forged secret for the cached id needs argon2: not answered here.
+    assert!(rig
+        .verifier
+        .verify_cached(&forge_secret(&token, 1))
+        .is_none());
+    // Past the revocation window the record must be read again: not answered here.
+    rig.clock.advance(Duration::from_secs(30));
+    assert!(rig.verifier.verify_cached(&token).is_none());
+    rig.verifier.verify(&token).await.unwrap();
+    assert!(rig.verifier.verify_cached(&token).unwrap().is_ok());
+    // A local revoke drops the record at once: the next answer comes from the store.
+    rig.manager.revoke(&id).await.unwrap();
+    assert!(rig.verifier.verify_cached(&token).is_none());
+    assert_eq!(
+        rig.verifier.verify(&token).await.unwrap_err(),
+        AuthError::RevokedKey
+    );
+    assert_eq!(
+        rig.verifier.verify_cached(&token).unwrap().unwrap_err(),
+        AuthError::RevokedKey
+    );
+}

@@ -1,0 +1,116 @@
+//! Single flight: concurrent callers for one key share one run of an async computation.
+//!
+//! The verifier's caches are synchronous (`moka::sync`) so that a cached verification never
+//! awaits; what moka's async entry API did for misses — one store read per id, one argon2 run
+//! per digest, however many requests arrive together — is done here.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::OnceCell;
+
+/// Runs in flight, by key.
+pub(crate) struct Flights<K, V> {
+    inflight: Mutex<HashMap<K, Arc<OnceCell<V>>>>,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
+    pub(crate) fn new() -> Self {
+        Flights {
+            inflight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<K, Arc<OnceCell<V>>>> {
+        self.inflight.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `work`'s result for `key`, or the result of the run for `key` already in flight. When
+    /// the caller running `work` is cancelled, a waiting caller runs its own `work` instead.
+    pub(crate) async fn run<F: Future<Output = V>>(&self, key: &K, work: F) -> V {
+        let cell = Arc::clone(
+            self.map()
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(OnceCell::new())),
+        );
+        let _leave = Leave {
+            flights: self,
+            key,
+            cell: &cell,
+        };
+        cell.get_or_init(|| work).await.clone()
+    }
+
+    /// Number of keys in flight (tests).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map().len()
+    }
+}
+
+/// Takes a finished (or abandoned) run out of the map, on completion and on cancellation.
+struct Leave<'a, K: Hash + Eq + Clone, V: Clone> {
+    flights: &'a Flights<K, V>,
+    key: &'a K,
+    cell: &'a Arc<OnceCell<V>>,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Drop for Leave<'_, K, V> {
+    fn drop(&mut self) {
+        let mut map = self.flights.map();
+        // Only our own run, and only once it is done or nobody else waits on it (the map's
+        // reference and ours are the only ones left).
+        if map.get(self.key).is_some_and(|c| {
+            Arc::ptr_eq(c, self.cell) && (c.initialized() || Arc::strong_count(c) <= 2)
+        }) {
+            map.remove(self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_callers_share_one_run() {
+        let flights = Arc::new(Flights::<u32, u32>::new());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let (flights, runs) = (Arc::clone(&flights), Arc::clone(&runs));
+            tasks.push(tokio::spawn(async move {
+                flights
+                    .run(&7, async {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        42
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 42);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(flights.len(), 0, "a finished run leaves the map");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_run_leaves_nothing_behind_and_the_next_caller_runs_again() {
+        let flights = Flights::<u32, u32>::new();
+        let slow = flights.run(&1, async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            1
+        });
+        assert!(tokio::time::timeout(Duration::from_secs(1), slow)
+            .await
+            .is_err());
+        assert_eq!(flights.len(), 0, "an abandoned run leaves the map");
+        assert_eq!(flights.run(&1, async { 2 }).await, 2);
+    }
+}
