@@ -88,6 +88,25 @@ fn admit<B>(req: &mut Request<B>, principal: Option<Arc<Principal>>, gate: &Gate
     req.extensions_mut().insert(gate.context().clone());
 }
 
+/// The values of `X-Api-Key` and of `Authorization`, as the core's extraction takes them.
+fn credential_headers(
+    headers: &http::HeaderMap,
+) -> (
+    impl Iterator<Item = &[u8]> + '_,
+    impl Iterator<Item = &[u8]> + '_,
+) {
+    (
+        headers
+            .get_all(API_KEY_HEADER)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        headers
+            .get_all(http::header::AUTHORIZATION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    )
+}
+
 fn request_id_header<B>(req: &Request<B>) -> Option<&[u8]> {
     req.headers()
         .get(REQUEST_ID_HEADER)
@@ -168,17 +187,8 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         // The hot path: a cached key (or a malformed one) is answered without a boxed future.
-        let headers = req.headers();
-        let now = self.gate.check_now(
-            headers
-                .get_all(API_KEY_HEADER)
-                .iter()
-                .map(HeaderValue::as_bytes),
-            headers
-                .get_all(http::header::AUTHORIZATION)
-                .iter()
-                .map(HeaderValue::as_bytes),
-        );
+        let (api_keys, authorizations) = credential_headers(req.headers());
+        let now = self.gate.check_now(api_keys, authorizations);
         match now {
             Some(Ok(principal)) => {
                 admit(&mut req, principal, &self.gate);
@@ -203,19 +213,8 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let gate = self.gate.clone();
         let check: CheckFuture<S, ReqBody> = Box::pin(async move {
-            let headers = req.headers();
-            let outcome = gate
-                .check(
-                    headers
-                        .get_all(API_KEY_HEADER)
-                        .iter()
-                        .map(HeaderValue::as_bytes),
-                    headers
-                        .get_all(http::header::AUTHORIZATION)
-                        .iter()
-                        .map(HeaderValue::as_bytes),
-                )
-                .await;
+            let (api_keys, authorizations) = credential_headers(req.headers());
+            let outcome = gate.check(api_keys, authorizations).await;
             let result = match outcome {
                 Ok(principal) => {
                     admit(&mut req, principal, &gate);
