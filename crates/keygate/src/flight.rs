@@ -35,12 +35,15 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
                 .entry(key.clone())
                 .or_insert_with(|| Arc::new(OnceCell::new())),
         );
-        let _leave = Leave {
+        let leave = Leave {
             flights: self,
             key,
-            cell: &cell,
+            cell: Some(cell),
         };
-        cell.get_or_init(|| work).await.clone()
+        match &leave.cell {
+            Some(cell) => cell.get_or_init(|| work).await.clone(),
+            None => work.await,
+        }
     }
 
     /// Number of keys in flight (tests).
@@ -51,20 +54,29 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
 }
 
 /// Takes a finished (or abandoned) run out of the map, on completion and on cancellation.
+///
+/// Every caller's reference to the run is taken and released under the map's lock, so the
+/// reference count seen there is exact: the last caller to leave an unfinished run removes it,
+/// whatever order concurrent cancellations happen in.
 struct Leave<'a, K: Hash + Eq + Clone, V: Clone> {
     flights: &'a Flights<K, V>,
     key: &'a K,
-    cell: &'a Arc<OnceCell<V>>,
+    cell: Option<Arc<OnceCell<V>>>,
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Drop for Leave<'_, K, V> {
     fn drop(&mut self) {
         let mut map = self.flights.map();
-        // Only our own run, and only once it is done or nobody else waits on it (the map's
-        // reference and ours are the only ones left).
-        if map.get(self.key).is_some_and(|c| {
-            Arc::ptr_eq(c, self.cell) && (c.initialized() || Arc::strong_count(c) <= 2)
-        }) {
+        let Some(mine) = self.cell.take() else { return };
+        let ours = map.get(self.key).is_some_and(|c| Arc::ptr_eq(c, &mine));
+        drop(mine);
+        // Only our own run, and only once it is done or nobody else holds it (the map's
+        // reference is the only one left).
+        if ours
+            && map
+                .get(self.key)
+                .is_some_and(|c| c.initialized() || Arc::strong_count(c) == 1)
+        {
             map.remove(self.key);
         }
     }
@@ -112,5 +124,34 @@ mod tests {
             .is_err());
         assert_eq!(flights.len(), 0, "an abandoned run leaves the map");
         assert_eq!(flights.run(&1, async { 2 }).await, 2);
+    }
+
+    /// A leader and its waiters all cancelled at once, on different threads: whoever leaves
+    /// last removes the run, so nothing stays behind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callers_cancelled_together_leave_nothing_behind() {
+        let flights = Arc::new(Flights::<u32, u32>::new());
+        for round in 0..200u32 {
+            let mut tasks = Vec::new();
+            for _ in 0..4 {
+                let flights = Arc::clone(&flights);
+                tasks.push(tokio::spawn(async move {
+                    flights
+                        .run(&round, async {
+                            tokio::time::sleep(Duration::from_secs(60)).await;
+                            0
+                        })
+                        .await
+                }));
+            }
+            tokio::task::yield_now().await;
+            for t in &tasks {
+                t.abort();
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+        assert_eq!(flights.len(), 0, "abandoned runs left the map");
     }
 }

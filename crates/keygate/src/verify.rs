@@ -236,7 +236,8 @@ struct Inner {
     /// One store read per id at a time.
     record_flights: Flights<String, Result<CachedRecord, Arc<StoreError>>>,
     /// One argon2 run per digest at a time.
-    hash_flights: Flights<[u8; 32], Result<Verdict, Arc<HashFailure>>>,
+    /// (digest, fingerprint of the stored hash it is checked against).
+    hash_flights: Flights<([u8; 32], u64), Result<Verdict, Arc<HashFailure>>>,
     failures: moka::sync::Cache<String, Arc<FailureWindow>>,
     generations: Arc<Generations>,
     hash_permits: Arc<Semaphore>,
@@ -779,7 +780,7 @@ impl Inner {
         }
         let verdict = match self
             .hash_flights
-            .run(&digest, async {
+            .run(&(digest, state.fingerprint), async {
                 // A run that finished just before this one started has cached its verdict.
                 if let Some(v) = self.verdicts.get(&digest) {
                     if v.fingerprint == state.fingerprint && now < v.valid_until_ms {
@@ -827,6 +828,10 @@ impl Inner {
         if self.is_throttled(id, self.clock.now_millis()) {
             return Err(HashFailure::Throttled);
         }
+        // Counted as a failure before hashing and forgiven on success: a caller cancelled
+        // mid-hash (a closed connection) still counts, so cancelling cannot get round the
+        // throttle.
+        self.record_failure(id, now);
         let hasher = Arc::clone(&self.hasher);
         let stored = Arc::clone(&state.hash);
         let secret = Zeroizing::new(token.as_bytes().to_vec());
@@ -838,8 +843,8 @@ impl Inner {
         .await
         .map_err(|e| HashFailure::Task(e.to_string()))??;
         metrics::histogram!("keygate_hash_seconds").record(started.elapsed().as_secs_f64());
-        if !ok {
-            self.record_failure(id, now);
+        if ok {
+            self.forgive_failure(id);
         }
         let ttl = if ok {
             self.config.verified_ttl
@@ -880,6 +885,15 @@ impl Inner {
                 failures = n,
                 "keygate: throttling key id after repeated wrong secrets"
             );
+        }
+    }
+
+    /// Takes back the failure counted before a check that succeeded.
+    fn forgive_failure(&self, id: &str) {
+        if let Some(w) = self.failures.get(id) {
+            let _ = w
+                .count
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         }
     }
 

@@ -528,3 +528,69 @@ async fn verify_cached_answers_only_from_fresh_caches() {
         AuthError::RevokedKey
     );
 }
+
+/// A hasher whose checks wait until released: lets a test cancel a request mid-hash.
+#[derive(Clone, Default)]
+struct HeldHasher {
+    entered: Arc<std::sync::atomic::AtomicUsize>,
+    released: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl HeldHasher {
+    fn release(&self) {
+        let (lock, cv) = &*self.released;
+        *lock.lock().unwrap() = true;
+        cv.notify_all();
+    }
+}
+
+impl keygate::KeyHasher for HeldHasher {
+    fn hash(&self, secret: &[u8]) -> Result<String, keygate::HashError> {
+        support::cheap_argon2().hash(secret)
+    }
+    fn verify(&self, _: &[u8], _: &str) -> Result<bool, keygate::HashError> {
+        self.entered.fetch_add(1, Ordering::SeqCst);
+        let (lock, cv) = &*self.released;
+        let mut released = lock.lock().unwrap();
+        while !*released {
+            released = cv.wait(released).unwrap();
+        }
+        Ok(false)
+    }
+}
+
+/// Closing the connection while a forged secret is being hashed must not get round the
+/// throttle: the attempt counts whether or not its caller waits for the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_secrets_whose_requests_are_cancelled_mid_hash_still_count_toward_the_throttle() {
+    let held = HeldHasher::default();
+    let rig = Rig::with(|b| {
+        b.hasher(held.clone())
+            .hash_concurrency(8)
+            .failure_throttle(3, Duration::from_secs(60))
+    });
+    let (token, _) = rig.key().await;
+    for seed in 0..3 {
+        let verifier = rig.verifier.clone();
+        let forged = forge_secret(&token, seed);
+        let task = tokio::spawn(async move { verifier.verify(&forged).await });
+        // Wait until this attempt is inside the hash, then drop its request.
+        while held.entered.load(Ordering::SeqCst) <= seed as usize {
+            tokio::task::yield_now().await;
+        }
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+    }
+    held.release();
+    let entered = held.entered.load(Ordering::SeqCst);
+    assert_eq!(entered, 3);
+    assert_eq!(
+        rig.verifier.verify(&forge_secret(&token, 99)).await,
+        Err(AuthError::InvalidKey)
+    );
+    assert_eq!(
+        held.entered.load(Ordering::SeqCst),
+        entered,
+        "the id is throttled: no further hash"
+    );
+}
