@@ -270,7 +270,12 @@ where
                         Ok(req) => this.state.set(State::Calling {
                             future: inner.call(req),
                         }),
-                        Err(rendered) => return Poll::Ready(Ok(into_http_response(rendered))),
+                        Err(rendered) => {
+                            // Done: a further poll answers pending instead of resuming the
+                            // finished check.
+                            this.state.set(State::Rejected { response: None });
+                            return Poll::Ready(Ok(into_http_response(rendered)));
+                        }
                     }
                 }
                 StateProj::Calling { future } => return future.poll(cx),
