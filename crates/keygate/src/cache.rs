@@ -100,6 +100,14 @@ pub(crate) struct Verdict {
     pub(crate) valid_until_ms: i64,
 }
 
+impl Verdict {
+    /// Whether this verdict answers for `state` at `now`: checked against the hash the record
+    /// holds now, and not yet expired.
+    pub(crate) fn applies_to(&self, state: &KeyState, now: i64) -> bool {
+        self.fingerprint == state.fingerprint && now < self.valid_until_ms
+    }
+}
+
 /// 64-bit fingerprint of a stored hash string (changes when the hash is replaced).
 pub(crate) fn fingerprint(hash: &str) -> u64 {
     let d = blake3::hash(hash.as_bytes());

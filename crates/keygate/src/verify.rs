@@ -519,7 +519,8 @@ impl Inner {
         }
     }
 
-    async fn verify(&self, token: &str, span: &tracing::Span) -> Result<Arc<Principal>, AuthError> {
+    /// Steps 2 and the prefix check: the token's shape, checksum and environment.
+    fn parse<'t>(&self, token: &'t str) -> Result<token::ParsedToken<'t>, AuthError> {
         let parsed =
             token::parse(token).map_err(|e| AuthError::MalformedKey(Malformed::Token(e)))?;
         if let Some(accepted) = &self.config.accepted_prefixes {
@@ -527,6 +528,17 @@ impl Inner {
                 return Err(AuthError::MalformedKey(Malformed::WrongPrefix));
             }
         }
+        Ok(parsed)
+    }
+
+    /// Whether a cached record of `id` may be used at `now`: within its freshness, and read
+    /// after the last change made to the key in this process.
+    fn usable(&self, id: &str, c: &CachedRecord, now: i64) -> bool {
+        now < c.fresh_until_ms && self.generations.is_current(id, c.read_gen)
+    }
+
+    async fn verify(&self, token: &str, span: &tracing::Span) -> Result<Arc<Principal>, AuthError> {
+        let parsed = self.parse(token)?;
         let id = parsed.id();
         span.record("key_id", id);
         let digest = *blake3::keyed_hash(&self.digest_key, token.as_bytes()).as_bytes();
@@ -535,7 +547,7 @@ impl Inner {
             return Err(AuthError::InvalidKey);
         };
         let accepted = match self.verdicts.get(&digest) {
-            Some(v) if v.fingerprint == state.fingerprint && now < v.valid_until_ms => {
+            Some(v) if v.applies_to(&state, now) => {
                 metrics::counter!("keygate_cache_total", "cache" => "verdict", "result" => "hit")
                     .increment(1);
                 v.accepted
@@ -582,19 +594,14 @@ impl Inner {
         token: &str,
         span: &tracing::Span,
     ) -> Option<Result<Arc<Principal>, AuthError>> {
-        let parsed = match token::parse(token) {
+        let parsed = match self.parse(token) {
             Ok(p) => p,
-            Err(e) => return Some(Err(AuthError::MalformedKey(Malformed::Token(e)))),
+            Err(e) => return Some(Err(e)),
         };
-        if let Some(accepted) = &self.config.accepted_prefixes {
-            if !accepted.iter().any(|p| p == parsed.prefix()) {
-                return Some(Err(AuthError::MalformedKey(Malformed::WrongPrefix)));
-            }
-        }
         let id = parsed.id();
         let now = self.clock.now_millis();
         let c = self.records.get(id)?;
-        if now >= c.fresh_until_ms || !self.generations.is_current(id, c.read_gen) {
+        if !self.usable(id, &c, now) {
             return None;
         }
         // Counted only when answering here: a miss is counted again by the slow path.
@@ -610,7 +617,7 @@ impl Inner {
         };
         let digest = *blake3::keyed_hash(&self.digest_key, token.as_bytes()).as_bytes();
         let v = self.verdicts.get(&digest)?;
-        if v.fingerprint != state.fingerprint || now >= v.valid_until_ms {
+        if !v.applies_to(&state, now) {
             return None;
         }
         record_hit();
@@ -627,7 +634,7 @@ impl Inner {
         span: &tracing::Span,
     ) -> Result<Option<Arc<KeyState>>, AuthError> {
         if let Some(c) = self.records.get(id) {
-            if now < c.fresh_until_ms && self.generations.is_current(id, c.read_gen) {
+            if self.usable(id, &c, now) {
                 metrics::counter!("keygate_cache_total", "cache" => "record", "result" => "hit")
                     .increment(1);
                 span.record("cache", "hit");
@@ -656,9 +663,7 @@ impl Inner {
                 .run(&key, async {
                     // A run that finished just before this one started has cached its read.
                     if let Some(c) = self.records.get(id) {
-                        if self.clock.now_millis() < c.fresh_until_ms
-                            && self.generations.is_current(id, c.read_gen)
-                        {
+                        if self.usable(id, &c, self.clock.now_millis()) {
                             return Ok(c);
                         }
                     }
@@ -672,7 +677,7 @@ impl Inner {
                     self.store_unavailable()
                 })?;
             let now = self.clock.now_millis();
-            if now < c.fresh_until_ms && self.generations.is_current(id, c.read_gen) {
+            if self.usable(id, &c, now) {
                 return Ok(c.state);
             }
             // The key changed while it was being read: never cache the older state.
@@ -783,7 +788,7 @@ impl Inner {
             .run(&(digest, state.fingerprint), async {
                 // A run that finished just before this one started has cached its verdict.
                 if let Some(v) = self.verdicts.get(&digest) {
-                    if v.fingerprint == state.fingerprint && now < v.valid_until_ms {
+                    if v.applies_to(state, now) {
                         return Ok(v);
                     }
                 }
