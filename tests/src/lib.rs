@@ -38,6 +38,7 @@ pub mod driver;
 pub mod drivers;
 pub mod fixture;
 pub mod hostile;
+pub mod keys;
 pub mod parity;
 pub mod store;
 pub mod wire;
@@ -49,5 +50,6 @@ pub use driver::{
 pub use drivers::{ActixApp, AxumApp};
 pub use fixture::{Fixture, Keys};
 pub use hostile::hostile_cases;
+pub use keys::{run_keys_table, KeysReport};
 pub use parity::assert_parity;
 pub use store::{CountingStore, FailingStore, StoreActivity, StoreCall};

@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use keygate::{AuditEvent, KeyFilter, KeyRecord, KeyStore, MemoryStore, StoreError};
+use keygate::{
+    AuditEvent, KeyFilter, KeyRecord, KeyStore, KeyUpdate, MemoryStore, PageQuery, RotateOutcome,
+    Rotation, StoreError,
+};
 
 /// A [`MemoryStore`] whose reads of chosen key ids fail as if the database were down.
 #[derive(Debug, Default)]
@@ -48,6 +51,20 @@ impl KeyStore for FailingStore {
     }
     async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
         self.inner.list(filter).await
+    }
+    async fn list_page(&self, query: &PageQuery) -> Result<Vec<KeyRecord>, StoreError> {
+        self.inner.list_page(query).await
+    }
+    async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotateOutcome, StoreError> {
+        self.inner.rotate(rotation).await
+    }
+    async fn update(
+        &self,
+        id: &str,
+        update: &KeyUpdate,
+        audit: &AuditEvent,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.inner.update(id, update, audit).await
     }
     async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
         self.inner.revoke(id, at).await
@@ -95,6 +112,12 @@ pub enum StoreCall {
     SetExpiry,
     /// [`KeyStore::update_hash`] (write).
     UpdateHash,
+    /// [`KeyStore::list_page`] (read).
+    ListPage,
+    /// [`KeyStore::rotate`] (write).
+    Rotate,
+    /// [`KeyStore::update`] (write).
+    Update,
     /// [`KeyStore::touch_last_used`] (write: the last-used flush).
     TouchLastUsed,
     /// [`KeyStore::append_audit`] (write).
@@ -106,7 +129,7 @@ impl StoreCall {
     pub fn is_write(self) -> bool {
         !matches!(
             self,
-            StoreCall::Get | StoreCall::List | StoreCall::AuditTrail
+            StoreCall::Get | StoreCall::List | StoreCall::ListPage | StoreCall::AuditTrail
         )
     }
 }
@@ -205,6 +228,23 @@ impl KeyStore for CountingStore {
     async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
         self.record(StoreCall::List);
         self.inner.list(filter).await
+    }
+    async fn list_page(&self, query: &PageQuery) -> Result<Vec<KeyRecord>, StoreError> {
+        self.record(StoreCall::ListPage);
+        self.inner.list_page(query).await
+    }
+    async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotateOutcome, StoreError> {
+        self.record(StoreCall::Rotate);
+        self.inner.rotate(rotation).await
+    }
+    async fn update(
+        &self,
+        id: &str,
+        update: &KeyUpdate,
+        audit: &AuditEvent,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.record(StoreCall::Update);
+        self.inner.update(id, update, audit).await
     }
     async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
         self.record(StoreCall::Revoke);

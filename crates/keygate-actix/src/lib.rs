@@ -56,9 +56,11 @@
 )]
 
 mod extract;
+mod keys;
 mod middleware;
 
 pub use extract::{AuthRejection, Principal, Scoped};
+pub use keys::keys_config;
 pub use middleware::{ApiKeyAuth, ApiKeyMiddleware, RequireScopes, RequireScopesMiddleware};
 
 use actix_web::http::header::{HeaderName, HeaderValue};

@@ -61,11 +61,13 @@
 
 mod extract;
 mod guard;
+mod keys;
 mod response;
 
 pub use extract::{AuthRejection, Principal, Scoped};
 pub use guard::{require_any_scope, require_scope, require_scopes};
 pub use keygate::{ApiKeyLayer, RequireScopesLayer};
+pub use keys::keys_router;
 pub use response::Rendered;
 
 /// What an extractor answers (500, `misconfigured`) when no [`ApiKeyLayer`] ran before it.

@@ -61,6 +61,8 @@ pub(crate) fn measure(keys: usize) -> Result<()> {
                 revoked_at: None,
                 last_used_at: None,
                 rotated_from: None,
+                rotated_to: None,
+                rate_limit: None,
             };
             store.insert(&record).await?;
             tokens.push(token);

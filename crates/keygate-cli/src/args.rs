@@ -1,11 +1,12 @@
 //! The command line, as clap sees it.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use keygate::KeyStatus;
 
 /// Where keys live when nothing else is said.
 pub(crate) const DEFAULT_DATABASE_URL: &str = "sqlite://keygate.db";
 
-/// Manage keygate API keys: create, list, show, revoke, delete and rotate.
+/// Manage keygate API keys: create, list, show, update, revoke, delete and rotate.
 #[derive(Debug, Parser)]
 #[command(name = "keygate", version, about, long_about = None)]
 pub(crate) struct Cli {
@@ -31,6 +32,8 @@ pub(crate) enum Command {
     List(ListArgs),
     /// Show one key and its audit trail.
     Show(IdArgs),
+    /// Rename a key, or change its expiry or its rate limit.
+    Update(UpdateArgs),
     /// Revoke a key: it stops working and stays listed for audit.
     Revoke(IdOnly),
     /// Delete a key (its audit trail is kept).
@@ -65,6 +68,9 @@ pub(crate) struct CreateArgs {
     /// Token prefix naming the environment (default mk_live).
     #[arg(long)]
     pub(crate) prefix: Option<String>,
+    /// The key's own rate limit, requests/period: 1000/1m, 10/1s, …
+    #[arg(long, value_name = "N/PERIOD")]
+    pub(crate) rate_limit: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -75,7 +81,64 @@ pub(crate) struct ListArgs {
     /// Only keys of this organization.
     #[arg(long)]
     pub(crate) org: Option<String>,
+    /// Only keys with this status.
+    #[arg(long, value_enum)]
+    pub(crate) status: Option<StatusArg>,
     /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// A key status, as `list --status` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StatusArg {
+    /// Keys that work.
+    Active,
+    /// Keys whose expiry has passed.
+    Expired,
+    /// Revoked keys.
+    Revoked,
+}
+
+impl From<StatusArg> for KeyStatus {
+    fn from(s: StatusArg) -> Self {
+        match s {
+            StatusArg::Active => KeyStatus::Active,
+            StatusArg::Expired => KeyStatus::Expired,
+            StatusArg::Revoked => KeyStatus::Revoked,
+        }
+    }
+}
+
+/// `update`: every change is optional, but at least one must be given (checked before the
+/// store is opened). The expiry flags exclude each other, and so do the rate-limit flags.
+#[derive(Debug, Args)]
+#[command(
+    group(ArgGroup::new("expiry").args(["expires_at", "expires_in", "no_expiry"]).multiple(false)),
+    group(ArgGroup::new("limit").args(["rate_limit", "no_rate_limit"]).multiple(false))
+)]
+pub(crate) struct UpdateArgs {
+    /// The key id.
+    pub(crate) id: String,
+    /// New human name of the key.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Expire at this RFC 3339 time, e.g. 2027-01-01T00:00:00Z.
+    #[arg(long)]
+    pub(crate) expires_at: Option<String>,
+    /// Expire this long from now: 90d, 24h, 30m, …
+    #[arg(long)]
+    pub(crate) expires_in: Option<String>,
+    /// Remove the expiry: the key works until it is revoked.
+    #[arg(long)]
+    pub(crate) no_expiry: bool,
+    /// New rate limit, requests/period: 1000/1m, 10/1s, …
+    #[arg(long, value_name = "N/PERIOD")]
+    pub(crate) rate_limit: Option<String>,
+    /// Remove the key's rate limit.
+    #[arg(long)]
+    pub(crate) no_rate_limit: bool,
+    /// Print the updated key as JSON (like `show --json`) instead of text.
     #[arg(long)]
     pub(crate) json: bool,
 }

@@ -5,10 +5,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use keygate::duration::parse_duration;
-use keygate::{KeyFilter, KeyManager, KeyStore, ManageError, NewKey, ScopeSet};
+use keygate::{
+    KeyFilter, KeyManager, KeyRecord, KeyStatus, KeyStore, KeyUpdate, ManageError, NewKey,
+    RateLimit, ScopeSet,
+};
 use serde_json::Value;
 
-use crate::args::{Cli, Command, CreateArgs, ListArgs, RotateArgs};
+use crate::args::{Cli, Command, CreateArgs, ListArgs, RotateArgs, UpdateArgs};
 use crate::render;
 
 /// Why a command failed; printed as one line.
@@ -23,7 +26,9 @@ pub(crate) enum Failure {
 impl From<ManageError> for Failure {
     fn from(e: ManageError) -> Self {
         match e {
-            ManageError::InvalidInput(_) | ManageError::Scope(_) => Failure::Usage(e.to_string()),
+            ManageError::InvalidField { .. } | ManageError::Scope(_) => {
+                Failure::Usage(e.to_string())
+            }
             other => Failure::Failed(other.to_string()),
         }
     }
@@ -43,20 +48,23 @@ pub(crate) async fn run(cli: Cli) -> Result<String, Failure> {
                 render::created_text(&created)
             })
         }
-        Command::List(ListArgs { org, json }) => {
+        Command::List(ListArgs { org, status, json }) => {
             let manager = manager(&url).await?;
             let filter = KeyFilter {
                 org,
                 ..KeyFilter::all()
             };
+            let wanted = status.map(KeyStatus::from);
+            let now = manager.now();
             let rows: Vec<_> = manager
                 .list(&filter)
                 .await?
                 .into_iter()
                 .map(|r| {
-                    let status = manager.status(&r);
+                    let status = r.status_at(now);
                     (r, status)
                 })
+                .filter(|(_, s)| wanted.is_none_or(|w| w == *s))
                 .collect();
             Ok(if json {
                 let items: Vec<Value> = rows
@@ -71,20 +79,23 @@ pub(crate) async fn run(cli: Cli) -> Result<String, Failure> {
         Command::Show(a) => {
             let manager = manager(&url).await?;
             let record = manager.show(&a.id).await?;
-            let status = manager.status(&record);
-            let trail = manager.audit_trail(&a.id).await?;
-            Ok(if a.json {
-                let mut v = render::record_json(&record, status);
-                if let Value::Object(m) = &mut v {
-                    m.insert(
-                        "audit".into(),
-                        trail.iter().map(render::audit_json).collect(),
-                    );
-                }
-                json_line(&v)
+            if a.json {
+                shown_json(&manager, &record).await
             } else {
-                render::record_text(&record, status, &trail)
-            })
+                let status = manager.status(&record);
+                let trail = manager.audit_trail(&a.id).await?;
+                Ok(render::record_text(&record, status, &trail))
+            }
+        }
+        Command::Update(a) => {
+            let update = key_update(&a)?;
+            let manager = manager(&url).await?;
+            let record = manager.update(&a.id, &update).await?;
+            if a.json {
+                shown_json(&manager, &record).await
+            } else {
+                Ok(render::updated_text(&record, &update))
+            }
         }
         Command::Revoke(a) => {
             let manager = manager(&url).await?;
@@ -130,6 +141,19 @@ pub(crate) async fn run(cli: Cli) -> Result<String, Failure> {
     }
 }
 
+/// A key as `show --json` prints it: its JSON object plus its audit trail.
+async fn shown_json(manager: &KeyManager, record: &KeyRecord) -> Result<String, Failure> {
+    let trail = manager.audit_trail(&record.id).await?;
+    let mut v = render::record_json(record, manager.status(record));
+    if let Value::Object(m) = &mut v {
+        m.insert(
+            "audit".into(),
+            trail.iter().map(render::audit_json).collect(),
+        );
+    }
+    Ok(json_line(&v))
+}
+
 fn json_line(v: &Value) -> String {
     let mut s = v.to_string();
     s.push('\n');
@@ -159,37 +183,79 @@ fn new_key(a: &CreateArgs) -> Result<NewKey, Failure> {
         }
         new = new.prefix(prefix.clone());
     }
+    if let Some(at) = expiry(a.expires_in.as_deref(), a.expires_at.as_deref())? {
+        new = new.expires_at(at);
+    }
+    if let Some(limit) = &a.rate_limit {
+        new = new.rate_limit(rate_limit(limit)?);
+    }
+    Ok(new)
+}
+
+/// Checks everything `update` was given; nothing is opened or written yet.
+fn key_update(a: &UpdateArgs) -> Result<KeyUpdate, Failure> {
+    let expires_at = if a.no_expiry {
+        Some(None)
+    } else {
+        expiry(a.expires_in.as_deref(), a.expires_at.as_deref())?.map(Some)
+    };
+    let rate_limit = if a.no_rate_limit {
+        Some(None)
+    } else {
+        a.rate_limit
+            .as_deref()
+            .map(rate_limit)
+            .transpose()?
+            .map(Some)
+    };
+    let update = KeyUpdate {
+        name: a.name.clone(),
+        expires_at,
+        rate_limit,
+    };
+    if update.is_empty() {
+        return Err(Failure::Usage(
+            "nothing to update: give --name, --expires-at, --expires-in, --no-expiry, --rate-limit or --no-rate-limit".to_owned(),
+        ));
+    }
+    Ok(update)
+}
+
+/// The expiry named by `--expires-in` or `--expires-at` (clap keeps them apart), which must be
+/// in the future; `None` when neither is given.
+fn expiry(
+    expires_in: Option<&str>,
+    expires_at: Option<&str>,
+) -> Result<Option<DateTime<Utc>>, Failure> {
     let now = Utc::now();
-    let expires_at = match (&a.expires_in, &a.expires_at) {
+    let at = match (expires_in, expires_at) {
         (Some(d), _) => {
             let d = duration("--expires-in", d)?;
             let d = chrono::Duration::from_std(d)
                 .map_err(|_| Failure::Usage("--expires-in is too long".into()))?;
-            Some(
-                now.checked_add_signed(d)
-                    .ok_or_else(|| Failure::Usage("--expires-in is too long".into()))?,
-            )
+            now.checked_add_signed(d)
+                .ok_or_else(|| Failure::Usage("--expires-in is too long".into()))?
         }
-        (None, Some(t)) => Some(
-            DateTime::parse_from_rfc3339(t)
-                .map_err(|e| {
-                    Failure::Usage(format!(
-                        "--expires-at {t:?} is not an RFC 3339 time ({e}); write e.g. 2027-01-01T00:00:00Z"
-                    ))
-                })?
-                .with_timezone(&Utc),
-        ),
-        (None, None) => None,
+        (None, Some(t)) => DateTime::parse_from_rfc3339(t)
+            .map_err(|e| {
+                Failure::Usage(format!(
+                    "--expires-at {t:?} is not an RFC 3339 time ({e}); write e.g. 2027-01-01T00:00:00Z"
+                ))
+            })?
+            .with_timezone(&Utc),
+        (None, None) => return Ok(None),
     };
-    if let Some(at) = expires_at {
-        if at <= now {
-            return Err(Failure::Usage(
-                "the expiry must be in the future".to_owned(),
-            ));
-        }
-        new = new.expires_at(at);
+    if at <= now {
+        return Err(Failure::Usage(
+            "the expiry must be in the future".to_owned(),
+        ));
     }
-    Ok(new)
+    Ok(Some(at))
+}
+
+fn rate_limit(s: &str) -> Result<RateLimit, Failure> {
+    s.parse::<RateLimit>()
+        .map_err(|e| Failure::Usage(format!("--rate-limit: {e}")))
 }
 
 /// Opens the store and builds a manager acting as the OS user.

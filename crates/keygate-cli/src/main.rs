@@ -1,8 +1,9 @@
 //! `keygate`: the admin CLI for keygate API keys.
 //!
 //! ```text
-//! keygate create --name billing-sync --org acme --scope entities:read --expires-in 90d
-//! keygate list --org acme
+//! keygate create --name billing-sync --org acme --scope entities:read --expires-in 90d --rate-limit 1000/1m
+//! keygate list --org acme --status active
+//! keygate update ID --name billing --no-expiry --rate-limit 10/1s
 //! keygate show ID | revoke ID | delete ID | rotate ID --grace 24h
 //! ```
 //!

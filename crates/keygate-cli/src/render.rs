@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use keygate::{AuditEvent, CreatedKey, KeyRecord, KeyStatus};
+use keygate::{AuditEvent, CreatedKey, KeyRecord, KeyStatus, KeyUpdate, RateLimit};
 use serde_json::{json, Value};
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -12,6 +12,14 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 
 fn opt_rfc3339(t: Option<DateTime<Utc>>) -> Value {
     t.map_or(Value::Null, |t| Value::String(rfc3339(t)))
+}
+
+fn opt_rate_limit(l: Option<RateLimit>) -> Value {
+    l.map_or(Value::Null, |l| Value::String(l.to_string()))
+}
+
+fn rate_limit_text(l: Option<RateLimit>) -> String {
+    l.map_or_else(|| "none".to_owned(), |l| l.to_string())
 }
 
 fn short(t: Option<DateTime<Utc>>, none: &str) -> String {
@@ -37,6 +45,8 @@ pub(crate) fn record_json(r: &KeyRecord, status: KeyStatus) -> Value {
         "revoked_at": opt_rfc3339(r.revoked_at),
         "last_used_at": opt_rfc3339(r.last_used_at),
         "rotated_from": r.rotated_from,
+        "rotated_to": r.rotated_to,
+        "rate_limit": opt_rate_limit(r.rate_limit),
         "metadata": r.metadata,
     })
 }
@@ -56,6 +66,8 @@ pub(crate) fn created_json(c: &CreatedKey) -> Value {
         "created_at": rfc3339(r.created_at),
         "expires_at": opt_rfc3339(r.expires_at),
         "rotated_from": r.rotated_from,
+        "rotated_to": r.rotated_to,
+        "rate_limit": opt_rate_limit(r.rate_limit),
     })
 }
 
@@ -76,6 +88,9 @@ pub(crate) fn created_text(c: &CreatedKey) -> String {
     }
     let _ = writeln!(s, "  scopes:  {}", r.scopes.to_strings().join(" "));
     let _ = writeln!(s, "  expires: {}", short(r.expires_at, "never"));
+    if let Some(limit) = r.rate_limit {
+        let _ = writeln!(s, "  rate:    {limit}");
+    }
     let _ = writeln!(s);
     let _ = writeln!(s, "    {}", c.key.expose_secret());
     let _ = writeln!(s);
@@ -86,12 +101,14 @@ pub(crate) fn created_text(c: &CreatedKey) -> String {
     s
 }
 
-/// The `list` table: name, id, status, scopes, created, expires, last used.
+/// The `list` table: name, id, status, scopes, created, expires, last used, and a rate limit
+/// column when any listed key has one.
 pub(crate) fn table(rows: &[(KeyRecord, KeyStatus)]) -> String {
     if rows.is_empty() {
         return "No keys.\n".to_owned();
     }
-    let header = [
+    let with_limits = rows.iter().any(|(r, _)| r.rate_limit.is_some());
+    let mut header = vec![
         "NAME",
         "ID",
         "STATUS",
@@ -100,10 +117,13 @@ pub(crate) fn table(rows: &[(KeyRecord, KeyStatus)]) -> String {
         "EXPIRES",
         "LAST USED",
     ];
-    let cells: Vec<[String; 7]> = rows
+    if with_limits {
+        header.push("RATE LIMIT");
+    }
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|(r, status)| {
-            [
+            let mut row = vec![
                 r.name.clone(),
                 r.id.clone(),
                 status.as_str().to_owned(),
@@ -111,10 +131,17 @@ pub(crate) fn table(rows: &[(KeyRecord, KeyStatus)]) -> String {
                 short(Some(r.created_at), "-"),
                 short(r.expires_at, "never"),
                 short(r.last_used_at, "never"),
-            ]
+            ];
+            if with_limits {
+                row.push(
+                    r.rate_limit
+                        .map_or_else(|| "-".to_owned(), |l| l.to_string()),
+                );
+            }
+            row
         })
         .collect();
-    let mut widths = header.map(|h| h.chars().count());
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &cells {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -123,7 +150,7 @@ pub(crate) fn table(rows: &[(KeyRecord, KeyStatus)]) -> String {
     let mut out = String::new();
     let mut line = |row: &[&str]| {
         let mut l = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+        for (i, (cell, w)) in row.iter().zip(widths.iter().copied()).enumerate() {
             if i + 1 == row.len() {
                 l.push_str(cell);
             } else {
@@ -135,7 +162,7 @@ pub(crate) fn table(rows: &[(KeyRecord, KeyStatus)]) -> String {
     };
     line(&header);
     for row in &cells {
-        line(&row.each_ref().map(String::as_str));
+        line(&row.iter().map(String::as_str).collect::<Vec<_>>());
     }
     out
 }
@@ -156,8 +183,12 @@ pub(crate) fn record_text(r: &KeyRecord, status: KeyStatus, trail: &[AuditEvent]
     let _ = writeln!(s, "expires:      {}", short(r.expires_at, "never"));
     let _ = writeln!(s, "revoked:      {}", short(r.revoked_at, "-"));
     let _ = writeln!(s, "last used:    {}", short(r.last_used_at, "never"));
+    let _ = writeln!(s, "rate limit:   {}", rate_limit_text(r.rate_limit));
     if let Some(from) = &r.rotated_from {
         let _ = writeln!(s, "rotated from: {from}");
+    }
+    if let Some(to) = &r.rotated_to {
+        let _ = writeln!(s, "rotated to:   {to}");
     }
     if !r.metadata.is_null() {
         let _ = writeln!(s, "metadata:     {}", r.metadata);
@@ -180,6 +211,21 @@ pub(crate) fn record_text(r: &KeyRecord, status: KeyStatus, trail: &[AuditEvent]
         }
     }
     s
+}
+
+/// The line after `update`: the key and what it now has, for each thing that changed.
+pub(crate) fn updated_text(r: &KeyRecord, update: &KeyUpdate) -> String {
+    let mut changes = Vec::new();
+    if update.name.is_some() {
+        changes.push(format!("name {:?}", r.name));
+    }
+    if update.expires_at.is_some() {
+        changes.push(format!("expires {}", short(r.expires_at, "never")));
+    }
+    if update.rate_limit.is_some() {
+        changes.push(format!("rate limit {}", rate_limit_text(r.rate_limit)));
+    }
+    format!("Updated key {}: {}.\n", r.id, changes.join(", "))
 }
 
 /// An audit event in JSON.

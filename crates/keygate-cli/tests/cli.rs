@@ -514,7 +514,10 @@ fn a_bad_prefix_or_empty_name_fails_and_writes_nothing() {
     assert!(msg.contains("invalid prefix"), "{msg}");
     let msg =
         fails(keygate(&db).args(["create", "--name", " ", "--org", "acme", "--scope", "a:b"]));
-    assert!(msg.contains("name must not be empty"), "{msg}");
+    assert!(
+        msg.contains("name") && msg.contains("must not be empty"),
+        "{msg}"
+    );
     assert_eq!(rows(&db.path), before);
 }
 
@@ -540,5 +543,333 @@ fn a_missing_required_flag_fails_with_one_line() {
     let db = db();
     let msg = fails(keygate(&db).args(["create", "--org", "acme"]));
     assert!(msg.contains("--name"), "{msg}");
+    assert!(!db.path.exists());
+}
+
+fn show(db: &Db, id: &str) -> Value {
+    json(keygate(db).args(["show", id, "--json"]))
+}
+
+/// `show --json` without the audit trail, to compare what an update left alone.
+fn fields(db: &Db, id: &str) -> serde_json::Map<String, Value> {
+    let mut v = show(db, id).as_object().unwrap().clone();
+    v.remove("audit");
+    v
+}
+
+fn limited(db: &Db, name: &str, limit: &str) -> Value {
+    json(keygate(db).args([
+        "create",
+        "--name",
+        name,
+        "--org",
+        "acme",
+        "--scope",
+        "entities:read",
+        "--rate-limit",
+        limit,
+        "--json",
+    ]))
+}
+
+/// Asserts that `after` equals `before` except for the named fields.
+fn only_changed(
+    before: &serde_json::Map<String, Value>,
+    after: &serde_json::Map<String, Value>,
+    changed: &[&str],
+) {
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in before {
+        if changed.contains(&k.as_str()) {
+            assert_ne!(&after[k], v, "{k} did not change");
+        } else {
+            assert_eq!(&after[k], v, "{k} changed");
+        }
+    }
+}
+
+#[test]
+fn create_with_a_rate_limit_shows_it_in_json_list_and_text() {
+    let db = db();
+    let v = limited(&db, "metered", "1000/60s");
+    assert_eq!(v["rate_limit"], "1000/1m", "canonical form");
+    assert_eq!(v["rotated_to"], Value::Null);
+    let id = v["id"].as_str().unwrap();
+    let shown = show(&db, id);
+    assert_eq!(shown["rate_limit"], "1000/1m");
+    assert_eq!(shown["rotated_to"], Value::Null);
+    assert_eq!(
+        json(keygate(&db).args(["list", "--json"]))[0]["rate_limit"],
+        "1000/1m"
+    );
+    let text = run_ok(keygate(&db).args(["show", id]));
+    assert!(text.contains("rate limit:   1000/1m"), "{text}");
+    let table = run_ok(keygate(&db).arg("list"));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].ends_with("RATE LIMIT"), "{table}");
+    assert_eq!(lines[0].find("RATE LIMIT"), lines[1].find("1000/1m"));
+}
+
+#[test]
+fn create_without_a_rate_limit_gives_null() {
+    let db = db();
+    let v = create(&db, "free", "acme");
+    assert_eq!(v["rate_limit"], Value::Null);
+    assert_eq!(
+        show(&db, v["id"].as_str().unwrap())["rate_limit"],
+        Value::Null
+    );
+}
+
+#[test]
+fn a_bad_rate_limit_on_create_fails_and_creates_nothing() {
+    let db = db();
+    let base = [
+        "create",
+        "--name",
+        "k",
+        "--org",
+        "acme",
+        "--scope",
+        "a:b",
+        "--rate-limit",
+    ];
+    for bad in ["0/1m", "1000", "lots/1m", "10/0s", "10/2d"] {
+        let msg = fails(keygate(&db).args(base).arg(bad));
+        assert!(msg.contains("invalid rate limit"), "{msg}");
+    }
+    assert!(!db.path.exists(), "nothing may be written");
+    create(&db, "k", "acme");
+    let before = rows(&db.path);
+    fails(keygate(&db).args(base).arg("1/1w"));
+    assert_eq!(rows(&db.path), before);
+}
+
+#[test]
+fn rotate_json_carries_the_rate_limit_and_the_old_key_points_to_its_successor() {
+    let db = db();
+    let old = limited(&db, "ci", "10/1s");
+    let old_id = old["id"].as_str().unwrap();
+    let new = json(keygate(&db).args(["rotate", old_id, "--json"]));
+    assert_eq!(new["rate_limit"], "10/1s");
+    assert_eq!(new["rotated_to"], Value::Null);
+    assert_eq!(show(&db, old_id)["rotated_to"], new["id"]);
+    let text = run_ok(keygate(&db).args(["show", old_id]));
+    assert!(
+        text.contains(&format!("rotated to:   {}", new["id"].as_str().unwrap())),
+        "{text}"
+    );
+}
+
+#[test]
+fn update_name_changes_only_the_name() {
+    let db = db();
+    let id = limited(&db, "old-name", "5/1m")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = fields(&db, &id);
+    let out = run_ok(keygate(&db).args(["update", &id, "--name", "new-name"]));
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains(&id) && out.contains("new-name"), "{out}");
+    let after = fields(&db, &id);
+    only_changed(&before, &after, &["name"]);
+    assert_eq!(after["name"], "new-name");
+    let trail = show(&db, &id)["audit"].clone();
+    assert_eq!(trail.as_array().unwrap().len(), 2, "{trail}");
+}
+
+#[test]
+fn update_rate_limit_sets_and_replaces_only_the_rate_limit() {
+    let db = db();
+    let id = create(&db, "k", "acme")["id"].as_str().unwrap().to_owned();
+    let before = fields(&db, &id);
+    run_ok(keygate(&db).args(["update", &id, "--rate-limit", "100/1h"]));
+    let after = fields(&db, &id);
+    only_changed(&before, &after, &["rate_limit"]);
+    assert_eq!(after["rate_limit"], "100/1h");
+    run_ok(keygate(&db).args(["update", &id, "--rate-limit", "7/1s"]));
+    let again = fields(&db, &id);
+    only_changed(&after, &again, &["rate_limit"]);
+    assert_eq!(again["rate_limit"], "7/1s");
+}
+
+#[test]
+fn update_no_rate_limit_clears_only_the_rate_limit() {
+    let db = db();
+    let id = limited(&db, "k", "1000/1m")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = fields(&db, &id);
+    run_ok(keygate(&db).args(["update", &id, "--no-rate-limit"]));
+    let after = fields(&db, &id);
+    only_changed(&before, &after, &["rate_limit"]);
+    assert_eq!(after["rate_limit"], Value::Null);
+}
+
+#[test]
+fn update_expires_in_sets_only_the_expiry() {
+    let db = db();
+    let id = create(&db, "k", "acme")["id"].as_str().unwrap().to_owned();
+    let before = fields(&db, &id);
+    run_ok(keygate(&db).args(["update", &id, "--expires-in", "7d"]));
+    let after = fields(&db, &id);
+    only_changed(&before, &after, &["expires_at"]);
+    assert!(close_to(
+        time(&after["expires_at"]),
+        Utc::now() + Duration::days(7)
+    ));
+    assert_eq!(after["status"], "active");
+}
+
+#[test]
+fn update_expires_at_sets_that_time() {
+    let db = db();
+    let id = create(&db, "k", "acme")["id"].as_str().unwrap().to_owned();
+    let before = fields(&db, &id);
+    run_ok(keygate(&db).args(["update", &id, "--expires-at", "2031-06-01T12:00:00+02:00"]));
+    let after = fields(&db, &id);
+    only_changed(&before, &after, &["expires_at"]);
+    assert_eq!(after["expires_at"], "2031-06-01T10:00:00Z");
+}
+
+#[test]
+fn update_no_expiry_clears_only_the_expiry() {
+    let db = db();
+    let id = json(keygate(&db).args([
+        "create",
+        "--name",
+        "k",
+        "--org",
+        "acme",
+        "--scope",
+        "entities:read",
+        "--expires-in",
+        "1d",
+        "--json",
+    ]))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = fields(&db, &id);
+    run_ok(keygate(&db).args(["update", &id, "--no-expiry"]));
+    let after = fields(&db, &id);
+    only_changed(&before, &after, &["expires_at"]);
+    assert_eq!(after["expires_at"], Value::Null);
+}
+
+#[test]
+fn update_several_changes_at_once_with_json_prints_the_key_like_show() {
+    let db = db();
+    let id = create(&db, "k", "acme")["id"].as_str().unwrap().to_owned();
+    let before = fields(&db, &id);
+    let printed = json(keygate(&db).args([
+        "update",
+        &id,
+        "--name",
+        "renamed",
+        "--expires-in",
+        "30d",
+        "--rate-limit",
+        "50/1m",
+        "--json",
+    ]));
+    assert_eq!(printed, show(&db, &id));
+    let after = fields(&db, &id);
+    only_changed(&before, &after, &["name", "expires_at", "rate_limit"]);
+    assert_eq!(after["name"], "renamed");
+    assert_eq!(after["rate_limit"], "50/1m");
+}
+
+#[test]
+fn update_with_conflicting_flags_or_no_change_fails_and_changes_nothing() {
+    let db = db();
+    let id = limited(&db, "k", "1000/1m")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = fields(&db, &id);
+    let counts = rows(&db.path);
+    for args in [
+        &["--expires-in", "1d", "--no-expiry"][..],
+        &["--expires-at", "2031-01-01T00:00:00Z", "--expires-in", "1d"],
+        &["--expires-at", "2031-01-01T00:00:00Z", "--no-expiry"],
+        &["--rate-limit", "10/1s", "--no-rate-limit"],
+        &["--name", "x", "--rate-limit", "5/1m", "--no-rate-limit"],
+    ] {
+        let msg = fails(keygate(&db).arg("update").arg(&id).args(args));
+        assert!(msg.contains("cannot be used with"), "{args:?}: {msg}");
+    }
+    for args in [&[][..], &["--json"]] {
+        let msg = fails(keygate(&db).arg("update").arg(&id).args(args));
+        assert!(msg.contains("nothing to update"), "{msg}");
+    }
+    for (args, expect) in [
+        (&["--rate-limit", "many"][..], "invalid rate limit"),
+        (&["--expires-in", "soon"], "invalid duration"),
+        (&["--expires-at", "2001-01-01T00:00:00Z"], "future"),
+        (&["--name", " "], "must not be empty"),
+    ] {
+        let msg = fails(keygate(&db).arg("update").arg(&id).args(args));
+        assert!(msg.contains(expect), "{args:?}: {msg}");
+    }
+    assert_eq!(fields(&db, &id), before);
+    assert_eq!(rows(&db.path), counts);
+}
+
+#[test]
+fn update_of_an_unknown_id_fails_with_one_line_and_writes_nothing() {
+    let db = db();
+    create(&db, "k", "acme");
+    let before = rows(&db.path);
+    let msg = fails(keygate(&db).args(["update", "nosuchkey0000000", "--name", "x"]));
+    assert_eq!(msg, "error: no key with id nosuchkey0000000");
+    assert_eq!(rows(&db.path), before);
+}
+
+#[test]
+fn list_status_revoked_lists_only_revoked_keys() {
+    let db = db();
+    let a = create(&db, "a", "acme");
+    let b = create(&db, "b", "acme");
+    let c = create(&db, "c", "globex");
+    run_ok(keygate(&db).args(["revoke", a["id"].as_str().unwrap()]));
+    run_ok(keygate(&db).args(["revoke", c["id"].as_str().unwrap()]));
+
+    let ids = |args: &[&str]| -> Vec<Value> {
+        let mut ids: Vec<Value> = json(keygate(&db).arg("list").args(args).arg("--json"))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].clone())
+            .collect();
+        ids.sort_by_key(ToString::to_string);
+        ids
+    };
+    let mut revoked = vec![a["id"].clone(), c["id"].clone()];
+    revoked.sort_by_key(ToString::to_string);
+    assert_eq!(ids(&["--status", "revoked"]), revoked);
+    assert_eq!(ids(&["--status", "active"]), [b["id"].clone()]);
+    assert_eq!(ids(&["--status", "expired"]), Vec::<Value>::new());
+    assert_eq!(
+        ids(&["--status", "revoked", "--org", "acme"]),
+        [a["id"].clone()]
+    );
+
+    let table = run_ok(keygate(&db).args(["list", "--status", "revoked"]));
+    assert_eq!(table.lines().count(), 3, "{table}");
+    assert!(!table.contains(b["id"].as_str().unwrap()), "{table}");
+    assert!(run_ok(keygate(&db).args(["list", "--status", "expired"])).contains("No keys"));
+}
+
+#[test]
+fn list_status_rejects_an_unknown_status_with_one_line() {
+    let db = db();
+    let msg = fails(keygate(&db).args(["list", "--status", "dead"]));
+    assert!(msg.contains("--status"), "{msg}");
     assert!(!db.path.exists());
 }

@@ -29,8 +29,9 @@
 //!
 //! ## Schema
 //! Two tables, both prefixed `keygate_`: `keygate_keys` (primary key `id`, indexed by org and
-//! creation time, the hash in an unbounded `TEXT` column, metadata as JSON, the rotation link
-//! `rotated_from`) and the append-only `keygate_audit` (triggers refuse updates and deletes).
+//! creation time and by org and team, the hash in an unbounded `TEXT` column, metadata as JSON,
+//! the rotation links `rotated_from` / `rotated_to`, the key's own `rate_limit` as its `N/period`
+//! text) and the append-only `keygate_audit` (triggers refuse updates and deletes).
 //! keygate tracks its own migrations in `keygate_migrations`, so it can share a database with an
 //! application that runs its own sqlx migrations.
 #![deny(missing_docs)]
@@ -45,6 +46,7 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod column;
 mod error;
 mod options;
 #[cfg(feature = "postgres")]

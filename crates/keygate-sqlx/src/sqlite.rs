@@ -6,13 +6,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use keygate::{AuditAction, AuditEvent, KeyFilter, KeyRecord, KeyStore, ScopeSet, StoreError};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+use keygate::{
+    AuditAction, AuditEvent, KeyFilter, KeyRecord, KeyStatus, KeyStore, KeyUpdate, PageQuery,
+    RotateOutcome, Rotation, ScopeSet, StoreError,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
+use crate::column;
 use crate::error::{bounded, is_unique_violation, store_error};
 use crate::options::StoreOptions;
 use crate::timestamp::{from_micros, to_micros};
@@ -20,7 +24,7 @@ use crate::timestamp::{from_micros, to_micros};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 const COLUMNS: &str = "id, prefix, name, org, team, owner, scopes, metadata, hash, created_at, \
-                       expires_at, revoked_at, last_used_at, rotated_from";
+                       expires_at, revoked_at, last_used_at, rotated_from, rotated_to, rate_limit";
 
 /// A [`KeyStore`] in a SQLite file (WAL mode, so the CLI and a running service can share it).
 ///
@@ -100,19 +104,20 @@ impl SqliteStore {
         let err = |e| store_error(e, timeout);
         // Migrations may take longer than one request; give them a generous bound.
         bounded(timeout.saturating_mul(10), async {
-            let mut conn = self.pool.acquire().await.map_err(err)?;
-            // IMMEDIATE takes the write lock now, so concurrent migrators queue up here.
-            sqlx::raw_sql("BEGIN IMMEDIATE")
-                .execute(&mut *conn)
-                .await
-                .map_err(err)?;
-            let result = apply_migrations(&mut conn).await;
-            let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-            let ended = sqlx::raw_sql(end).execute(&mut *conn).await.map_err(err);
-            result.map_err(err)?;
-            ended.map(|_| ())
+            // IMMEDIATE takes the write lock now, so concurrent migrators queue up here. A
+            // failure, the deadline or a cancelled caller drops the transaction: rolled back.
+            let mut tx = self.begin_immediate().await.map_err(err)?;
+            apply_migrations(&mut tx).await.map_err(err)?;
+            tx.commit().await.map_err(err)
         })
         .await
+    }
+
+    /// A write transaction taken up front (`BEGIN IMMEDIATE`): it waits (up to the busy
+    /// timeout) for other writers instead of failing when its reads turn out stale, so a
+    /// read-check-write inside it is atomic. Dropping it unfinished rolls it back.
+    async fn begin_immediate(&self) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
     async fn run<T, F>(&self, fut: F) -> Result<T, StoreError>
@@ -127,7 +132,7 @@ impl SqliteStore {
     }
 }
 
-async fn apply_migrations(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+async fn apply_migrations(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS keygate_migrations (
             version INTEGER NOT NULL PRIMARY KEY,
@@ -209,6 +214,8 @@ fn record_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
             row.try_get("last_used_at").map_err(get)?,
         )?,
         rotated_from: row.try_get("rotated_from").map_err(get)?,
+        rotated_to: row.try_get("rotated_to").map_err(get)?,
+        rate_limit: column::rate_limit(&id, row.try_get("rate_limit").map_err(get)?)?,
         id,
     })
 }
@@ -236,6 +243,110 @@ fn json_text(v: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Backend(Box::new(e)))
 }
 
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
+
+/// The `INSERT` of a new record (run on the pool, or inside a rotation's transaction).
+fn insert_query(r: &KeyRecord) -> Result<SqliteQuery<'_>, StoreError> {
+    let scopes = json_text(&r.scopes.to_strings())?;
+    let metadata = json_text(&r.metadata)?;
+    Ok(sqlx::query(
+        "INSERT INTO keygate_keys (id, prefix, name, org, team, owner, scopes, metadata, hash, \
+         created_at, expires_at, revoked_at, last_used_at, rotated_from, rotated_to, rate_limit) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&r.id)
+    .bind(&r.prefix)
+    .bind(&r.name)
+    .bind(&r.org)
+    .bind(&r.team)
+    .bind(&r.owner)
+    .bind(scopes)
+    .bind(metadata)
+    .bind(&r.hash)
+    .bind(to_micros(r.created_at))
+    .bind(r.expires_at.map(to_micros))
+    .bind(r.revoked_at.map(to_micros))
+    .bind(r.last_used_at.map(to_micros))
+    .bind(&r.rotated_from)
+    .bind(&r.rotated_to)
+    .bind(column::rate_limit_text(r.rate_limit)))
+}
+
+/// A failed insert of `id`: a duplicate id is a conflict.
+fn insert_error(e: sqlx::Error, id: &str, timeout: Duration) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Conflict(id.to_owned())
+    } else {
+        store_error(e, timeout)
+    }
+}
+
+/// The `INSERT` of an audit event.
+fn audit_query(event: &AuditEvent) -> Result<SqliteQuery<'_>, StoreError> {
+    let detail = json_text(&event.detail)?;
+    Ok(sqlx::query(
+        "INSERT INTO keygate_audit (key_id, action, at, org, actor, detail) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&event.key_id)
+    .bind(event.action.as_str())
+    .bind(to_micros(event.at))
+    .bind(&event.org)
+    .bind(&event.actor)
+    .bind(detail))
+}
+
+/// The query of one page (see [`PageQuery`]), after `head` (empty, or `EXPLAIN QUERY PLAN `
+/// in tests). `org = ?` (and `team = ?`) then the position select a range of
+/// `keygate_keys_org` (`keygate_keys_org_team`), which is read backwards for the order: no
+/// scan of other tenants' keys, no sort. The index is named (`INDEXED BY`): with both indexes
+/// matching `org = ?`, the planner's pick otherwise depends on what statistics a connection
+/// has loaded, and a wrong pick sorts the whole org.
+fn page_query<'a>(head: &str, q: &'a PageQuery) -> QueryBuilder<'a, Sqlite> {
+    let index = if q.team.is_some() {
+        "keygate_keys_org_team"
+    } else {
+        "keygate_keys_org"
+    };
+    let mut b = QueryBuilder::new(format!(
+        "{head}SELECT {COLUMNS} FROM keygate_keys INDEXED BY {index} WHERE org = "
+    ));
+    b.push_bind(&q.org);
+    if let Some(team) = &q.team {
+        b.push(" AND team = ").push_bind(team);
+    }
+    // The status test is wrapped in `unlikely()`: told the test is selective, the planner
+    // keeps reading the index in order and stops at the limit; otherwise (SQLite 3.46, with
+    // statistics) it reads the whole org and sorts it (`USE TEMP B-TREE FOR ORDER BY`).
+    let now = to_micros(q.now);
+    match q.status {
+        None => {}
+        Some(KeyStatus::Active) => {
+            b.push(" AND unlikely(revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ")
+                .push_bind(now)
+                .push("))");
+        }
+        Some(KeyStatus::Expired) => {
+            b.push(" AND unlikely(revoked_at IS NULL AND expires_at <= ")
+                .push_bind(now)
+                .push(")");
+        }
+        Some(KeyStatus::Revoked) => {
+            b.push(" AND unlikely(revoked_at IS NOT NULL)");
+        }
+    }
+    if let Some(after) = &q.after {
+        b.push(" AND (created_at, id) < (")
+            .push_bind(to_micros(after.created_at))
+            .push(", ")
+            .push_bind(&after.id)
+            .push(")");
+    }
+    b.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+        .push_bind(i64::from(q.limit));
+    b
+}
+
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
@@ -247,38 +358,13 @@ impl KeyStore for SqliteStore {
     }
 
     async fn insert(&self, r: &KeyRecord) -> Result<(), StoreError> {
-        let scopes = json_text(&r.scopes.to_strings())?;
-        let metadata = json_text(&r.metadata)?;
+        let insert = insert_query(r)?;
         let timeout = self.timeout;
         bounded(timeout, async {
-            sqlx::query(
-                "INSERT INTO keygate_keys (id, prefix, name, org, team, owner, scopes, metadata, \
-                 hash, created_at, expires_at, revoked_at, last_used_at, rotated_from) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&r.id)
-            .bind(&r.prefix)
-            .bind(&r.name)
-            .bind(&r.org)
-            .bind(&r.team)
-            .bind(&r.owner)
-            .bind(scopes)
-            .bind(metadata)
-            .bind(&r.hash)
-            .bind(to_micros(r.created_at))
-            .bind(r.expires_at.map(to_micros))
-            .bind(r.revoked_at.map(to_micros))
-            .bind(r.last_used_at.map(to_micros))
-            .bind(&r.rotated_from)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(r.id.clone())
-                } else {
-                    store_error(e, timeout)
-                }
-            })
+            insert
+                .execute(&self.pool)
+                .await
+                .map_err(|e| insert_error(e, &r.id, timeout))
         })
         .await?;
         Ok(())
@@ -299,6 +385,125 @@ impl KeyStore for SqliteStore {
         q.push(" ORDER BY created_at, id");
         let rows = self.run(q.build().fetch_all(&self.pool)).await?;
         rows.iter().map(record_from_row).collect()
+    }
+
+    async fn list_page(&self, query: &PageQuery) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut q = page_query("", query);
+        let rows = self.run(q.build().fetch_all(&self.pool)).await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotateOutcome, StoreError> {
+        let successor = insert_query(rotation.successor)?;
+        let events = rotation
+            .audit
+            .iter()
+            .map(audit_query)
+            .collect::<Result<Vec<_>, _>>()?;
+        let old_id = rotation.old_id;
+        let timeout = self.timeout;
+        let err = |e| store_error(e, timeout);
+        bounded(timeout, async {
+            // The write lock is taken before the old key is read, so no revoke or other
+            // rotation can commit between the check and the writes; a refusal, an error, the
+            // deadline or a cancelled caller drops the transaction, which rolls it back.
+            let mut tx = self.begin_immediate().await.map_err(err)?;
+            let old = sqlx::query(
+                "SELECT rotated_to, revoked_at, expires_at FROM keygate_keys WHERE id = ?",
+            )
+            .bind(old_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+            let Some(old) = old else {
+                tx.rollback().await.map_err(err)?;
+                return Ok(RotateOutcome::NotFound);
+            };
+            let get = |e: sqlx::Error| corrupt(old_id, e);
+            let rotated_to: Option<String> = old.try_get("rotated_to").map_err(get)?;
+            let revoked_at: Option<i64> = old.try_get("revoked_at").map_err(get)?;
+            let expires_at: Option<i64> = old.try_get("expires_at").map_err(get)?;
+            let refusal = if rotated_to.is_some() {
+                Some(RotateOutcome::AlreadyRotated)
+            } else if !column::is_active(
+                revoked_at.is_some(),
+                opt_time(old_id, "expires_at", expires_at)?,
+                rotation.now,
+            ) {
+                Some(RotateOutcome::NotActive)
+            } else {
+                None
+            };
+            if let Some(refusal) = refusal {
+                tx.rollback().await.map_err(err)?;
+                return Ok(refusal);
+            }
+            successor
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| insert_error(e, &rotation.successor.id, timeout))?;
+            let ends = to_micros(rotation.old_expires_at);
+            sqlx::query("UPDATE keygate_keys SET rotated_to = ?, expires_at = ? WHERE id = ?")
+                .bind(&rotation.successor.id)
+                .bind(expires_at.map_or(ends, |e| e.min(ends)))
+                .bind(old_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            for event in events {
+                event.execute(&mut *tx).await.map_err(err)?;
+            }
+            tx.commit().await.map_err(err)?;
+            Ok(RotateOutcome::Rotated)
+        })
+        .await
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        update: &KeyUpdate,
+        audit: &AuditEvent,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let event = audit_query(audit)?;
+        let timeout = self.timeout;
+        let err = |e| store_error(e, timeout);
+        bounded(timeout, async {
+            let mut tx = self.begin_immediate().await.map_err(err)?;
+            let row = if update.is_empty() {
+                let sql = format!("SELECT {COLUMNS} FROM keygate_keys WHERE id = ?");
+                sqlx::query(&sql).bind(id).fetch_optional(&mut *tx).await
+            } else {
+                let mut q: QueryBuilder<'_, Sqlite> = QueryBuilder::new("UPDATE keygate_keys SET ");
+                let mut set = q.separated(", ");
+                if let Some(name) = &update.name {
+                    set.push("name = ").push_bind_unseparated(name);
+                }
+                if let Some(expires_at) = update.expires_at {
+                    set.push("expires_at = ")
+                        .push_bind_unseparated(expires_at.map(to_micros));
+                }
+                if let Some(limit) = update.rate_limit {
+                    set.push("rate_limit = ")
+                        .push_bind_unseparated(column::rate_limit_text(limit));
+                }
+                q.push(" WHERE id = ")
+                    .push_bind(id)
+                    .push(format!(" RETURNING {COLUMNS}"));
+                q.build().fetch_optional(&mut *tx).await
+            }
+            .map_err(err)?;
+            let Some(row) = row else {
+                tx.rollback().await.map_err(err)?;
+                return Ok(None);
+            };
+            // A row that cannot be read back is not written either (the drop rolls back).
+            let record = record_from_row(&row)?;
+            event.execute(&mut *tx).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Ok(Some(record))
+        })
+        .await
     }
 
     async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -385,21 +590,8 @@ impl KeyStore for SqliteStore {
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        let detail = json_text(&event.detail)?;
-        self.run(
-            sqlx::query(
-                "INSERT INTO keygate_audit (key_id, action, at, org, actor, detail) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&event.key_id)
-            .bind(event.action.as_str())
-            .bind(to_micros(event.at))
-            .bind(&event.org)
-            .bind(&event.actor)
-            .bind(detail)
-            .execute(&self.pool),
-        )
-        .await?;
+        let insert = audit_query(event)?;
+        self.run(insert.execute(&self.pool)).await?;
         Ok(())
     }
 
@@ -415,5 +607,145 @@ impl KeyStore for SqliteStore {
             )
             .await?;
         rows.iter().map(audit_from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keygate::PagePosition;
+
+    use super::*;
+
+    /// Every shape of page query (team or not, each status or none, first page or later).
+    fn page_queries() -> Vec<PageQuery> {
+        let now = DateTime::from_timestamp_micros(1_767_225_600_000_000).unwrap_or_default();
+        let mut out = Vec::new();
+        for team in [None, Some("red".to_owned())] {
+            for status in [
+                None,
+                Some(KeyStatus::Active),
+                Some(KeyStatus::Expired),
+                Some(KeyStatus::Revoked),
+            ] {
+                for after in [
+                    None,
+                    Some(PagePosition {
+                        created_at: now,
+                        id: "k7".into(),
+                    }),
+                ] {
+                    out.push(PageQuery {
+                        org: "acme".into(),
+                        team: team.clone(),
+                        status,
+                        now,
+                        after,
+                        limit: 7,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// `n` keys spread over `orgs` orgs, a third in team red, every seventh revoked, every
+    /// fifth expired.
+    async fn fill(store: &SqliteStore, n: i64, orgs: i64) {
+        for i in 0..n {
+            let created_at = DateTime::from_timestamp_micros(i).unwrap();
+            let r = keygate::KeyRecord {
+                id: format!("k{i:05}"),
+                prefix: "mk_test".into(),
+                name: "n".into(),
+                org: format!("org{}", i % orgs),
+                team: (i % 3 == 0).then(|| "red".to_owned()),
+                owner: None,
+                scopes: ScopeSet::parse(["entities:read"]).unwrap(),
+                metadata: serde_json::Value::Null,
+                hash: "h".into(),
+                created_at,
+                expires_at: (i % 5 == 0).then_some(created_at),
+                revoked_at: (i % 7 == 0).then_some(created_at),
+                last_used_at: None,
+                rotated_from: None,
+                rotated_to: None,
+                rate_limit: None,
+            };
+            store.insert(&r).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn page_queries_search_an_org_index_without_a_scan_or_a_sort() {
+        // One connection, so the statistics the planner sees are the ones made here (a
+        // connection loads them with the schema; `ANALYZE` elsewhere is not seen at once).
+        let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        // Empty, without statistics (the usual SQLite database) and with them, for small and
+        // large orgs.
+        check_page_plans(&store).await;
+        fill(&store, 200, 10).await;
+        check_page_plans(&store).await;
+        sqlx::query("ANALYZE").execute(store.pool()).await.unwrap();
+        check_page_plans(&store).await;
+        fill_more(&store).await;
+        sqlx::query("ANALYZE").execute(store.pool()).await.unwrap();
+        check_page_plans(&store).await;
+    }
+
+    /// 3000 more keys, nearly all of them in `acme` (the org the page queries ask for).
+    async fn fill_more(store: &SqliteStore) {
+        let mut tx = store.pool().begin().await.unwrap();
+        sqlx::raw_sql(
+            "WITH RECURSIVE s(i) AS (SELECT 1000 UNION ALL SELECT i + 1 FROM s WHERE i < 3999)
+             INSERT INTO keygate_keys (id, prefix, name, org, team, scopes, hash, created_at,
+                                       expires_at, revoked_at)
+             SELECT 'x' || i, 'mk_test', 'n', CASE WHEN i % 50 = 0 THEN 'other' ELSE 'acme' END,
+                    CASE WHEN i % 3 = 0 THEN 'red' END, '[\"entities:read\"]', 'h', i,
+                    CASE WHEN i % 5 = 0 THEN i END, CASE WHEN i % 7 = 0 THEN i END
+             FROM s",
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    async fn check_page_plans(store: &SqliteStore) {
+        for query in page_queries() {
+            let mut q = page_query("EXPLAIN QUERY PLAN ", &query);
+            let plan: Vec<String> = q
+                .build()
+                .fetch_all(store.pool())
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<String, _>("detail"))
+                .collect();
+            let index = if query.team.is_some() {
+                "keygate_keys_org_team"
+            } else {
+                "keygate_keys_org"
+            };
+            assert!(
+                plan.iter()
+                    .any(|step| step.starts_with("SEARCH keygate_keys USING INDEX")
+                        && step.contains(&format!("INDEX {index} (org=?"))),
+                "{query:?}: {plan:?}"
+            );
+            if query.after.is_some() {
+                assert!(
+                    plan.iter()
+                        .any(|step| step.contains("(created_at,id)<(?,?)")),
+                    "{query:?}: the position is not an index bound: {plan:?}"
+                );
+            }
+            for step in &plan {
+                assert!(
+                    !step.starts_with("SCAN keygate_keys") || step.contains("INDEX"),
+                    "{query:?} scans the table: {plan:?}"
+                );
+                assert!(!step.contains("TEMP B-TREE"), "{query:?} sorts: {plan:?}");
+            }
+        }
     }
 }

@@ -9,9 +9,12 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keygate::{AuthError, KeyManager, KeyStore, ManualClock, NewKey, Verifier};
+use keygate::{
+    AuthError, KeyManager, KeyStore, ManualClock, NewKey, RotateOutcome, Rotation, StoreError,
+    Verifier,
+};
 use keygate_sqlx::{PostgresStore, StoreOptions};
-use support::{cheap_argon2, t, verifier, Pg};
+use support::{cheap_argon2, record, t, verifier, Pg};
 
 fn report(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
@@ -352,5 +355,74 @@ async fn a_closed_postgres_store_is_unavailable_and_the_verifier_answers_503() {
     let v = verifier(store, &ManualClock::new(t(0)));
     let err = v.verify(created.key.expose_secret()).await.unwrap_err();
     assert!(matches!(err, AuthError::StoreUnavailable { .. }), "{err:?}");
+    pg.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_waiting_on_a_revoke_in_progress_sees_it_and_writes_nothing() {
+    let Some(pg) = Pg::fixture(
+        "postgres::a_rotation_waiting_on_a_revoke_in_progress_sees_it_and_writes_nothing",
+    )
+    .await
+    else {
+        return;
+    };
+    let store = Arc::new(pg.store(options(false)).await);
+    store.insert(&record("old", "acme", 0)).await.unwrap();
+    // Another session is revoking the key: its transaction holds the row, not committed.
+    let mut other = pg.admin.begin().await.unwrap();
+    sqlx::query(&format!(
+        "UPDATE {}.keygate_keys SET revoked_at = now() WHERE id = 'old'",
+        pg.schema
+    ))
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let rotation = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let mut new = record("new", "acme", 100);
+            new.rotated_from = Some("old".into());
+            store
+                .rotate(&Rotation {
+                    old_id: "old",
+                    successor: &new,
+                    old_expires_at: t(60_000),
+                    now: t(100),
+                    audit: &[],
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !rotation.is_finished(),
+        "the rotation must wait for the row lock"
+    );
+    other.commit().await.unwrap();
+    assert_eq!(rotation.await.unwrap().unwrap(), RotateOutcome::NotActive);
+    assert_eq!(store.get("new").await.unwrap(), None);
+    let old = store.get("old").await.unwrap().unwrap();
+    assert!(old.revoked_at.is_some());
+    assert_eq!((old.rotated_to, old.expires_at), (None, None));
+    pg.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unparsable_stored_rate_limit_is_corrupt() {
+    let Some(pg) = Pg::fixture("postgres::an_unparsable_stored_rate_limit_is_corrupt").await else {
+        return;
+    };
+    let store = pg.store(options(false)).await;
+    store.insert(&record("k1", "acme", 0)).await.unwrap();
+    sqlx::query("UPDATE keygate_keys SET rate_limit = 'lots/forever' WHERE id = 'k1'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let err = store.get("k1").await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { id, reason } if id == "k1" && reason.contains("rate_limit")),
+        "{err:?}"
+    );
     pg.cleanup().await;
 }

@@ -6,7 +6,10 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keygate::{AuthError, KeyManager, KeyStore, ManualClock, NewKey, StoreError};
+use keygate::{
+    AuditAction, AuditEvent, AuthError, KeyManager, KeyStore, ManualClock, NewKey, RotateOutcome,
+    Rotation, StoreError,
+};
 use keygate_sqlx::{SqliteStore, StoreOptions};
 use sqlx::{Connection, SqliteConnection};
 use support::{cheap_argon2, record, t, verifier};
@@ -95,7 +98,7 @@ async fn migrations_are_tracked_in_keygate_migrations_and_applied_once() {
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(applied, 1);
+    assert_eq!(applied, 2);
     // The application's own sqlx migrations table is left alone.
     let sqlx_table: i64 =
         sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = '_sqlx_migrations'")
@@ -173,4 +176,67 @@ async fn a_closed_store_is_unavailable_and_the_verifier_answers_503() {
         .await
         .unwrap_err();
     assert!(matches!(err, AuthError::StoreUnavailable { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_waiting_on_a_revoke_in_progress_sees_it_and_writes_nothing() {
+    let (store, _dir, url) = support::sqlite().await;
+    let store = Arc::new(store);
+    store.insert(&record("old", "acme", 0)).await.unwrap();
+    // Another process is revoking the key: its write transaction is open, not committed.
+    let mut other = SqliteConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE; UPDATE keygate_keys SET revoked_at = 5000 WHERE id = 'old'")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let rotation = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let mut new = record("new", "acme", 100);
+            new.rotated_from = Some("old".into());
+            let audit = [AuditEvent {
+                key_id: "old".into(),
+                action: AuditAction::Rotated,
+                at: t(100),
+                org: "acme".into(),
+                actor: None,
+                detail: serde_json::Value::Null,
+            }];
+            store
+                .rotate(&Rotation {
+                    old_id: "old",
+                    successor: &new,
+                    old_expires_at: t(60_000),
+                    now: t(100),
+                    audit: &audit,
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !rotation.is_finished(),
+        "the rotation must wait for the writer"
+    );
+    sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    assert_eq!(rotation.await.unwrap().unwrap(), RotateOutcome::NotActive);
+    assert_eq!(store.get("new").await.unwrap(), None);
+    let old = store.get("old").await.unwrap().unwrap();
+    assert_eq!((old.rotated_to, old.expires_at), (None, None));
+    assert!(store.audit_trail("old").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_unparsable_stored_rate_limit_is_corrupt() {
+    let (store, _dir, _url) = support::sqlite().await;
+    store.insert(&record("k1", "acme", 0)).await.unwrap();
+    sqlx::query("UPDATE keygate_keys SET rate_limit = 'lots/forever' WHERE id = 'k1'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let err = store.get("k1").await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { id, reason } if id == "k1" && reason.contains("rate_limit")),
+        "{err:?}"
+    );
 }

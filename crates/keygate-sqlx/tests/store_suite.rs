@@ -4,11 +4,13 @@
 
 mod support;
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use keygate::{
-    AuditAction, AuditEvent, AuthError, KeyFilter, KeyManager, KeyStore, ManualClock, NewKey,
+    AuditAction, AuditEvent, AuthError, KeyFilter, KeyManager, KeyRecord, KeyStatus, KeyStore,
+    KeyUpdate, ManualClock, NewKey, PagePosition, PageQuery, RateLimit, RotateOutcome, Rotation,
     ScopeSet, StoreError,
 };
 use serde_json::json;
@@ -30,6 +32,8 @@ mod cases {
         r.revoked_at = Some(t(5_000));
         r.last_used_at = Some(t(4_000));
         r.rotated_from = Some("k0".into());
+        r.rotated_to = Some("k2".into());
+        r.rate_limit = Some("1000/1m".parse().unwrap());
         store.insert(&r).await.unwrap();
         assert_eq!(store.get("k1").await.unwrap(), Some(r));
     }
@@ -361,6 +365,592 @@ mod cases {
             ]
         );
     }
+
+    // ---- rate limit and rotation link ----
+
+    pub(crate) async fn rate_limit_and_rotated_to_round_trip_through_every_read(
+        store: Arc<dyn KeyStore>,
+    ) {
+        let mut limited = record("k1", "acme", 0);
+        limited.rate_limit = Some("10/1s".parse().unwrap());
+        limited.rotated_to = Some("k2".into());
+        let mut daily = record("k2", "acme", 1);
+        daily.rate_limit = Some("50000/1d".parse().unwrap());
+        daily.rotated_from = Some("k1".into());
+        let plain = record("k3", "acme", 2);
+        for r in [&limited, &daily, &plain] {
+            store.insert(r).await.unwrap();
+        }
+        assert_eq!(store.get("k1").await.unwrap().as_ref(), Some(&limited));
+        assert_eq!(store.get("k2").await.unwrap().as_ref(), Some(&daily));
+        assert_eq!(store.get("k3").await.unwrap().as_ref(), Some(&plain));
+        let all = [limited, daily, plain];
+        assert_eq!(store.list(&KeyFilter::all()).await.unwrap(), all);
+        let page = store.list_page(&page("acme", 10)).await.unwrap();
+        assert_eq!(page, all.iter().rev().cloned().collect::<Vec<_>>());
+    }
+
+    // ---- pages ----
+
+    /// A page query of `org` without filters.
+    fn page(org: &str, limit: u32) -> PageQuery {
+        PageQuery {
+            org: org.into(),
+            team: None,
+            status: None,
+            now: t(0),
+            after: None,
+            limit,
+        }
+    }
+
+    /// Every page of `query` (each at most `query.limit` long), in order.
+    async fn all_pages(store: &Arc<dyn KeyStore>, mut query: PageQuery) -> Vec<Vec<KeyRecord>> {
+        let mut pages = Vec::new();
+        loop {
+            let got = store.list_page(&query).await.unwrap();
+            assert!(
+                got.len() <= query.limit as usize,
+                "page longer than its limit"
+            );
+            let Some(last) = got.last() else {
+                return pages;
+            };
+            query.after = Some(PagePosition {
+                created_at: last.created_at,
+                id: last.id.clone(),
+            });
+            pages.push(got);
+            assert!(pages.len() <= 100, "paging does not end");
+        }
+    }
+
+    /// `records` newest first: created_at, then id in byte order, both descending.
+    fn newest_first<'a>(records: impl IntoIterator<Item = &'a KeyRecord>) -> Vec<String> {
+        let mut v: Vec<&KeyRecord> = records.into_iter().collect();
+        v.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        v.into_iter().map(|r| r.id.clone()).collect()
+    }
+
+    fn ids(page: &[KeyRecord]) -> Vec<String> {
+        page.iter().map(|r| r.id.clone()).collect()
+    }
+
+    pub(crate) async fn list_page_walks_one_org_newest_first_every_key_once(
+        store: Arc<dyn KeyStore>,
+    ) {
+        // 25 keys of acme and 12 of globex, interleaved in time; several share a creation
+        // time (ids then decide, in byte order: upper case before lower case), teams red and
+        // blue on some.
+        let mut acme = Vec::new();
+        for i in 0..25_i64 {
+            let id = if i % 2 == 0 {
+                format!("A{i:02}")
+            } else {
+                format!("a{i:02}")
+            };
+            let mut r = record(&id, "acme", (i / 3) * 10);
+            r.team = match i % 3 {
+                0 => Some("red".into()),
+                1 => Some("blue".into()),
+                _ => None,
+            };
+            acme.push(r);
+        }
+        let mut globex = Vec::new();
+        for i in 0..12_i64 {
+            let mut r = record(&format!("g{i:02}"), "globex", i * 7);
+            r.team = Some("red".into());
+            globex.push(r);
+        }
+        // Inserted in an order unrelated to the page order.
+        for r in acme.iter().rev().chain(&globex) {
+            store.insert(r).await.unwrap();
+        }
+
+        let pages = all_pages(&store, page("acme", 7)).await;
+        assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [7, 7, 7, 4]);
+        let walked: Vec<KeyRecord> = pages.concat();
+        assert_eq!(ids(&walked), newest_first(&acme));
+        // Whole records, not just ids.
+        for r in &walked {
+            assert_eq!(Some(r), acme.iter().find(|a| a.id == r.id));
+        }
+
+        let mut red = page("acme", 3);
+        red.team = Some("red".into());
+        let red_pages = all_pages(&store, red).await;
+        let red_ids: Vec<String> = red_pages.iter().flat_map(|p| ids(p)).collect();
+        assert_eq!(
+            red_ids,
+            newest_first(acme.iter().filter(|r| r.team.as_deref() == Some("red")))
+        );
+        assert_eq!(red_ids.len(), 9);
+
+        let globex_ids: Vec<String> = all_pages(&store, page("globex", 5))
+            .await
+            .iter()
+            .flat_map(|p| ids(p))
+            .collect();
+        assert_eq!(globex_ids, newest_first(&globex));
+        assert!(store
+            .list_page(&page("nobody", 7))
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store.list_page(&page("acme", 0)).await.unwrap().is_empty());
+
+        // A position between keys (an id that does not exist) works like any other.
+        let mut after = page("acme", 100);
+        after.after = Some(PagePosition {
+            created_at: t(40),
+            id: "B".into(),
+        });
+        let expected: Vec<String> = newest_first(&acme)
+            .into_iter()
+            .filter(|id| {
+                let r = acme.iter().find(|r| &r.id == id).unwrap();
+                (r.created_at, r.id.as_str()) < (t(40), "B")
+            })
+            .collect();
+        assert_eq!(ids(&store.list_page(&after).await.unwrap()), expected);
+    }
+
+    pub(crate) async fn list_page_filters_by_status_at_its_now(store: Arc<dyn KeyStore>) {
+        let now = t(1_000);
+        let mut keys = Vec::new();
+        let mut add = |id: &str, expires: Option<i64>, revoked: Option<i64>| {
+            let mut r = record(id, "acme", keys.len() as i64);
+            r.expires_at = expires.map(t);
+            r.revoked_at = revoked.map(t);
+            keys.push(r);
+        };
+        add("active-forever", None, None);
+        add("active-until-later", Some(1_001), None);
+        add("expired-at-now", Some(1_000), None);
+        add("expired-before", Some(10), None);
+        add("revoked", None, Some(500));
+        add("revoked-and-expired", Some(10), Some(5));
+        add("revoked-later", Some(2_000), Some(1_500)); // revoked is revoked, whenever
+        for r in &keys {
+            store.insert(r).await.unwrap();
+        }
+        store
+            .insert(&record("other-org", "globex", 0))
+            .await
+            .unwrap();
+
+        let with = |status: Option<KeyStatus>| {
+            let store = Arc::clone(&store);
+            async move {
+                let mut q = page("acme", 3);
+                q.status = status;
+                q.now = now;
+                all_pages(&store, q)
+                    .await
+                    .iter()
+                    .flat_map(|p| ids(p))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            with(Some(KeyStatus::Active)).await,
+            ["active-until-later", "active-forever"]
+        );
+        assert_eq!(
+            with(Some(KeyStatus::Expired)).await,
+            ["expired-before", "expired-at-now"]
+        );
+        assert_eq!(
+            with(Some(KeyStatus::Revoked)).await,
+            ["revoked-later", "revoked-and-expired", "revoked"]
+        );
+        assert_eq!(with(None).await, newest_first(&keys));
+        // The reference rule, key by key.
+        for status in [KeyStatus::Active, KeyStatus::Expired, KeyStatus::Revoked] {
+            assert_eq!(
+                with(Some(status)).await,
+                newest_first(keys.iter().filter(|r| r.status_at(now) == status)),
+                "{status}"
+            );
+        }
+    }
+
+    // ---- rotation ----
+
+    fn event(key: &str, action: AuditAction, ms: i64) -> AuditEvent {
+        AuditEvent {
+            key_id: key.into(),
+            action,
+            at: t(ms),
+            org: "acme".into(),
+            actor: Some("ops".into()),
+            detail: json!({"by": "suite"}),
+        }
+    }
+
+    /// The successor `new_id` of `old_id` and the events a rotation writes.
+    fn successor_of(old: &KeyRecord, new_id: &str, ms: i64) -> (KeyRecord, Vec<AuditEvent>) {
+        let mut new = record(new_id, &old.org, ms);
+        new.rotated_from = Some(old.id.clone());
+        new.rate_limit = old.rate_limit;
+        let events = vec![
+            event(new_id, AuditAction::Created, ms),
+            AuditEvent {
+                detail: json!({"new_id": new_id}),
+                ..event(&old.id, AuditAction::Rotated, ms)
+            },
+        ];
+        (new, events)
+    }
+
+    async fn rotate(
+        store: &Arc<dyn KeyStore>,
+        old: &KeyRecord,
+        new_id: &str,
+        now_ms: i64,
+        grace_ms: i64,
+    ) -> Result<RotateOutcome, StoreError> {
+        let (new, events) = successor_of(old, new_id, now_ms);
+        store
+            .rotate(&Rotation {
+                old_id: &old.id,
+                successor: &new,
+                old_expires_at: t(now_ms + grace_ms),
+                now: t(now_ms),
+                audit: &events,
+            })
+            .await
+    }
+
+    pub(crate) async fn rotate_inserts_the_successor_once_then_answers_already_rotated(
+        store: Arc<dyn KeyStore>,
+    ) {
+        let mut old = record("old", "acme", 0);
+        old.rate_limit = Some("1000/1m".parse().unwrap());
+        store.insert(&old).await.unwrap();
+        assert_eq!(
+            rotate(&store, &old, "new", 100, 3_600_000).await.unwrap(),
+            RotateOutcome::Rotated
+        );
+        let (expected_new, events) = successor_of(&old, "new", 100);
+        assert_eq!(store.get("new").await.unwrap(), Some(expected_new));
+        let after = store.get("old").await.unwrap().unwrap();
+        assert_eq!(
+            after,
+            KeyRecord {
+                rotated_to: Some("new".into()),
+                expires_at: Some(t(100 + 3_600_000)),
+                ..old.clone()
+            }
+        );
+        assert_eq!(store.audit_trail("old").await.unwrap(), events[1..]);
+        assert_eq!(store.audit_trail("new").await.unwrap(), events[..1]);
+
+        // Again (even while the old key is still in its grace period): refused, nothing
+        // written.
+        assert_eq!(
+            rotate(&store, &old, "newer", 200, 3_600_000).await.unwrap(),
+            RotateOutcome::AlreadyRotated
+        );
+        assert_eq!(store.get("newer").await.unwrap(), None);
+        assert_eq!(store.get("old").await.unwrap(), Some(after));
+        assert!(store.audit_trail("newer").await.unwrap().is_empty());
+        assert_eq!(store.audit_trail("old").await.unwrap(), events[1..]);
+
+        // The successor itself can be rotated.
+        let new = store.get("new").await.unwrap().unwrap();
+        assert_eq!(
+            rotate(&store, &new, "newest", 300, 0).await.unwrap(),
+            RotateOutcome::Rotated
+        );
+        assert_eq!(
+            store
+                .get("newest")
+                .await
+                .unwrap()
+                .unwrap()
+                .rotated_from
+                .as_deref(),
+            Some("new")
+        );
+    }
+
+    pub(crate) async fn rotate_keeps_an_earlier_expiry_of_the_old_key(store: Arc<dyn KeyStore>) {
+        let mut soon = record("soon", "acme", 0);
+        soon.expires_at = Some(t(500));
+        let mut later = record("later", "acme", 0);
+        later.expires_at = Some(t(500_000));
+        store.insert(&soon).await.unwrap();
+        store.insert(&later).await.unwrap();
+        for (old, new_id) in [(&soon, "soon2"), (&later, "later2")] {
+            assert_eq!(
+                rotate(&store, old, new_id, 100, 60_000).await.unwrap(),
+                RotateOutcome::Rotated
+            );
+        }
+        let expiry = |id: &'static str| {
+            let store = Arc::clone(&store);
+            async move { store.get(id).await.unwrap().unwrap().expires_at }
+        };
+        assert_eq!(expiry("soon").await, Some(t(500)));
+        assert_eq!(expiry("later").await, Some(t(60_100)));
+    }
+
+    pub(crate) async fn rotate_refuses_unknown_revoked_and_expired_keys_writing_nothing(
+        store: Arc<dyn KeyStore>,
+    ) {
+        let mut revoked = record("revoked", "acme", 0);
+        revoked.revoked_at = Some(t(50));
+        revoked.expires_at = Some(t(1_000_000));
+        let mut expired = record("expired", "acme", 0);
+        expired.expires_at = Some(t(100)); // expired at exactly `now`
+        let mut revoked_later = record("revoked-later", "acme", 0);
+        revoked_later.revoked_at = Some(t(1_000_000)); // revoked is revoked
+        for r in [&revoked, &expired, &revoked_later] {
+            store.insert(r).await.unwrap();
+        }
+        let ghost = record("ghost", "acme", 0);
+        for (old, expected) in [
+            (&revoked, RotateOutcome::NotActive),
+            (&expired, RotateOutcome::NotActive),
+            (&revoked_later, RotateOutcome::NotActive),
+            (&ghost, RotateOutcome::NotFound),
+        ] {
+            let new_id = format!("{}-new", old.id);
+            assert_eq!(
+                rotate(&store, old, &new_id, 100, 60_000).await.unwrap(),
+                expected,
+                "{}",
+                old.id
+            );
+            assert_eq!(store.get(&new_id).await.unwrap(), None, "{}", old.id);
+            assert!(store.audit_trail(&new_id).await.unwrap().is_empty());
+            assert!(store.audit_trail(&old.id).await.unwrap().is_empty());
+        }
+        assert_eq!(store.get("revoked").await.unwrap(), Some(revoked));
+        assert_eq!(store.get("expired").await.unwrap(), Some(expired));
+        assert_eq!(store.get("ghost").await.unwrap(), None);
+        assert_eq!(store.list(&KeyFilter::all()).await.unwrap().len(), 3);
+    }
+
+    pub(crate) async fn rotate_to_an_existing_id_is_a_conflict_and_writes_nothing(
+        store: Arc<dyn KeyStore>,
+    ) {
+        let old = record("old", "acme", 0);
+        let taken = record("taken", "acme", 1);
+        store.insert(&old).await.unwrap();
+        store.insert(&taken).await.unwrap();
+        let err = rotate(&store, &old, "taken", 100, 60_000)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Conflict(id) if id == "taken"),
+            "{err:?}"
+        );
+        assert_eq!(store.get("old").await.unwrap(), Some(old));
+        assert_eq!(store.get("taken").await.unwrap(), Some(taken));
+        assert!(store.audit_trail("old").await.unwrap().is_empty());
+        assert!(store.audit_trail("taken").await.unwrap().is_empty());
+    }
+
+    pub(crate) async fn concurrent_rotations_of_one_key_rotate_it_exactly_once(
+        store: Arc<dyn KeyStore>,
+    ) {
+        for round in 0..20 {
+            let old = record(&format!("k{round:02}"), "acme", round);
+            store.insert(&old).await.unwrap();
+            let spawn = |new_id: String| {
+                let (store, old) = (Arc::clone(&store), old.clone());
+                tokio::spawn(async move { rotate(&store, &old, &new_id, 100, 60_000).await })
+            };
+            let a_id = format!("{}-a", old.id);
+            let b_id = format!("{}-b", old.id);
+            let (a, b) = tokio::join!(spawn(a_id.clone()), spawn(b_id.clone()));
+            let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+            let winner = match (a, b) {
+                (RotateOutcome::Rotated, RotateOutcome::AlreadyRotated) => &a_id,
+                (RotateOutcome::AlreadyRotated, RotateOutcome::Rotated) => &b_id,
+                other => panic!("round {round}: {other:?}"),
+            };
+            let loser = if winner == &a_id { &b_id } else { &a_id };
+            let after = store.get(&old.id).await.unwrap().unwrap();
+            assert_eq!(after.rotated_to.as_ref(), Some(winner), "round {round}");
+            assert!(store.get(winner).await.unwrap().is_some(), "round {round}");
+            assert_eq!(store.get(loser).await.unwrap(), None, "round {round}");
+            let trail = store.audit_trail(&old.id).await.unwrap();
+            assert_eq!(trail.len(), 1, "round {round}: {trail:?}");
+            assert_eq!(trail[0].detail, json!({"new_id": winner}));
+            assert!(store.audit_trail(loser).await.unwrap().is_empty());
+        }
+    }
+
+    pub(crate) async fn a_rotation_racing_a_revoke_never_outlives_an_earlier_revoke(
+        store: Arc<dyn KeyStore>,
+    ) {
+        let mut outcomes = Vec::new();
+        for round in 0..20 {
+            let old = record(&format!("k{round:02}"), "acme", round);
+            store.insert(&old).await.unwrap();
+            let new_id = format!("{}-new", old.id);
+            let rotation = {
+                let (store, old, new_id) = (Arc::clone(&store), old.clone(), new_id.clone());
+                tokio::spawn(async move { rotate(&store, &old, &new_id, 100, 60_000).await })
+            };
+            let revocation = {
+                let (store, id) = (Arc::clone(&store), old.id.clone());
+                tokio::spawn(async move { store.revoke(&id, t(150)).await })
+            };
+            let (rotated, revoked) = tokio::join!(rotation, revocation);
+            let (rotated, revoked) = (rotated.unwrap().unwrap(), revoked.unwrap().unwrap());
+            assert!(revoked, "round {round}");
+            let after = store.get(&old.id).await.unwrap().unwrap();
+            assert_eq!(after.revoked_at, Some(t(150)), "round {round}");
+            match rotated {
+                // The rotation came first: its writes are whole, and the revoke that
+                // followed it stands.
+                RotateOutcome::Rotated => {
+                    assert_eq!(after.rotated_to.as_ref(), Some(&new_id), "round {round}");
+                    assert_eq!(after.expires_at, Some(t(60_100)), "round {round}");
+                    let new = store.get(&new_id).await.unwrap();
+                    assert_eq!(
+                        new.and_then(|n| n.rotated_from),
+                        Some(old.id.clone()),
+                        "round {round}"
+                    );
+                    assert_eq!(store.audit_trail(&old.id).await.unwrap().len(), 1);
+                }
+                // The revoke came first: no successor, nothing of the rotation written.
+                RotateOutcome::NotActive => {
+                    assert_eq!(
+                        after,
+                        KeyRecord {
+                            revoked_at: Some(t(150)),
+                            ..old.clone()
+                        },
+                        "round {round}"
+                    );
+                    assert_eq!(store.get(&new_id).await.unwrap(), None, "round {round}");
+                    assert!(store.audit_trail(&old.id).await.unwrap().is_empty());
+                    assert!(store.audit_trail(&new_id).await.unwrap().is_empty());
+                }
+                other => panic!("round {round}: {other:?}"),
+            }
+            outcomes.push(rotated);
+        }
+        let first = outcomes
+            .iter()
+            .filter(|o| **o == RotateOutcome::Rotated)
+            .count();
+        let _ = writeln!(
+            std::io::stderr(),
+            "rotate x revoke: rotation first in {first} of {} rounds",
+            outcomes.len()
+        );
+    }
+
+    // ---- update ----
+
+    pub(crate) async fn update_sets_and_clears_fields_and_appends_its_audit_event(
+        store: Arc<dyn KeyStore>,
+    ) {
+        let mut before = record("k1", "acme", 0);
+        before.expires_at = Some(t(5_000));
+        store.insert(&before).await.unwrap();
+        store.insert(&record("k2", "acme", 1)).await.unwrap();
+
+        let limit: RateLimit = "100/1h".parse().unwrap();
+        let set = KeyUpdate {
+            name: Some("renamed".into()),
+            expires_at: Some(Some(t(9_000))),
+            rate_limit: Some(Some(limit)),
+        };
+        let e1 = AuditEvent {
+            detail: json!({"name": "renamed"}),
+            ..event("k1", AuditAction::Updated, 10)
+        };
+        let updated = store.update("k1", &set, &e1).await.unwrap().unwrap();
+        let expected = KeyRecord {
+            name: "renamed".into(),
+            expires_at: Some(t(9_000)),
+            rate_limit: Some(limit),
+            ..before.clone()
+        };
+        assert_eq!(updated, expected);
+        assert_eq!(store.get("k1").await.unwrap().as_ref(), Some(&expected));
+
+        // Clearing the expiry and the rate limit leaves the name alone.
+        let clear = KeyUpdate {
+            name: None,
+            expires_at: Some(None),
+            rate_limit: Some(None),
+        };
+        let e2 = event("k1", AuditAction::Updated, 20);
+        let cleared = store.update("k1", &clear, &e2).await.unwrap().unwrap();
+        let expected = KeyRecord {
+            expires_at: None,
+            rate_limit: None,
+            ..expected
+        };
+        assert_eq!(cleared, expected);
+        assert_eq!(store.get("k1").await.unwrap().as_ref(), Some(&expected));
+
+        // Only the expiry: the rest stays.
+        let e3 = event("k1", AuditAction::Updated, 30);
+        let only_expiry = KeyUpdate {
+            expires_at: Some(Some(t(7_000))),
+            ..KeyUpdate::default()
+        };
+        let got = store
+            .update("k1", &only_expiry, &e3)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            got,
+            KeyRecord {
+                expires_at: Some(t(7_000)),
+                ..expected.clone()
+            }
+        );
+
+        // An empty update changes nothing but is still on the record.
+        let e4 = event("k1", AuditAction::Updated, 40);
+        let same = store
+            .update("k1", &KeyUpdate::default(), &e4)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(same, got);
+
+        assert_eq!(store.audit_trail("k1").await.unwrap(), [e1, e2, e3, e4]);
+        // The other key is untouched.
+        assert_eq!(
+            store.get("k2").await.unwrap(),
+            Some(record("k2", "acme", 1))
+        );
+        assert!(store.audit_trail("k2").await.unwrap().is_empty());
+    }
+
+    pub(crate) async fn update_of_an_unknown_key_is_none_and_writes_nothing(
+        store: Arc<dyn KeyStore>,
+    ) {
+        store.insert(&record("k1", "acme", 0)).await.unwrap();
+        let set = KeyUpdate {
+            name: Some("x".into()),
+            ..KeyUpdate::default()
+        };
+        for update in [set, KeyUpdate::default()] {
+            let e = event("ghost", AuditAction::Updated, 10);
+            assert_eq!(store.update("ghost", &update, &e).await.unwrap(), None);
+        }
+        assert!(store.audit_trail("ghost").await.unwrap().is_empty());
+        assert_eq!(store.get("ghost").await.unwrap(), None);
+        assert_eq!(
+            store.get("k1").await.unwrap(),
+            Some(record("k1", "acme", 0))
+        );
+    }
 }
 
 macro_rules! suite {
@@ -418,4 +1008,15 @@ suite!(
     audit_trail_is_per_key_in_order_and_outlives_the_key,
     parallel_inserts_and_revokes_all_land,
     manager_and_verifier_run_the_whole_lifecycle,
+    rate_limit_and_rotated_to_round_trip_through_every_read,
+    list_page_walks_one_org_newest_first_every_key_once,
+    list_page_filters_by_status_at_its_now,
+    rotate_inserts_the_successor_once_then_answers_already_rotated,
+    rotate_keeps_an_earlier_expiry_of_the_old_key,
+    rotate_refuses_unknown_revoked_and_expired_keys_writing_nothing,
+    rotate_to_an_existing_id_is_a_conflict_and_writes_nothing,
+    concurrent_rotations_of_one_key_rotate_it_exactly_once,
+    a_rotation_racing_a_revoke_never_outlives_an_earlier_revoke,
+    update_sets_and_clears_fields_and_appends_its_audit_event,
+    update_of_an_unknown_key_is_none_and_writes_nothing,
 );

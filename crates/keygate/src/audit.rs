@@ -24,6 +24,8 @@ pub enum AuditAction {
     Rotated,
     /// The key's expiry changed.
     ExpiryChanged,
+    /// The key's name, expiry or rate limit changed (`detail` lists the new values).
+    Updated,
     /// The stored hash was upgraded to the current hashing parameters.
     Rehashed,
 }
@@ -37,6 +39,7 @@ impl AuditAction {
             AuditAction::Deleted => "deleted",
             AuditAction::Rotated => "rotated",
             AuditAction::ExpiryChanged => "expiry_changed",
+            AuditAction::Updated => "updated",
             AuditAction::Rehashed => "rehashed",
         }
     }
@@ -49,6 +52,7 @@ impl AuditAction {
             "deleted" => AuditAction::Deleted,
             "rotated" => AuditAction::Rotated,
             "expiry_changed" => AuditAction::ExpiryChanged,
+            "updated" => AuditAction::Updated,
             "rehashed" => AuditAction::Rehashed,
             _ => return None,
         })

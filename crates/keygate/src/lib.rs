@@ -47,9 +47,11 @@ pub mod extract;
 mod flight;
 pub mod gate;
 pub mod hash;
+pub mod keys_api;
 pub mod layer;
 pub mod manage;
 pub mod principal;
+pub mod rate_limit;
 pub mod record;
 pub mod scope;
 pub mod store;
@@ -64,10 +66,14 @@ pub use error::{AuthError, ErrorRenderer, ErrorResponse, JsonRenderer, Malformed
 pub use gate::{AuthContext, Gate};
 pub use hash::{Argon2Hasher, Argon2Params, HashError, KeyHasher};
 pub use layer::{ApiKeyLayer, ApiKeyService, RequireScopesLayer, RequireScopesService};
-pub use manage::{CreatedKey, KeyManager, ManageError, NewKey};
+pub use manage::{CreatedKey, KeyManager, KeyRequest, ManageError, ManagedKeys, Manager, NewKey};
 pub use principal::Principal;
+pub use rate_limit::RateLimit;
 pub use record::{KeyRecord, KeyStatus};
 pub use scope::{Requirement, Scope, ScopeError, ScopeName, ScopeRequirement, ScopeSet};
-pub use store::{KeyFilter, KeyStore, MemoryStore, StoreError};
+pub use store::{
+    KeyFilter, KeyStore, KeyUpdate, MemoryStore, PagePosition, PageQuery, RotateOutcome, Rotation,
+    StoreError,
+};
 pub use token::{PlaintextKey, TokenError};
 pub use verify::{ScopeNarrower, Verifier, VerifierBuilder};

@@ -15,11 +15,18 @@ use crate::audit::{AuditAction, AuditEvent, AuditSink, TracingAuditSink};
 use crate::cache::Invalidator;
 use crate::clock::{Clock, SystemClock};
 use crate::hash::{Argon2Hasher, HashError, KeyHasher};
+use crate::rate_limit::RateLimit;
 use crate::record::{KeyRecord, KeyStatus};
-use crate::scope::{ScopeError, ScopeSet};
-use crate::store::{KeyFilter, KeyStore, StoreError};
+use crate::scope::{Scope, ScopeError, ScopeSet};
+use crate::store::{
+    KeyFilter, KeyStore, KeyUpdate, PagePosition, PageQuery, RotateOutcome, Rotation, StoreError,
+};
 use crate::token::{self, GenerateError, PlaintextKey};
 use crate::verify::Verifier;
+
+mod tenant;
+
+pub use tenant::{KeyRequest, ManagedKeys, Manager};
 
 /// The prefix used when [`NewKey::prefix`] is not set.
 pub const DEFAULT_PREFIX: &str = "mk_live";
@@ -30,15 +37,31 @@ pub const MAX_LABEL_LEN: usize = 200;
 /// A lifecycle operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ManageError {
-    /// No key has this id.
+    /// No key has this id (or, through [`ManagedKeys`], none that the manager may see).
     #[error("no key with id {0}")]
     NotFound(String),
-    /// An argument is not acceptable; the message says which and why.
-    #[error("invalid input: {0}")]
-    InvalidInput(String),
-    /// The operation makes no sense for the key's state (e.g. rotating a revoked key).
-    #[error("{0}")]
-    Conflict(String),
+    /// A field is not acceptable; `message` says why.
+    #[error("invalid {field}: {message}")]
+    InvalidField {
+        /// The field (`name`, `org`, `team`, `owner`, `expires_at`, `grace`, …).
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The manager may not grant these scopes (it does not hold them).
+    #[error("scopes not grantable by this manager: {}", list_scopes(.0))]
+    NotGrantable(Vec<Scope>),
+    /// The key is revoked or expired, so it cannot be rotated.
+    #[error("key {id} is {status}; only active keys can be rotated")]
+    NotActive {
+        /// The key.
+        id: String,
+        /// Its status.
+        status: KeyStatus,
+    },
+    /// The key was already rotated (its successor is `rotated_to`).
+    #[error("key {0} was already rotated")]
+    AlreadyRotated(String),
     /// A scope is not valid.
     #[error(transparent)]
     Scope(#[from] ScopeError),
@@ -51,6 +74,23 @@ pub enum ManageError {
     /// Key generation failed.
     #[error(transparent)]
     Generate(#[from] GenerateError),
+}
+
+fn list_scopes(scopes: &[Scope]) -> String {
+    scopes
+        .iter()
+        .map(Scope::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl ManageError {
+    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        ManageError::InvalidField {
+            field,
+            message: message.into(),
+        }
+    }
 }
 
 /// What to create. Build with [`NewKey::new`] and the setters.
@@ -72,6 +112,8 @@ pub struct NewKey {
     pub prefix: Option<String>,
     /// Application metadata.
     pub metadata: Value,
+    /// The key's own rate limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl NewKey {
@@ -86,6 +128,7 @@ impl NewKey {
             expires_at: None,
             prefix: None,
             metadata: Value::Null,
+            rate_limit: None,
         }
     }
 
@@ -128,6 +171,12 @@ impl NewKey {
         self.metadata = metadata;
         self
     }
+
+    /// Sets the key's own rate limit.
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
 }
 
 /// A freshly created key: the plaintext (shown once) and the stored record.
@@ -158,21 +207,18 @@ impl std::fmt::Debug for KeyManager {
     }
 }
 
-fn check_label(what: &str, value: &str, required: bool) -> Result<(), ManageError> {
-    if required && value.trim().is_empty() {
-        return Err(ManageError::InvalidInput(format!(
-            "{what} must not be empty"
-        )));
+fn check_label(field: &'static str, value: &str, max_len: usize) -> Result<(), ManageError> {
+    if value.trim().is_empty() {
+        return Err(ManageError::invalid(field, "must not be empty"));
     }
-    if value.chars().count() > MAX_LABEL_LEN {
-        return Err(ManageError::InvalidInput(format!(
-            "{what} is longer than {MAX_LABEL_LEN} characters"
-        )));
+    if value.chars().count() > max_len {
+        return Err(ManageError::invalid(
+            field,
+            format!("is longer than {max_len} characters"),
+        ));
     }
     if value.chars().any(char::is_control) {
-        return Err(ManageError::InvalidInput(format!(
-            "{what} contains control characters"
-        )));
+        return Err(ManageError::invalid(field, "contains control characters"));
     }
     Ok(())
 }
@@ -235,47 +281,57 @@ impl KeyManager {
         &self.store
     }
 
-    async fn audit(
-        &self,
-        record: &KeyRecord,
-        action: AuditAction,
-        detail: Value,
-    ) -> Result<(), StoreError> {
-        let event = AuditEvent {
+    fn event(&self, record: &KeyRecord, action: AuditAction, detail: Value) -> AuditEvent {
+        AuditEvent {
             key_id: record.id.clone(),
             action,
             at: self.clock.now(),
             org: record.org.clone(),
             actor: self.actor.clone(),
             detail,
-        };
+        }
+    }
+
+    async fn audit(
+        &self,
+        record: &KeyRecord,
+        action: AuditAction,
+        detail: Value,
+    ) -> Result<(), StoreError> {
+        let event = self.event(record, action, detail);
         self.audit.record(&event);
         self.store.append_audit(&event).await
     }
 
     /// Creates a key. The plaintext is in the result and nowhere else.
     pub async fn create(&self, new: NewKey) -> Result<CreatedKey, ManageError> {
-        self.create_inner(new, None).await
+        let created = self.prepare(new, None).await?;
+        let record = &created.record;
+        self.store.insert(record).await?;
+        // A negative cache entry for this id (someone probed it) must not hide the new key.
+        self.invalidator.invalidate(&record.id);
+        let detail = created_detail(record);
+        self.audit(record, AuditAction::Created, detail).await?;
+        Ok(created)
     }
 
-    async fn create_inner(
+    /// Validates `new`, generates the token and hashes it: the record to store, not stored yet.
+    async fn prepare(
         &self,
         new: NewKey,
         rotated_from: Option<String>,
     ) -> Result<CreatedKey, ManageError> {
-        check_label("name", &new.name, true)?;
-        check_label("org", &new.org, true)?;
+        check_label("name", &new.name, MAX_LABEL_LEN)?;
+        check_label("org", &new.org, MAX_LABEL_LEN)?;
         if let Some(t) = &new.team {
-            check_label("team", t, true)?;
+            check_label("team", t, MAX_LABEL_LEN)?;
         }
         if let Some(o) = &new.owner {
-            check_label("owner", o, true)?;
+            check_label("owner", o, MAX_LABEL_LEN)?;
         }
         let now = self.clock.now();
         if new.expires_at.is_some_and(|e| e <= now) {
-            return Err(ManageError::InvalidInput(
-                "expiry must be in the future".into(),
-            ));
+            return Err(ManageError::invalid("expires_at", "must be in the future"));
         }
         let prefix = new.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
         let key = token::generate(&prefix)?;
@@ -303,22 +359,40 @@ impl KeyManager {
             revoked_at: None,
             last_used_at: None,
             rotated_from,
+            rotated_to: None,
+            rate_limit: new.rate_limit,
         };
-        self.store.insert(&record).await?;
-        // A negative cache entry for this id (someone probed it) must not hide the new key.
-        self.invalidator.invalidate(&record.id);
-        self.audit(
-            &record,
-            AuditAction::Created,
-            json!({ "name": record.name, "scopes": record.scopes, "rotated_from": record.rotated_from }),
-        )
-        .await?;
         Ok(CreatedKey { key, record })
     }
 
     /// Keys matching `filter`, oldest first.
     pub async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, ManageError> {
         Ok(self.store.list(filter).await?)
+    }
+
+    /// One page of an organization's keys, newest first, and where the next page starts
+    /// (`None` on the last page).
+    pub async fn list_page(
+        &self,
+        query: &PageQuery,
+    ) -> Result<(Vec<KeyRecord>, Option<PagePosition>), ManageError> {
+        // One more than asked tells whether another page follows.
+        let probe = PageQuery {
+            limit: query.limit.saturating_add(1),
+            ..query.clone()
+        };
+        let mut keys = self.store.list_page(&probe).await?;
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let next = if keys.len() > limit {
+            keys.truncate(limit);
+            keys.last().map(|r| PagePosition {
+                created_at: r.created_at,
+                id: r.id.clone(),
+            })
+        } else {
+            None
+        };
+        Ok((keys, next))
     }
 
     /// One key.
@@ -334,14 +408,26 @@ impl KeyManager {
         record.status_at(self.clock.now())
     }
 
+    /// The time this manager's clock reads.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// Revokes a key: it stops working at once for connected verifiers (within their
-    /// revocation window elsewhere) and stays listed for audit.
+    /// revocation window elsewhere) and stays listed for audit. Revoking a revoked key
+    /// changes nothing and writes no audit event.
     pub async fn revoke(&self, id: &str) -> Result<KeyRecord, ManageError> {
+        let before = self.show(id).await?;
+        if before.revoked_at.is_some() {
+            return Ok(before);
+        }
         let now = self.clock.now();
-        if !self.store.revoke(id, now).await? {
+        let revoked = self.store.revoke(id, now).await;
+        // Invalidate even when the write failed: it may have committed before the error.
+        self.invalidator.invalidate(id);
+        if !revoked? {
             return Err(ManageError::NotFound(id.to_owned()));
         }
-        self.invalidator.invalidate(id);
         let record = self.show(id).await?;
         self.audit(&record, AuditAction::Revoked, Value::Null)
             .await?;
@@ -351,10 +437,11 @@ impl KeyManager {
     /// Deletes a key. Its audit trail stays.
     pub async fn delete(&self, id: &str) -> Result<(), ManageError> {
         let record = self.show(id).await?;
-        if !self.store.delete(id).await? {
+        let deleted = self.store.delete(id).await;
+        self.invalidator.invalidate(id);
+        if !deleted? {
             return Err(ManageError::NotFound(id.to_owned()));
         }
-        self.invalidator.invalidate(id);
         self.audit(
             &record,
             AuditAction::Deleted,
@@ -370,34 +457,65 @@ impl KeyManager {
         id: &str,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<KeyRecord, ManageError> {
-        if !self.store.set_expiry(id, expires_at).await? {
-            return Err(ManageError::NotFound(id.to_owned()));
-        }
-        self.invalidator.invalidate(id);
-        let record = self.show(id).await?;
-        self.audit(
-            &record,
-            AuditAction::ExpiryChanged,
-            json!({ "expires_at": expires_at }),
+        self.update(
+            id,
+            &KeyUpdate {
+                expires_at: Some(expires_at),
+                ..KeyUpdate::default()
+            },
         )
-        .await?;
+        .await
+    }
+
+    /// Renames a key, changes or clears its expiry and its rate limit, in one write with its
+    /// audit event. An empty update changes nothing.
+    pub async fn update(&self, id: &str, update: &KeyUpdate) -> Result<KeyRecord, ManageError> {
+        if let Some(name) = &update.name {
+            check_label("name", name, MAX_LABEL_LEN)?;
+        }
+        if update.is_empty() {
+            return self.show(id).await;
+        }
+        let before = self.show(id).await?;
+        let action = if update.name.is_none() && update.rate_limit.is_none() {
+            AuditAction::ExpiryChanged
+        } else {
+            AuditAction::Updated
+        };
+        let event = self.event(&before, action, update_detail(update));
+        let updated = self.store.update(id, update, &event).await;
+        self.invalidator.invalidate(id);
+        let record = updated?.ok_or_else(|| ManageError::NotFound(id.to_owned()))?;
+        self.audit.record(&event);
         Ok(record)
     }
 
-    /// Rotates a key: a new key with the same name, org, team, owner, scopes, expiry, prefix
-    /// and metadata; the old one keeps working for `grace`, then expires (never later than
-    /// its own expiry). Revoked and expired keys cannot be rotated.
+    /// Rotates a key: a new key with the same name, org, team, owner, scopes, expiry, prefix,
+    /// rate limit and metadata; the old one keeps working for `grace`, then expires (never
+    /// later than its own expiry). One store transaction checks that the old key is still
+    /// active and not rotated yet, so a second rotation answers
+    /// [`ManageError::AlreadyRotated`] and a rotation never outlives a revocation that came
+    /// first ([`ManageError::NotActive`]).
     pub async fn rotate(&self, id: &str, grace: Duration) -> Result<CreatedKey, ManageError> {
         let old = self.show(id).await?;
         let now = self.clock.now();
+        if old.rotated_to.is_some() {
+            return Err(ManageError::AlreadyRotated(id.to_owned()));
+        }
         match old.status_at(now) {
             KeyStatus::Active => {}
-            s => {
-                return Err(ManageError::Conflict(format!(
-                    "key {id} is {s}; only active keys can be rotated"
-                )))
+            status => {
+                return Err(ManageError::NotActive {
+                    id: id.to_owned(),
+                    status,
+                })
             }
         }
+        let grace = chrono::Duration::from_std(grace)
+            .map_err(|_| ManageError::invalid("grace", "is too long"))?;
+        let old_ends = now
+            .checked_add_signed(grace)
+            .ok_or_else(|| ManageError::invalid("grace", "is too long"))?;
         let new = NewKey {
             name: old.name.clone(),
             org: old.org.clone(),
@@ -407,22 +525,54 @@ impl KeyManager {
             expires_at: old.expires_at,
             prefix: Some(old.prefix.clone()),
             metadata: old.metadata.clone(),
+            rate_limit: old.rate_limit,
         };
-        let created = self.create_inner(new, Some(old.id.clone())).await?;
-        let grace = chrono::Duration::from_std(grace)
-            .map_err(|_| ManageError::InvalidInput("grace period is too long".into()))?;
-        let old_ends = now
-            .checked_add_signed(grace)
-            .ok_or_else(|| ManageError::InvalidInput("grace period is too long".into()))?;
+        let created = self.prepare(new, Some(old.id.clone())).await?;
         let old_ends = old.expires_at.map_or(old_ends, |e| e.min(old_ends));
-        self.store.set_expiry(id, Some(old_ends)).await?;
+        let events = [
+            self.event(
+                &created.record,
+                AuditAction::Created,
+                created_detail(&created.record),
+            ),
+            self.event(
+                &old,
+                AuditAction::Rotated,
+                json!({ "new_id": created.record.id, "old_expires_at": old_ends }),
+            ),
+        ];
+        let outcome = self
+            .store
+            .rotate(&Rotation {
+                old_id: id,
+                successor: &created.record,
+                old_expires_at: old_ends,
+                now,
+                audit: &events,
+            })
+            .await;
         self.invalidator.invalidate(id);
-        self.audit(
-            &old,
-            AuditAction::Rotated,
-            json!({ "new_id": created.record.id, "old_expires_at": old_ends }),
-        )
-        .await?;
+        self.invalidator.invalidate(&created.record.id);
+        match outcome? {
+            RotateOutcome::Rotated => {}
+            RotateOutcome::NotFound => return Err(ManageError::NotFound(id.to_owned())),
+            RotateOutcome::AlreadyRotated => {
+                return Err(ManageError::AlreadyRotated(id.to_owned()))
+            }
+            RotateOutcome::NotActive => {
+                let status = self
+                    .show(id)
+                    .await
+                    .map_or(KeyStatus::Revoked, |r| r.status_at(self.clock.now()));
+                return Err(ManageError::NotActive {
+                    id: id.to_owned(),
+                    status,
+                });
+            }
+        }
+        for e in &events {
+            self.audit.record(e);
+        }
         Ok(created)
     }
 
@@ -430,4 +580,22 @@ impl KeyManager {
     pub async fn audit_trail(&self, id: &str) -> Result<Vec<AuditEvent>, ManageError> {
         Ok(self.store.audit_trail(id).await?)
     }
+}
+
+fn created_detail(record: &KeyRecord) -> Value {
+    json!({ "name": record.name, "scopes": record.scopes, "rotated_from": record.rotated_from })
+}
+
+fn update_detail(update: &KeyUpdate) -> Value {
+    let mut detail = serde_json::Map::new();
+    if let Some(n) = &update.name {
+        detail.insert("name".into(), Value::from(n.as_str()));
+    }
+    if let Some(e) = update.expires_at {
+        detail.insert("expires_at".into(), json!(e));
+    }
+    if let Some(l) = update.rate_limit {
+        detail.insert("rate_limit".into(), json!(l));
+    }
+    Value::Object(detail)
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::rate_limit::RateLimit;
 use crate::scope::ScopeSet;
 
 /// Everything stored about one API key. The plaintext is never part of it: only `hash`, an
@@ -39,6 +40,10 @@ pub struct KeyRecord {
     pub last_used_at: Option<DateTime<Utc>>,
     /// The key this one replaced by rotation.
     pub rotated_from: Option<String>,
+    /// The key that replaced this one by rotation.
+    pub rotated_to: Option<String>,
+    /// The key's own rate limit, if it has one.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl KeyRecord {
@@ -71,12 +76,14 @@ impl fmt::Debug for KeyRecord {
             .field("revoked_at", &self.revoked_at)
             .field("last_used_at", &self.last_used_at)
             .field("rotated_from", &self.rotated_from)
+            .field("rotated_to", &self.rotated_to)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
 
 /// Whether a key works.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStatus {
     /// The key works.
@@ -95,6 +102,16 @@ impl KeyStatus {
             KeyStatus::Expired => "expired",
             KeyStatus::Revoked => "revoked",
         }
+    }
+
+    /// Parses [`KeyStatus::as_str`]'s output.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "active" => KeyStatus::Active,
+            "expired" => KeyStatus::Expired,
+            "revoked" => KeyStatus::Revoked,
+            _ => return None,
+        })
     }
 }
 

@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 
 use crate::audit::AuditEvent;
 use crate::cache::Invalidator;
-use crate::record::KeyRecord;
+use crate::rate_limit::RateLimit;
+use crate::record::{KeyRecord, KeyStatus};
 
 pub use memory::MemoryStore;
 
@@ -81,6 +82,108 @@ impl KeyFilter {
     }
 }
 
+/// One page of an organization's keys for [`KeyStore::list_page`]: newest first, ordered by
+/// `created_at` then `id`, both descending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageQuery {
+    /// The organization whose keys are listed (always required: a page never spans tenants).
+    pub org: String,
+    /// Only keys of this team.
+    pub team: Option<String>,
+    /// Only keys with this status at `now`.
+    pub status: Option<KeyStatus>,
+    /// The time statuses are judged at.
+    pub now: DateTime<Utc>,
+    /// Only keys strictly after this position in the order (the last key of the previous page).
+    pub after: Option<PagePosition>,
+    /// At most this many keys.
+    pub limit: u32,
+}
+
+/// A position in the newest-first order of [`PageQuery`]: the `(created_at, id)` of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagePosition {
+    /// The key's creation time.
+    pub created_at: DateTime<Utc>,
+    /// The key's id.
+    pub id: String,
+}
+
+impl PageQuery {
+    /// Whether `record` belongs on a page of this query (ignoring `limit`): the reference
+    /// semantics that store implementations follow in SQL.
+    pub fn matches(&self, record: &KeyRecord) -> bool {
+        record.org == self.org
+            && self
+                .team
+                .as_ref()
+                .is_none_or(|t| record.team.as_ref() == Some(t))
+            && self.status.is_none_or(|s| record.status_at(self.now) == s)
+            && self.after.as_ref().is_none_or(|p| {
+                (record.created_at, record.id.as_str()) < (p.created_at, p.id.as_str())
+            })
+    }
+}
+
+/// A rotation for [`KeyStore::rotate`], applied in one transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation<'a> {
+    /// The key being replaced.
+    pub old_id: &'a str,
+    /// Its successor, inserted with `rotated_from = old_id`.
+    pub successor: &'a KeyRecord,
+    /// When the old key stops working (the store keeps an earlier expiry if it has one).
+    pub old_expires_at: DateTime<Utc>,
+    /// The time the old key must still be active at.
+    pub now: DateTime<Utc>,
+    /// Events appended to the audit trail in the same transaction.
+    pub audit: &'a [AuditEvent],
+}
+
+/// What [`KeyStore::rotate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The successor was inserted and the old key now expires after the grace period.
+    Rotated,
+    /// There is no key with the old id; nothing was written.
+    NotFound,
+    /// The old key is revoked or expired; nothing was written.
+    NotActive,
+    /// The old key was already rotated; nothing was written.
+    AlreadyRotated,
+}
+
+/// Changes for [`KeyStore::update`]; `None` fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyUpdate {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new expiry (`Some(None)` removes it).
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// A new rate limit (`Some(None)` removes it).
+    pub rate_limit: Option<Option<RateLimit>>,
+}
+
+impl KeyUpdate {
+    /// Whether the update changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.expires_at.is_none() && self.rate_limit.is_none()
+    }
+
+    /// Applies the update to `record` in memory (the reference semantics).
+    pub fn apply_to(&self, record: &mut KeyRecord) {
+        if let Some(n) = &self.name {
+            record.name.clone_from(n);
+        }
+        if let Some(e) = self.expires_at {
+            record.expires_at = e;
+        }
+        if let Some(l) = self.rate_limit {
+            record.rate_limit = l;
+        }
+    }
+}
+
 /// Storage of key records and their audit trail.
 ///
 /// Implementations must be cheap to share (`Arc<dyn KeyStore>`), must return within a bounded
@@ -95,6 +198,24 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Records matching `filter`, ordered by `created_at` then `id`, oldest first.
     async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// One page of an organization's keys (see [`PageQuery`]). Implementations answer from
+    /// an index, not a scan of every key.
+    async fn list_page(&self, query: &PageQuery) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Rotates a key in one transaction: only when the old key is still active at
+    /// `rotation.now` and not rotated yet, inserts the successor, sets the old key's
+    /// `rotated_to` and expiry, and appends the audit events; otherwise writes nothing.
+    async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotateOutcome, StoreError>;
+
+    /// Applies `update` and appends `audit` in one transaction; the updated record, or `None`
+    /// (nothing written) if there is no such key.
+    async fn update(
+        &self,
+        id: &str,
+        update: &KeyUpdate,
+        audit: &AuditEvent,
+    ) -> Result<Option<KeyRecord>, StoreError>;
 
     /// Marks the key revoked at `at` (keeps the row). Returns `false` if there is no such key.
     /// Revoking an already revoked key keeps the first revocation time and returns `true`.
@@ -147,6 +268,20 @@ impl<T: KeyStore + ?Sized> KeyStore for std::sync::Arc<T> {
     }
     async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
         (**self).list(filter).await
+    }
+    async fn list_page(&self, query: &PageQuery) -> Result<Vec<KeyRecord>, StoreError> {
+        (**self).list_page(query).await
+    }
+    async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotateOutcome, StoreError> {
+        (**self).rotate(rotation).await
+    }
+    async fn update(
+        &self,
+        id: &str,
+        update: &KeyUpdate,
+        audit: &AuditEvent,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).update(id, update, audit).await
     }
     async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
         (**self).revoke(id, at).await

@@ -99,6 +99,11 @@ pub fn is_valid_prefix(prefix: &str) -> bool {
             .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
 }
 
+/// Whether `id` has the shape of a key id: [`ID_LEN`] lowercase hex digits.
+pub fn is_valid_id(id: &str) -> bool {
+    id.len() == ID_LEN && id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Parses and checks a token. Rejects over-long, non-ASCII and wrongly shaped input before
 /// computing the checksum; never allocates.
 pub fn parse(token: &str) -> Result<ParsedToken<'_>, TokenError> {
@@ -116,7 +121,7 @@ pub fn parse(token: &str) -> Result<ParsedToken<'_>, TokenError> {
     if !is_valid_prefix(prefix) {
         return Err(TokenError::Prefix);
     }
-    if id.len() != ID_LEN || !id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+    if !is_valid_id(id) {
         return Err(TokenError::Id);
     }
     if tail.len() != SECRET_LEN + CHECKSUM_LEN {

@@ -8,6 +8,7 @@
 //! | GET, POST | /api/v1/entities | `entities:read`, `entities:write` (typed extractors) |
 //! | GET, POST | /api/v1/knowledge/files | `knowledge:read`, `knowledge:write` (scope guards) |
 //! | GET, POST | /api/v1/boards | `boards:read`, `boards:write` (scope guards) |
+//! | … | /api/v1/keys, /keys | the Keys API and page (a key holding `keys:manage`) |
 //!
 //! Unknown routes (404) and methods a route does not serve (405) answer in keygate's error
 //! envelope, like every other error of the API.
@@ -29,6 +30,9 @@ const API: &str = "/api/v1";
 /// `App::new().configure(|c| actix_quickstart::configure(c, state))`.
 pub fn configure(cfg: &mut web::ServiceConfig, state: DemoState) {
     let verifier = state.verifier.clone();
+    // The Keys API (/api/v1/keys) and the keys page (/keys), registered before the /api/v1
+    // scope so that scope does not claim their paths; they authenticate managers themselves.
+    cfg.configure(keygate_actix::keys_config(state.keys.clone()));
     cfg.app_data(web::Data::new(state))
         // Unknown routes answer in the same envelope as everything else.
         .default_service(web::to(unknown_route))

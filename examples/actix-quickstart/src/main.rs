@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use actix_web::{App, HttpServer};
-use demo_api::{banner, bootstrap_demo_key, build_verifier, open_store, Args, DemoState};
+use demo_api::{banner, bootstrap_demo_keys, build_verifier, open_store, Args, DemoState};
 use keygate::KeyManager;
 
 #[actix_web::main]
@@ -39,10 +39,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .copied()
         .ok_or("the server is bound to no address")?;
     let manager = KeyManager::new(store).with_verifier(&verifier);
-    if let Some(created) = bootstrap_demo_key(&manager).await? {
+    if let Some(keys) = bootstrap_demo_keys(&manager).await? {
         println!(
             "{}",
-            banner(created.key.expose_secret(), addr, &args.database_url)
+            banner(
+                keys.demo.key.expose_secret(),
+                keys.management.key.expose_secret(),
+                addr,
+                &args.database_url
+            )
         );
     }
     println!(

@@ -7,6 +7,7 @@
 //! | GET, POST | /api/v1/entities | `entities:read`, `entities:write` (typed extractors) |
 //! | GET, POST | /api/v1/knowledge/files | `knowledge:read`, `knowledge:write` (route layers) |
 //! | GET, POST | /api/v1/boards | `boards:read`, `boards:write` (route layers) |
+//! | … | /api/v1/keys, /keys | the Keys API and page (a key holding `keys:manage`) |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -39,6 +40,9 @@ pub fn app(state: DemoState) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(Health::default()) }))
         .merge(api)
+        // The Keys API (/api/v1/keys) and the keys page (/keys): they authenticate managers
+        // themselves (a key holding keys:manage).
+        .merge(keygate_axum::keys_router(state.keys.clone()))
         // Unknown routes and methods answer in the same envelope as everything else.
         .fallback(|h: HeaderMap| async move { Rendered(not_found(request_id(&h))) })
         .method_not_allowed_fallback(|h: HeaderMap| async move {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use demo_api::{
-    banner, bootstrap_demo_key, build_verifier, open_store, shutdown_signal, Args, DemoState,
+    banner, bootstrap_demo_keys, build_verifier, open_store, shutdown_signal, Args, DemoState,
 };
 use keygate::KeyManager;
 
@@ -31,10 +31,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let addr = listener.local_addr()?;
     let manager = KeyManager::new(store).with_verifier(&verifier);
-    if let Some(created) = bootstrap_demo_key(&manager).await? {
+    if let Some(keys) = bootstrap_demo_keys(&manager).await? {
         println!(
             "{}",
-            banner(created.key.expose_secret(), addr, &args.database_url)
+            banner(
+                keys.demo.key.expose_secret(),
+                keys.management.key.expose_secret(),
+                addr,
+                &args.database_url
+            )
         );
     }
     println!(

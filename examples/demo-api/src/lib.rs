@@ -6,8 +6,9 @@
 //! - [`Args`]: `--database-url` (else `KEYGATE_DATABASE_URL`, else `sqlite://keygate.db`),
 //!   `--addr` (default `127.0.0.1:3000`), `--revocation-ttl` (default `30s`).
 //! - [`open_store`] and [`build_verifier`].
-//! - [`bootstrap_demo_key`] and [`banner`]: on an empty store, one key with every demo scope
-//!   for org `demo`, printed once with ready `curl` lines.
+//! - [`bootstrap_demo_keys`] and [`banner`]: on an empty store, one key with every demo scope
+//!   for org `demo`, printed once with ready `curl` lines, and a management key for the keys
+//!   page.
 //! - [`Items`]: the in-memory items repository; every read and write is per organization.
 //! - JSON shapes: [`Me`], [`Health`], [`Item`], [`ItemList`], [`NewItem`] and the
 //!   [`BodyError`] answered (in keygate's error envelope) for a bad request body.
@@ -38,7 +39,10 @@ use std::sync::Arc;
 
 pub use args::{Args, DEFAULT_ADDR, DEFAULT_DATABASE_URL, DEFAULT_REVOCATION_TTL};
 pub use body::{error_response, method_not_allowed, not_found, BodyError, MAX_NAME_LEN};
-pub use bootstrap::{banner, bootstrap_demo_key, DEMO_KEY_NAME, DEMO_ORG, DEMO_SCOPES};
+pub use bootstrap::{
+    banner, bootstrap_demo_keys, DemoKeys, DEMO_KEY_NAME, DEMO_ORG, DEMO_SCOPES,
+    MANAGEMENT_KEY_NAME,
+};
 pub use items::{Collection, Item, Items};
 pub use shape::{Health, ItemList, Me, NewItem};
 pub use shutdown::shutdown_signal;
@@ -59,20 +63,23 @@ keygate::scope! {
     pub BoardsWrite = "boards:write";
 }
 
-/// What a demo server's handlers share: the verifier (behind the authentication layer) and
-/// the items repository.
+/// What a demo server's handlers share: the verifier (behind the authentication layer), the
+/// items repository and the Keys API.
 #[derive(Clone, Debug)]
 pub struct DemoState {
     /// The verifier the authentication layer/middleware uses.
     pub verifier: keygate::Verifier,
     /// The items, per organization.
     pub items: Arc<Items>,
+    /// The Keys API and page over the verifier's store.
+    pub keys: keygate::keys_api::KeysApi,
 }
 
 impl DemoState {
-    /// A state with an empty repository.
+    /// A state with an empty repository; the Keys API manages the verifier's store.
     pub fn new(verifier: keygate::Verifier) -> Self {
         DemoState {
+            keys: keygate::keys_api::KeysApi::for_verifier(&verifier),
             verifier,
             items: Arc::new(Items::default()),
         }

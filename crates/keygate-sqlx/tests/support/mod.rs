@@ -57,6 +57,8 @@ pub fn record(id: &str, org: &str, created_ms: i64) -> KeyRecord {
         revoked_at: None,
         last_used_at: None,
         rotated_from: None,
+        rotated_to: None,
+        rate_limit: None,
     }
 }
 

@@ -7,9 +7,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{KeyFilter, KeyStore, StoreError};
+use super::{KeyFilter, KeyStore, KeyUpdate, PageQuery, RotateOutcome, Rotation, StoreError};
 use crate::audit::AuditEvent;
-use crate::record::KeyRecord;
+use crate::record::{KeyRecord, KeyStatus};
 
 /// A [`KeyStore`] in a `HashMap` behind a mutex.
 #[derive(Debug, Default)]
@@ -71,6 +71,64 @@ impl KeyStore for MemoryStore {
             .collect();
         out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         Ok(out)
+    }
+
+    async fn list_page(&self, query: &PageQuery) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut out: Vec<KeyRecord> = self
+            .lock()
+            .records
+            .values()
+            .filter(|r| query.matches(r))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        out.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
+        Ok(out)
+    }
+
+    async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotateOutcome, StoreError> {
+        // One lock for the check and every write: the transaction of this store.
+        let mut inner = self.lock();
+        let Some(old) = inner.records.get(rotation.old_id) else {
+            return Ok(RotateOutcome::NotFound);
+        };
+        if old.rotated_to.is_some() {
+            return Ok(RotateOutcome::AlreadyRotated);
+        }
+        if old.status_at(rotation.now) != KeyStatus::Active {
+            return Ok(RotateOutcome::NotActive);
+        }
+        if inner.records.contains_key(&rotation.successor.id) {
+            return Err(StoreError::Conflict(rotation.successor.id.clone()));
+        }
+        inner
+            .records
+            .insert(rotation.successor.id.clone(), rotation.successor.clone());
+        if let Some(old) = inner.records.get_mut(rotation.old_id) {
+            old.rotated_to = Some(rotation.successor.id.clone());
+            old.expires_at = Some(
+                old.expires_at
+                    .map_or(rotation.old_expires_at, |e| e.min(rotation.old_expires_at)),
+            );
+        }
+        inner.audit.extend(rotation.audit.iter().cloned());
+        Ok(RotateOutcome::Rotated)
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        update: &KeyUpdate,
+        audit: &AuditEvent,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.records.get_mut(id) else {
+            return Ok(None);
+        };
+        update.apply_to(record);
+        let updated = record.clone();
+        inner.audit.push(audit.clone());
+        Ok(Some(updated))
     }
 
     async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keygate::{
     Argon2Hasher, Argon2Params, AuditEvent, HashError, KeyFilter, KeyHasher, KeyManager, KeyRecord,
-    KeyStore, ManualClock, MemoryStore, NewKey, StoreError, Verifier, VerifierBuilder,
+    KeyStore, KeyUpdate, ManualClock, MemoryStore, NewKey, PageQuery, RotateOutcome, Rotation,
+    StoreError, Verifier, VerifierBuilder,
 };
 use tokio::sync::Notify;
 
@@ -123,6 +124,25 @@ impl KeyStore for TestStore {
     async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
         self.check()?;
         self.inner.list(filter).await
+    }
+    async fn list_page(&self, query: &PageQuery) -> Result<Vec<KeyRecord>, StoreError> {
+        self.check()?;
+        self.inner.list_page(query).await
+    }
+    async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotateOutcome, StoreError> {
+        self.check()?;
+        self.wrote();
+        self.inner.rotate(rotation).await
+    }
+    async fn update(
+        &self,
+        id: &str,
+        update: &KeyUpdate,
+        audit: &AuditEvent,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.check()?;
+        self.wrote();
+        self.inner.update(id, update, audit).await
     }
     async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
         self.check()?;
