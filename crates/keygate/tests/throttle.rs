@@ -278,6 +278,16 @@ impl keygate::KeyHasher for HeldHasher {
     }
 }
 
+/// Releases the held hasher when dropped: a failing test must not leave a blocking thread
+/// that the runtime waits for forever.
+struct ReleaseOnDrop(HeldHasher);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
 /// Runs until `held` is inside a check: the one hashing slot is taken.
 async fn hold_the_queue(
     rig: &Rig,
@@ -303,6 +313,7 @@ async fn a_hashing_queue_held_full_answers_503_verifier_busy_once_the_deadline_p
             .hash_queue_timeout(Duration::from_secs(2))
             .retry_after_secs(5)
     });
+    let _release = ReleaseOnDrop(held.clone());
     let (first, _) = rig.key().await;
     let (waiting, _) = rig.key().await;
     let holder = hold_the_queue(&rig, &held, first).await;
@@ -345,6 +356,7 @@ async fn a_hashing_queue_held_full_answers_503_verifier_busy_once_the_deadline_p
 async fn a_request_admitted_after_waiting_for_a_hash_slot_answers_from_a_fresh_record() {
     let held = HeldHasher::default();
     let rig = Rig::with(|b| b.hasher(held.clone()).hash_concurrency(1));
+    let _release = ReleaseOnDrop(held.clone());
     let (first, _) = rig.key().await;
     let (waiting, id) = rig.key().await;
     let holder = hold_the_queue(&rig, &held, first).await;
