@@ -34,7 +34,8 @@ fn reject<B>(
 }
 
 /// Authentication middleware: verifies the key, rejects with keygate's envelope, and puts
-/// `Arc<keygate::Principal>` in the request extensions.
+/// `Arc<keygate::Principal>` in the request extensions. Wrong secrets are throttled per (key
+/// id, [`ServiceRequest::peer_addr`]); behind a reverse proxy that is the proxy's address.
 #[derive(Clone, Debug)]
 pub struct ApiKeyAuth {
     gate: Gate,
@@ -136,9 +137,11 @@ where
         Box::pin(async move {
             let outcome = {
                 let headers = req.headers();
-                gate.check(
+                // Wrong secrets are throttled per (key id, client address).
+                gate.check_from(
                     headers.get_all(API_KEY_HEADER).map(HeaderValue::as_bytes),
                     headers.get_all(AUTHORIZATION).map(HeaderValue::as_bytes),
+                    req.peer_addr().map(|a| a.ip()),
                 )
                 .await
             };

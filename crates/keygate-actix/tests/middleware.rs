@@ -196,3 +196,79 @@ async fn a_custom_renderer_shapes_middleware_and_guard_errors() {
     assert_eq!(res.status(), 403);
     assert_eq!(test::read_body(res).await, "nope: insufficient_scope");
 }
+
+/// The same id with another secret (and a valid checksum).
+fn forged(token: &str, n: usize) -> String {
+    let dot = token.find('.').unwrap();
+    let secret: String = std::iter::repeat_n('Z', keygate::token::SECRET_LEN - 3)
+        .chain(format!("{n:03}").chars())
+        .collect();
+    keygate::token::with_checksum(&format!("{}.{secret}", &token[..dot]))
+}
+
+#[actix_web::test]
+async fn a_throttled_peer_address_gets_429_with_retry_after_while_another_address_passes() {
+    let store = Arc::new(MemoryStore::new());
+    let hasher = Argon2Hasher::with_params(Argon2Params {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    })
+    .unwrap();
+    let verifier = Verifier::builder(store.clone())
+        .hasher(hasher)
+        .failure_throttle(3, std::time::Duration::from_secs(60))
+        .build();
+    let manager = KeyManager::new(store).with_verifier(&verifier);
+    let key = manager
+        .create(NewKey::new("k", "acme").scopes(["entities:read"]).unwrap())
+        .await
+        .unwrap()
+        .key
+        .expose_secret()
+        .to_owned();
+    let app = test::init_service(
+        App::new()
+            .wrap(ApiKeyAuth::new(verifier))
+            .route("/me", web::get().to(me)),
+    )
+    .await;
+    let get_me = |key: &str, from: &str| {
+        test::TestRequest::get()
+            .uri("/me")
+            .insert_header(("x-api-key", key.to_owned()))
+            .peer_addr(from.parse().unwrap())
+            .to_request()
+    };
+    let forger = "198.51.100.66:40000";
+    for n in 0..3 {
+        let res = test::call_service(&app, get_me(&forged(&key, n), forger)).await;
+        assert_eq!(res.status(), 401);
+        assert_eq!(
+            body_json(res).await["error"]["details"]["reason"],
+            "invalid_key"
+        );
+    }
+    let res = test::call_service(&app, get_me(&forged(&key, 3), forger)).await;
+    assert_eq!(res.status(), 429);
+    let retry: u32 = res
+        .headers()
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert!(!res.headers().contains_key("www-authenticate"));
+    let body = body_json(res).await;
+    assert_eq!(body["error"]["code"], "TOO_MANY_REQUESTS");
+    assert_eq!(body["error"]["details"]["reason"], "too_many_attempts");
+
+    // The real key from the throttled address: 429, never invalid_key.
+    let res = test::call_service(&app, get_me(&key, forger)).await;
+    assert_eq!(res.status(), 429);
+    let res = test::call_service(&app, get_me(&key, "203.0.113.7:50000")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(test::read_body(res).await, "acme");
+}

@@ -8,6 +8,8 @@ use axum::Router;
 use keygate::keys_api::{ApiRequest, KeysApi, MAX_BODY_BYTES};
 use keygate::layer::into_http_response;
 
+use crate::connect_info_peer;
+
 /// Routes the Keys API (at [`KeysApi::api_base`], default `/api/v1/keys`) and the page (at
 /// [`KeysApi::page_base`], default `/keys`); merge it into the application's router. It
 /// authenticates on its own (a management key, or the application's sessions), so it needs
@@ -47,7 +49,8 @@ async fn serve(api: &KeysApi, req: Request) -> Response {
         .map(|(n, v)| (n.as_str(), v.as_bytes()))
         .collect();
     let request = ApiRequest::new(parts.method.as_str(), parts.uri.path(), &headers)
-        .query(parts.uri.query().unwrap_or(""));
+        .query(parts.uri.query().unwrap_or(""))
+        .peer(connect_info_peer(&parts.extensions));
     let request = match &body {
         Ok(bytes) => request.body(bytes),
         Err(_) => request.oversized_body(),

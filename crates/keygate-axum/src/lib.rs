@@ -1,7 +1,7 @@
 //! # keygate-axum
 //!
-//! [keygate] API-key authentication for axum 0.8. The core's tower
-//! [`ApiKeyLayer`] does the work (extraction, verification, caching, rendering); this crate
+//! [keygate] API-key authentication for axum 0.8. The core's tower layer (here as
+//! [`ApiKeyLayer`], which reads the client's address from axum's `ConnectInfo`) does the work (extraction, verification, caching, rendering); this crate
 //! adds what makes it feel native in axum:
 //!
 //! - [`Principal`]: extractor for the verified key's principal, and `Option<Principal>` for
@@ -12,6 +12,9 @@
 //!   `.route_layer(...)`.
 //! - [`AuthRejection`]: the extractors' rejection, an [`IntoResponse`](axum::response::IntoResponse) that answers with the
 //!   renderer configured on the layer (JSON envelope, `WWW-Authenticate`, `x-request-id`).
+//! - [`ApiKeyLayer`]: keygate's tower layer, reading the client's address from axum's
+//!   `ConnectInfo` (serve with `into_make_service_with_connect_info::<SocketAddr>()`) so wrong
+//!   secrets are throttled per key id and client address.
 //! - [`Rendered`]: any rendered [`keygate::ErrorResponse`] (e.g. an application's 400 in
 //!   keygate's envelope) as a response.
 //!
@@ -62,12 +65,14 @@
 mod extract;
 mod guard;
 mod keys;
+mod layer;
 mod response;
 
 pub use extract::{AuthRejection, Principal, Scoped};
 pub use guard::{require_any_scope, require_scope, require_scopes};
-pub use keygate::{ApiKeyLayer, RequireScopesLayer};
+pub use keygate::RequireScopesLayer;
 pub use keys::keys_router;
+pub use layer::{connect_info_peer, ApiKeyLayer};
 pub use response::Rendered;
 
 /// What an extractor answers (500, `misconfigured`) when no [`ApiKeyLayer`] ran before it.

@@ -100,11 +100,29 @@ pub(crate) struct Verdict {
     pub(crate) valid_until_ms: i64,
 }
 
+/// The fingerprint a verdict carries when its token named an id the store does not know.
+const ABSENT: u64 = 0;
+
 impl Verdict {
     /// Whether this verdict answers for `state` at `now`: checked against the hash the record
     /// holds now, and not yet expired.
     pub(crate) fn applies_to(&self, state: &KeyState, now: i64) -> bool {
         self.fingerprint == state.fingerprint && now < self.valid_until_ms
+    }
+
+    /// A rejection of a token whose id the store does not know, cached like a rejected
+    /// secret of a known id so that both are answered alike.
+    pub(crate) fn absent(valid_until_ms: i64) -> Self {
+        Verdict {
+            accepted: false,
+            fingerprint: ABSENT,
+            valid_until_ms,
+        }
+    }
+
+    /// Whether this verdict is a rejection made by [`Verdict::absent`], not yet expired.
+    pub(crate) fn applies_to_absent(&self, now: i64) -> bool {
+        !self.accepted && self.fingerprint == ABSENT && now < self.valid_until_ms
     }
 }
 

@@ -83,8 +83,21 @@ pub enum AuthError {
         /// The required scopes the key does not hold.
         missing: Vec<Scope>,
     },
+    /// Too many wrong secrets for this key id from this client within the failure window
+    /// (429 `too_many_attempts`): the presented secret was *not* checked. Never a verdict on
+    /// the key: retry after `Retry-After` seconds with the same key.
+    TooManyAttempts {
+        /// Seconds to put in `Retry-After`: until the failure window ends.
+        retry_after_secs: u32,
+    },
     /// The key store failed or timed out (503 `store_unavailable`); never reported as 401.
     StoreUnavailable {
+        /// Seconds to put in `Retry-After`.
+        retry_after_secs: u32,
+    },
+    /// No hashing slot became free within the queue deadline (503 `verifier_busy`): the
+    /// secret was not checked. Retry after `Retry-After` seconds with the same key.
+    VerifierBusy {
         /// Seconds to put in `Retry-After`.
         retry_after_secs: u32,
     },
@@ -98,7 +111,8 @@ impl AuthError {
     pub fn status(&self) -> u16 {
         match self {
             AuthError::InsufficientScope { .. } => 403,
-            AuthError::StoreUnavailable { .. } => 503,
+            AuthError::TooManyAttempts { .. } => 429,
+            AuthError::StoreUnavailable { .. } | AuthError::VerifierBusy { .. } => 503,
             AuthError::Misconfigured(_) => 500,
             _ => 401,
         }
@@ -108,6 +122,7 @@ impl AuthError {
     pub fn code(&self) -> &'static str {
         match self.status() {
             403 => "FORBIDDEN",
+            429 => "TOO_MANY_REQUESTS",
             503 => "SERVICE_UNAVAILABLE",
             500 => "INTERNAL_ERROR",
             _ => "UNAUTHORIZED",
@@ -123,7 +138,9 @@ impl AuthError {
             AuthError::ExpiredKey => "expired_key",
             AuthError::RevokedKey => "revoked_key",
             AuthError::InsufficientScope { .. } => "insufficient_scope",
+            AuthError::TooManyAttempts { .. } => "too_many_attempts",
             AuthError::StoreUnavailable { .. } => "store_unavailable",
+            AuthError::VerifierBusy { .. } => "verifier_busy",
             AuthError::Misconfigured(_) => "misconfigured",
         }
     }
@@ -139,7 +156,11 @@ impl AuthError {
             AuthError::InsufficientScope { .. } => {
                 "API key lacks the scopes this endpoint requires"
             }
+            AuthError::TooManyAttempts { .. } => {
+                "Too many failed attempts for this API key from this client, retry later"
+            }
             AuthError::StoreUnavailable { .. } => "Key store unavailable, retry later",
+            AuthError::VerifierBusy { .. } => "Too many keys waiting to be verified, retry later",
             AuthError::Misconfigured(m) => m,
         }
     }
@@ -256,7 +277,9 @@ impl ErrorRenderer for JsonRenderer {
                         .join(" ")
                 ),
             )),
-            AuthError::StoreUnavailable { retry_after_secs } => {
+            AuthError::TooManyAttempts { retry_after_secs }
+            | AuthError::StoreUnavailable { retry_after_secs }
+            | AuthError::VerifierBusy { retry_after_secs } => {
                 headers.push(("retry-after", retry_after_secs.to_string()))
             }
             AuthError::Misconfigured(_) => {}
@@ -382,6 +405,35 @@ mod tests {
         assert_eq!(r.status, 503);
         assert_eq!(header(&r, "retry-after"), Some("5"));
         assert_eq!(v["error"]["code"], "SERVICE_UNAVAILABLE");
+    }
+
+    #[test]
+    fn too_many_attempts_is_429_with_retry_after_and_no_challenge() {
+        let e = AuthError::TooManyAttempts {
+            retry_after_secs: 42,
+        };
+        let (r, v) = render(&e);
+        assert_eq!(r.status, 429);
+        assert_eq!(header(&r, "retry-after"), Some("42"));
+        assert_eq!(header(&r, "www-authenticate"), None);
+        assert_eq!(header(&r, "x-request-id"), Some("req-1"));
+        assert_eq!(v["error"]["code"], "TOO_MANY_REQUESTS");
+        assert_eq!(v["error"]["details"]["reason"], "too_many_attempts");
+        assert_ne!(v["error"]["message"], "Invalid API key");
+        assert_eq!(v["meta"]["requestId"], "req-1");
+        assert_eq!((e.status(), e.code()), (429, "TOO_MANY_REQUESTS"));
+    }
+
+    #[test]
+    fn verifier_busy_is_503_with_retry_after() {
+        let (r, v) = render(&AuthError::VerifierBusy {
+            retry_after_secs: 5,
+        });
+        assert_eq!(r.status, 503);
+        assert_eq!(header(&r, "retry-after"), Some("5"));
+        assert_eq!(header(&r, "www-authenticate"), None);
+        assert_eq!(v["error"]["code"], "SERVICE_UNAVAILABLE");
+        assert_eq!(v["error"]["details"]["reason"], "verifier_busy");
     }
 
     #[test]

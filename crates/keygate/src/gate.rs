@@ -1,6 +1,7 @@
 //! [`Gate`]: one protected route's policy — verifier, renderer, scope requirement, optional
 //! or required — and the pieces every adapter shares, so adapters stay glue only.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::error::{
@@ -93,10 +94,27 @@ impl Gate {
     }
 
     /// Extracts, verifies and checks scopes. `Ok(None)`: anonymous, allowed by an optional gate.
+    /// The client's address is not known (see [`Gate::check_from`]).
     pub async fn check<'a, A, B>(
         &self,
         api_keys: A,
         authorizations: B,
+    ) -> Result<Option<Arc<Principal>>, AuthError>
+    where
+        A: IntoIterator<Item = &'a [u8]>,
+        B: IntoIterator<Item = &'a [u8]>,
+    {
+        self.check_from(api_keys, authorizations, None).await
+    }
+
+    /// [`Gate::check`] for a request from the client at `peer` (the connection's remote
+    /// address): wrong secrets are throttled per (key id, `peer`), see
+    /// [`Verifier::verify_from`].
+    pub async fn check_from<'a, A, B>(
+        &self,
+        api_keys: A,
+        authorizations: B,
+        peer: Option<IpAddr>,
     ) -> Result<Option<Arc<Principal>>, AuthError>
     where
         A: IntoIterator<Item = &'a [u8]>,
@@ -107,7 +125,7 @@ impl Gate {
             Err(AuthError::MissingCredentials) if self.optional => return Ok(None),
             Err(e) => return Err(e),
         };
-        let principal = self.verifier.verify(token).await?;
+        let principal = self.verifier.verify_from(token, peer).await?;
         if let Some(req) = &self.requirement {
             principal.require(req)?;
         }
@@ -116,7 +134,8 @@ impl Gate {
 
     /// [`Gate::check`] without awaiting, when the answer needs no await (a missing or malformed
     /// credential, or a key both of whose cache entries are fresh). `None`: call
-    /// [`Gate::check`].
+    /// [`Gate::check_from`]. The cached answers never depend on the client's address, so this
+    /// needs none.
     pub fn check_now<'a, A, B>(
         &self,
         api_keys: A,

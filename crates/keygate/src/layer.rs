@@ -25,8 +25,20 @@
 //! Rejections are rendered by the gate's [`ErrorRenderer`](crate::ErrorRenderer) into the
 //! response body type `B` of the inner service, which only needs `B: From<Bytes>` (true of
 //! axum's `Body`, `http_body_util::Full<Bytes>`, `String`-free `Bytes` bodies, …).
+//!
+//! # The client's address
+//! Wrong secrets are throttled per (key id, client address) when the layer knows the address
+//! (see [`Verifier::verify_from`]). It reads it from the request's extensions with a
+//! [`PeerAddr`] function: by default a [`SocketAddr`] extension (insert one per connection, as
+//! a hyper server loop can); `keygate-axum`'s `ApiKeyLayer` reads axum's
+//! `ConnectInfo<SocketAddr>` instead, so serving with
+//! `into_make_service_with_connect_info::<SocketAddr>()` is all an axum application does.
+//! Behind a reverse proxy, have an outer layer insert the client's address (from a header your
+//! proxy sets) and point [`ApiKeyLayer::peer_addr`] at it. Without an address, failures are
+//! throttled per id.
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -113,23 +125,41 @@ fn request_id_header<B>(req: &Request<B>) -> Option<&[u8]> {
         .map(HeaderValue::as_bytes)
 }
 
+/// Finds the address of the client that sent a request, in the request's extensions (see
+/// [the module docs](self#the-clients-address)).
+pub type PeerAddr = fn(&http::Extensions) -> Option<IpAddr>;
+
+/// The default [`PeerAddr`]: the IP of a [`SocketAddr`] in the request's extensions.
+pub fn socket_addr_peer(extensions: &http::Extensions) -> Option<IpAddr> {
+    extensions.get::<SocketAddr>().map(SocketAddr::ip)
+}
+
 /// Authenticates every request; see the [module docs](self).
 #[derive(Clone, Debug)]
 pub struct ApiKeyLayer {
     gate: Gate,
+    peer: PeerAddr,
 }
 
 impl ApiKeyLayer {
     /// Requires a valid key on every request.
     pub fn new(verifier: Verifier) -> Self {
-        ApiKeyLayer {
-            gate: Gate::new(verifier),
-        }
+        Self::from_gate(Gate::new(verifier))
     }
 
     /// A layer enforcing a prepared [`Gate`].
     pub fn from_gate(gate: Gate) -> Self {
-        ApiKeyLayer { gate }
+        ApiKeyLayer {
+            gate,
+            peer: socket_addr_peer,
+        }
+    }
+
+    /// Reads the client's address with `peer` (default [`socket_addr_peer`]); it only runs for
+    /// requests whose key is not cached yet.
+    pub fn peer_addr(mut self, peer: PeerAddr) -> Self {
+        self.peer = peer;
+        self
     }
 
     /// Lets requests without a credential through anonymously (see [`Gate::optional`]).
@@ -157,6 +187,7 @@ impl<S> Layer<S> for ApiKeyLayer {
         ApiKeyService {
             inner,
             gate: self.gate.clone(),
+            peer: self.peer,
         }
     }
 }
@@ -166,6 +197,7 @@ impl<S> Layer<S> for ApiKeyLayer {
 pub struct ApiKeyService<S> {
     inner: S,
     gate: Gate,
+    peer: PeerAddr,
 }
 
 type CheckFuture<S, ReqBody> =
@@ -212,9 +244,10 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let gate = self.gate.clone();
+        let peer = (self.peer)(req.extensions());
         let check: CheckFuture<S, ReqBody> = Box::pin(async move {
             let (api_keys, authorizations) = credential_headers(req.headers());
-            let outcome = gate.check(api_keys, authorizations).await;
+            let outcome = gate.check_from(api_keys, authorizations, peer).await;
             let result = match outcome {
                 Ok(principal) => {
                     admit(&mut req, principal, &gate);

@@ -6,12 +6,16 @@
 //! 4. Record cache by id: short TTL (the revocation window), one coalesced store read on a
 //!    miss, negative entries for unknown ids.
 //! 5. Verdict cache by digest: argon2 only on a miss or when the stored hash changed, on the
-//!    blocking pool under a semaphore, coalesced per digest; rejected digests are cached
-//!    briefly and repeated failures per id are throttled.
+//!    blocking pool under a semaphore (waited for at most the queue deadline), coalesced per
+//!    digest; an accepted verdict slides while its key is used; rejected digests are cached
+//!    briefly and repeated failures per (id, client address) and per id are throttled (429,
+//!    never `invalid_key` for a secret that was not checked). Unknown ids go through the same
+//!    rejection cache and throttle, so answers do not tell whether an id exists.
 //! 6. Status, only *after* the secret verified; then scopes.
 //! 7. Hand out `Arc<Principal>`.
 //! 8. Write-behind `last_used_at`.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,6 +60,9 @@ struct Config {
     rejected_ttl: Duration,
     max_failures: u32,
     failure_window: Duration,
+    /// Failures per id across all client addresses; `None`: a multiple of `max_failures`.
+    id_failure_budget: Option<u32>,
+    hash_queue_timeout: Duration,
     store_timeout: Duration,
     retry_after_secs: u32,
     flush_interval: Duration,
@@ -107,12 +114,32 @@ impl VerifierBuilder {
         self.config.rejected_ttl = d;
         self
     }
-    /// After `max` wrong secrets for one id within `window`, further unknown secrets for that
-    /// id are refused without hashing until the window ends (default 10 per 60 s). Secrets
-    /// already verified keep working.
+    /// After `max` wrong secrets for one id from one client address within `window`, that
+    /// client's further secrets for the id that are not verified yet are answered 429
+    /// `too_many_attempts` (with `Retry-After`) without hashing, until the window ends (default
+    /// 10 per 60 s). When the adapter does not know the client's address, all such clients of
+    /// an id share one count. Secrets already verified keep working, and a correct secret is
+    /// never answered `invalid_key` because of anyone's failures. Unknown ids are counted the
+    /// same way.
     pub fn failure_throttle(mut self, max: u32, window: Duration) -> Self {
         self.config.max_failures = max;
         self.config.failure_window = window;
+        self
+    }
+    /// Most wrong secrets hashed for one id within the failure window across *all* client
+    /// addresses (default 4 × the per-client `max` of [`failure_throttle`](Self::failure_throttle)).
+    /// Bounds the argon2 work that forging from many addresses can cause: once spent, every
+    /// client's not-yet-verified secrets for the id are answered 429 `too_many_attempts` until
+    /// the window ends (verified secrets keep working).
+    pub fn id_failure_budget(mut self, max: u32) -> Self {
+        self.config.id_failure_budget = Some(max);
+        self
+    }
+    /// Longest wait for a hashing slot (see [`hash_concurrency`](Self::hash_concurrency))
+    /// before answering 503 `verifier_busy` with `Retry-After` (default 2 s). A request
+    /// admitted after waiting is answered from a record no older than the revocation window.
+    pub fn hash_queue_timeout(mut self, d: Duration) -> Self {
+        self.config.hash_queue_timeout = d;
         self
     }
     /// Longest wait for a store read before answering 503 (default 2 s).
@@ -120,7 +147,7 @@ impl VerifierBuilder {
         self.config.store_timeout = d;
         self
     }
-    /// `Retry-After` seconds on 503 (default 5).
+    /// `Retry-After` seconds on 503 `store_unavailable` and `verifier_busy` (default 5).
     pub fn retry_after_secs(mut self, secs: u32) -> Self {
         self.config.retry_after_secs = secs;
         self
@@ -194,6 +221,10 @@ impl VerifierBuilder {
             .max_capacity(self.record_capacity)
             .time_to_live(housekeeping(c.failure_window))
             .build();
+        let id_failures = moka::sync::Cache::builder()
+            .max_capacity(self.record_capacity)
+            .time_to_live(housekeeping(c.failure_window))
+            .build();
         let mut digest_key = Zeroizing::new([0u8; 32]);
         if token::os_random(&mut digest_key[..]).is_err() {
             // Without OS randomness the digest key falls back to process-unique data; digests
@@ -212,6 +243,7 @@ impl VerifierBuilder {
             record_flights: Flights::new(),
             hash_flights: Flights::new(),
             failures,
+            id_failures,
             generations: Arc::new(Generations::new()),
             hash_permits: Arc::new(Semaphore::new(self.hash_concurrency)),
             usage: UsageRecorder::default(),
@@ -238,7 +270,10 @@ struct Inner {
     /// One argon2 run per digest at a time.
     /// (digest, fingerprint of the stored hash it is checked against).
     hash_flights: Flights<([u8; 32], u64), Result<Verdict, Arc<HashFailure>>>,
-    failures: moka::sync::Cache<String, Arc<FailureWindow>>,
+    /// Failures per (id, client address); `None` when the adapter does not know the address.
+    failures: moka::sync::Cache<(String, Option<IpAddr>), Arc<FailureWindow>>,
+    /// Failures per id, from every client address.
+    id_failures: moka::sync::Cache<String, Arc<FailureWindow>>,
     generations: Arc<Generations>,
     hash_permits: Arc<Semaphore>,
     usage: UsageRecorder,
@@ -246,9 +281,50 @@ struct Inner {
     config: Config,
 }
 
+/// Wrong secrets counted in one failure window (per client, or per id).
 struct FailureWindow {
     started_ms: AtomicI64,
     count: AtomicU32,
+}
+
+impl FailureWindow {
+    fn new(now: i64) -> Arc<Self> {
+        Arc::new(FailureWindow {
+            started_ms: AtomicI64::new(now),
+            count: AtomicU32::new(0),
+        })
+    }
+
+    /// `Some(seconds until the window ends)` when `limit` failures were counted in the window
+    /// running at `now`.
+    fn blocks(&self, now: i64, window_ms: i64, limit: u32) -> Option<u32> {
+        let left = self
+            .started_ms
+            .load(Ordering::Relaxed)
+            .saturating_add(window_ms)
+            .saturating_sub(now);
+        (left > 0 && self.count.load(Ordering::Relaxed) >= limit).then(|| {
+            // Whole seconds, rounded up: retrying earlier would be refused again.
+            u32::try_from(left.saturating_add(999) / 1000).unwrap_or(u32::MAX)
+        })
+    }
+
+    /// Counts one failure at `now`, starting a new window when the last one ended; returns
+    /// the count in the window.
+    fn count_failure(&self, now: i64, window_ms: i64) -> u32 {
+        if now.saturating_sub(self.started_ms.load(Ordering::Relaxed)) >= window_ms {
+            self.started_ms.store(now, Ordering::Relaxed);
+            self.count.store(0, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed).saturating_add(1)
+    }
+
+    /// Takes back one counted failure.
+    fn forgive(&self) {
+        let _ = self
+            .count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
 }
 
 /// Verifies API keys against a [`KeyStore`], with the two caches of DESIGN.md.
@@ -333,6 +409,8 @@ impl Verifier {
                 rejected_ttl: Duration::from_secs(60),
                 max_failures: 10,
                 failure_window: Duration::from_secs(60),
+                id_failure_budget: None,
+                hash_queue_timeout: Duration::from_secs(2),
                 store_timeout: Duration::from_secs(2),
                 retry_after_secs: 5,
                 flush_interval: Duration::from_secs(60),
@@ -342,14 +420,27 @@ impl Verifier {
     }
 
     /// Verifies a token (steps 2–8): the principal, or why not. Scopes are not checked here;
-    /// see [`Verifier::authorize`].
+    /// see [`Verifier::authorize`]. The client's address is not known: wrong secrets are
+    /// throttled per id (see [`Verifier::verify_from`]).
     pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
+        self.verify_from(token, None).await
+    }
+
+    /// [`Verifier::verify`] for a token presented by the client at `peer` (the connection's
+    /// remote address, as the adapter knows it). Wrong secrets are throttled per (id, `peer`),
+    /// so failures from one client cannot stop another client's correct secret from being
+    /// checked; `None` throttles per id. Answers 429 `too_many_attempts` while throttled.
+    pub async fn verify_from(
+        &self,
+        token: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<Arc<Principal>, AuthError> {
         let span = verify_span();
         let result = match self.inner.verify_now(token, &span) {
             Some(answer) => answer,
             None => {
                 self.inner
-                    .verify(token, &span)
+                    .verify(token, peer, &span)
                     .instrument(span.clone())
                     .await
             }
@@ -507,9 +598,13 @@ enum HashFailure {
     #[error("hash task failed: {0}")]
     Task(String),
     /// The id became throttled while this check waited for a hashing permit: refused
-    /// without hashing, and not cached (the secret was never checked).
+    /// without hashing, and not cached (the secret was never checked). Carries the seconds
+    /// until the failure window ends.
     #[error("key id throttled")]
-    Throttled,
+    Throttled(u32),
+    /// No hashing permit within the queue deadline: the secret was never checked.
+    #[error("no hashing slot within the queue deadline")]
+    Busy,
 }
 
 impl Inner {
@@ -517,6 +612,15 @@ impl Inner {
         AuthError::StoreUnavailable {
             retry_after_secs: self.config.retry_after_secs,
         }
+    }
+
+    fn too_many_attempts(id: &str, retry_after_secs: u32) -> AuthError {
+        metrics::counter!("keygate_throttled_total").increment(1);
+        tracing::debug!(
+            key_id = id,
+            "keygate: client throttled after repeated wrong secrets for this id"
+        );
+        AuthError::TooManyAttempts { retry_after_secs }
     }
 
     /// Steps 2 and the prefix check: the token's shape, checksum and environment.
@@ -537,20 +641,27 @@ impl Inner {
         now < c.fresh_until_ms && self.generations.is_current(id, c.read_gen)
     }
 
-    async fn verify(&self, token: &str, span: &tracing::Span) -> Result<Arc<Principal>, AuthError> {
+    async fn verify(
+        &self,
+        token: &str,
+        peer: Option<IpAddr>,
+        span: &tracing::Span,
+    ) -> Result<Arc<Principal>, AuthError> {
         let parsed = self.parse(token)?;
         let id = parsed.id();
         span.record("key_id", id);
         let digest = *blake3::keyed_hash(&self.digest_key, token.as_bytes()).as_bytes();
         let now = self.clock.now_millis();
-        let Some(state) = self.record(id, now, span).await? else {
-            return Err(AuthError::InvalidKey);
+        let record = self.record(id, now, span).await?;
+        let Some(state) = record.state.clone() else {
+            return Err(self.refuse_unknown(id, peer, digest, now));
         };
-        let accepted = match self.verdicts.get(&digest) {
+        match self.verdicts.get(&digest) {
             Some(v) if v.applies_to(&state, now) => {
                 metrics::counter!("keygate_cache_total", "cache" => "verdict", "result" => "hit")
                     .increment(1);
-                v.accepted
+                self.slide(digest, v, now);
+                self.answer(v.accepted, &state, now)
             }
             stale => {
                 metrics::counter!("keygate_cache_total", "cache" => "verdict", "result" => "miss")
@@ -560,10 +671,93 @@ impl Inner {
                 if stale.is_some() {
                     self.verdicts.invalidate(&digest);
                 }
-                Box::pin(self.check_secret(token, id, &state, digest, now)).await?
+                Box::pin(self.check_and_answer(token, id, peer, &record, state, digest, now)).await
+            }
+        }
+    }
+
+    /// Step 5 on a verdict miss, then steps 6–8. The check may have waited for a hashing slot:
+    /// an accepted secret is answered from a record no older than the revocation window (read
+    /// again when the one the check started with aged out or was invalidated meanwhile).
+    #[allow(clippy::too_many_arguments)]
+    async fn check_and_answer(
+        &self,
+        token: &str,
+        id: &str,
+        peer: Option<IpAddr>,
+        record: &CachedRecord,
+        state: Arc<KeyState>,
+        digest: [u8; 32],
+        now: i64,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let accepted = self
+            .check_secret(token, id, peer, &state, digest, now)
+            .await?;
+        let later = self.clock.now_millis();
+        if !accepted || self.usable(id, record, later) {
+            return self.answer(accepted, &state, now);
+        }
+        let span = tracing::Span::current();
+        let Some(fresh) = self.record(id, later, &span).await?.state else {
+            // Deleted while the secret was being checked.
+            return Err(AuthError::InvalidKey);
+        };
+        if fresh.fingerprint == state.fingerprint {
+            return self.answer(true, &fresh, later);
+        }
+        // The stored hash changed meanwhile (a re-hash): check against the new one, once.
+        let accepted = match self.verdicts.get(&digest) {
+            Some(v) if v.applies_to(&fresh, later) => v.accepted,
+            _ => {
+                self.check_secret(token, id, peer, &fresh, digest, later)
+                    .await?
             }
         };
-        self.answer(accepted, &state, now)
+        self.answer(accepted, &fresh, later)
+    }
+
+    /// Keeps the verdict of a key in use: an accepted verdict found with less than half its
+    /// TTL left is renewed, so it lapses only once the key goes unused (at most one cache
+    /// write per key per half TTL, none on other hits).
+    fn slide(&self, digest: [u8; 32], v: Verdict, now: i64) {
+        let ttl = duration_millis(self.config.verified_ttl);
+        if v.accepted && v.valid_until_ms.saturating_sub(now) < ttl / 2 {
+            self.verdicts.insert(
+                digest,
+                Verdict {
+                    valid_until_ms: now.saturating_add(ttl),
+                    ..v
+                },
+            );
+        }
+    }
+
+    /// Step 5 for an id the store does not know, answered exactly like a wrong secret for a
+    /// known id: the same rejection cache, the same failure count, the same 429 once
+    /// throttled — the answers do not tell whether an id exists.
+    fn refuse_unknown(
+        &self,
+        id: &str,
+        peer: Option<IpAddr>,
+        digest: [u8; 32],
+        now: i64,
+    ) -> AuthError {
+        if self
+            .verdicts
+            .get(&digest)
+            .is_some_and(|v| v.applies_to_absent(now))
+        {
+            return AuthError::InvalidKey;
+        }
+        if let Some(secs) = self.throttled(id, peer, now) {
+            return Self::too_many_attempts(id, secs);
+        }
+        self.record_failure(id, peer, now);
+        self.verdicts.insert(
+            digest,
+            Verdict::absent(now.saturating_add(duration_millis(self.config.rejected_ttl))),
+        );
+        AuthError::InvalidKey
     }
 
     /// Steps 6–8 once the secret was checked: status only after the secret verified.
@@ -611,18 +805,24 @@ impl Inner {
             metrics::counter!("keygate_cache_total", "cache" => "record", "result" => "hit")
                 .increment(1);
         };
+        let digest = *blake3::keyed_hash(&self.digest_key, token.as_bytes()).as_bytes();
+        let v = self.verdicts.get(&digest)?;
         let Some(state) = c.state else {
+            // An unknown id: answered here only when this very token was refused already;
+            // otherwise the slow path counts it toward the throttle like a wrong secret.
+            if !v.applies_to_absent(now) {
+                return None;
+            }
             record_hit();
             return Some(Err(AuthError::InvalidKey));
         };
-        let digest = *blake3::keyed_hash(&self.digest_key, token.as_bytes()).as_bytes();
-        let v = self.verdicts.get(&digest)?;
         if !v.applies_to(&state, now) {
             return None;
         }
         record_hit();
         metrics::counter!("keygate_cache_total", "cache" => "verdict", "result" => "hit")
             .increment(1);
+        self.slide(digest, v, now);
         Some(self.answer(v.accepted, &state, now))
     }
 
@@ -632,13 +832,13 @@ impl Inner {
         id: &str,
         now: i64,
         span: &tracing::Span,
-    ) -> Result<Option<Arc<KeyState>>, AuthError> {
+    ) -> Result<CachedRecord, AuthError> {
         if let Some(c) = self.records.get(id) {
             if self.usable(id, &c, now) {
                 metrics::counter!("keygate_cache_total", "cache" => "record", "result" => "hit")
                     .increment(1);
                 span.record("cache", "hit");
-                return Ok(c.state);
+                return Ok(c);
             }
             self.records.invalidate(id);
         }
@@ -648,11 +848,7 @@ impl Inner {
 
     /// Step 4 on a record-cache miss: one coalesced store read, never caching a state that a
     /// concurrent change made stale.
-    async fn record_miss(
-        &self,
-        id: &str,
-        span: &tracing::Span,
-    ) -> Result<Option<Arc<KeyState>>, AuthError> {
+    async fn record_miss(&self, id: &str, span: &tracing::Span) -> Result<CachedRecord, AuthError> {
         metrics::counter!("keygate_cache_total", "cache" => "record", "result" => "miss")
             .increment(1);
         span.record("cache", "miss");
@@ -678,16 +874,13 @@ impl Inner {
                 })?;
             let now = self.clock.now_millis();
             if self.usable(id, &c, now) {
-                return Ok(c.state);
+                return Ok(c);
             }
             // The key changed while it was being read: never cache the older state.
             self.records.invalidate(id);
         }
         // Changes keep racing our reads; answer from one more read without caching it.
-        self.load(id)
-            .await
-            .map(|c| c.state)
-            .map_err(|_| self.store_unavailable())
+        self.load(id).await.map_err(|_| self.store_unavailable())
     }
 
     /// One store read of `id`, stamped with the generation at which it started.
@@ -766,22 +959,19 @@ impl Inner {
         })
     }
 
-    /// Step 5 on a verdict-cache miss: argon2, throttled per id, coalesced per digest.
+    /// Step 5 on a verdict-cache miss: argon2, throttled per (id, client) and per id,
+    /// coalesced per digest. A throttled client gets 429, never a verdict on its secret.
     async fn check_secret(
         &self,
         token: &str,
         id: &str,
+        peer: Option<IpAddr>,
         state: &Arc<KeyState>,
         digest: [u8; 32],
         now: i64,
     ) -> Result<bool, AuthError> {
-        if self.is_throttled(id, now) {
-            metrics::counter!("keygate_throttled_total").increment(1);
-            tracing::debug!(
-                key_id = id,
-                "keygate: id throttled after repeated wrong secrets"
-            );
-            return Ok(false);
+        if let Some(secs) = self.throttled(id, peer, now) {
+            return Err(Self::too_many_attempts(id, secs));
         }
         let verdict = match self
             .hash_flights
@@ -793,7 +983,7 @@ impl Inner {
                     }
                 }
                 let v = self
-                    .run_hash(token, id, state, now)
+                    .run_hash(token, id, peer, state, now)
                     .await
                     .map_err(Arc::new)?;
                 self.verdicts.insert(digest, v);
@@ -805,14 +995,23 @@ impl Inner {
             .await
         {
             Ok(v) => v,
-            Err(e) if matches!(*e, HashFailure::Throttled) => {
-                metrics::counter!("keygate_throttled_total").increment(1);
-                return Ok(false);
-            }
-            Err(e) => {
-                tracing::error!(key_id = id, error = %e, "keygate: cannot check secret against stored hash");
-                return Err(self.store_unavailable());
-            }
+            Err(e) => match *e {
+                HashFailure::Throttled(secs) => return Err(Self::too_many_attempts(id, secs)),
+                HashFailure::Busy => {
+                    metrics::counter!("keygate_verifier_busy_total").increment(1);
+                    tracing::warn!(
+                        key_id = id,
+                        "keygate: no hashing slot within the queue deadline"
+                    );
+                    return Err(AuthError::VerifierBusy {
+                        retry_after_secs: self.config.retry_after_secs,
+                    });
+                }
+                _ => {
+                    tracing::error!(key_id = id, error = %e, "keygate: cannot check secret against stored hash");
+                    return Err(self.store_unavailable());
+                }
+            },
         };
         Ok(verdict.accepted)
     }
@@ -821,22 +1020,28 @@ impl Inner {
         &self,
         token: &str,
         id: &str,
+        peer: Option<IpAddr>,
         state: &KeyState,
         now: i64,
     ) -> Result<Verdict, HashFailure> {
-        let permit = Arc::clone(&self.hash_permits)
-            .acquire_owned()
-            .await
-            .map_err(|e| HashFailure::Task(e.to_string()))?;
+        let permit = match tokio::time::timeout(
+            self.config.hash_queue_timeout,
+            Arc::clone(&self.hash_permits).acquire_owned(),
+        )
+        .await
+        {
+            Ok(permit) => permit.map_err(|e| HashFailure::Task(e.to_string()))?,
+            Err(_) => return Err(HashFailure::Busy),
+        };
         // Checked again with the permit held: many wrong secrets for one id that arrive
         // together all pass the first check, and would otherwise each run argon2 in turn.
-        if self.is_throttled(id, self.clock.now_millis()) {
-            return Err(HashFailure::Throttled);
+        if let Some(secs) = self.throttled(id, peer, self.clock.now_millis()) {
+            return Err(HashFailure::Throttled(secs));
         }
         // Counted as a failure before hashing and forgiven on success: a caller cancelled
         // mid-hash (a closed connection) still counts, so cancelling cannot get round the
         // throttle.
-        self.record_failure(id, now);
+        self.record_failure(id, peer, now);
         let hasher = Arc::clone(&self.hasher);
         let stored = Arc::clone(&state.hash);
         let secret = Zeroizing::new(token.as_bytes().to_vec());
@@ -849,7 +1054,7 @@ impl Inner {
         .map_err(|e| HashFailure::Task(e.to_string()))??;
         metrics::histogram!("keygate_hash_seconds").record(started.elapsed().as_secs_f64());
         if ok {
-            self.forgive_failure(id);
+            self.forgive_failure(id, peer);
         }
         let ttl = if ok {
             self.config.verified_ttl
@@ -863,42 +1068,63 @@ impl Inner {
         })
     }
 
-    fn is_throttled(&self, id: &str, now: i64) -> bool {
-        let window = duration_millis(self.config.failure_window);
-        self.failures.get(id).is_some_and(|w| {
-            now.saturating_sub(w.started_ms.load(Ordering::Relaxed)) < window
-                && w.count.load(Ordering::Relaxed) >= self.config.max_failures
-        })
+    /// Failures per id allowed across all client addresses in one window.
+    fn id_failure_budget(&self) -> u32 {
+        self.config
+            .id_failure_budget
+            .unwrap_or_else(|| self.config.max_failures.saturating_mul(4))
     }
 
-    fn record_failure(&self, id: &str, now: i64) {
+    /// `Some(seconds until it may try again)` when `peer` may not have another secret for
+    /// `id` checked: it spent its own failures, or the id spent its budget across all
+    /// addresses.
+    fn throttled(&self, id: &str, peer: Option<IpAddr>, now: i64) -> Option<u32> {
         let window = duration_millis(self.config.failure_window);
-        let w = self.failures.get_with_by_ref(id, || {
-            Arc::new(FailureWindow {
-                started_ms: AtomicI64::new(now),
-                count: AtomicU32::new(0),
-            })
-        });
-        if now.saturating_sub(w.started_ms.load(Ordering::Relaxed)) >= window {
-            w.started_ms.store(now, Ordering::Relaxed);
-            w.count.store(0, Ordering::Relaxed);
-        }
-        let n = w.count.fetch_add(1, Ordering::Relaxed) + 1;
-        if n == self.config.max_failures {
+        let client = self
+            .failures
+            .get(&(id.to_owned(), peer))
+            .and_then(|w| w.blocks(now, window, self.config.max_failures));
+        let all = self
+            .id_failures
+            .get(id)
+            .and_then(|w| w.blocks(now, window, self.id_failure_budget()));
+        client.max(all)
+    }
+
+    fn record_failure(&self, id: &str, peer: Option<IpAddr>, now: i64) {
+        let window = duration_millis(self.config.failure_window);
+        let client = self
+            .failures
+            .get_with((id.to_owned(), peer), || FailureWindow::new(now))
+            .count_failure(now, window);
+        if client == self.config.max_failures {
             tracing::warn!(
                 key_id = id,
-                failures = n,
-                "keygate: throttling key id after repeated wrong secrets"
+                client = ?peer,
+                failures = client,
+                "keygate: throttling a client of this key id after repeated wrong secrets"
+            );
+        }
+        let all = self
+            .id_failures
+            .get_with_by_ref(id, || FailureWindow::new(now))
+            .count_failure(now, window);
+        if all == self.id_failure_budget() {
+            tracing::warn!(
+                key_id = id,
+                failures = all,
+                "keygate: throttling every unverified client of this key id: its failure budget is spent"
             );
         }
     }
 
     /// Takes back the failure counted before a check that succeeded.
-    fn forgive_failure(&self, id: &str) {
-        if let Some(w) = self.failures.get(id) {
-            let _ = w
-                .count
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    fn forgive_failure(&self, id: &str, peer: Option<IpAddr>) {
+        if let Some(w) = self.failures.get(&(id.to_owned(), peer)) {
+            w.forgive();
+        }
+        if let Some(w) = self.id_failures.get(id) {
+            w.forgive();
         }
     }
 

@@ -48,9 +48,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let app = axum_quickstart::app(DemoState::new(verifier.clone()));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
 
     // Write the last-used times still buffered in memory.
     let flushed = verifier

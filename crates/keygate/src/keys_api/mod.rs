@@ -56,6 +56,7 @@ mod openapi;
 mod page;
 mod wire;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -104,6 +105,9 @@ pub struct ApiRequest<'a> {
     pub body: &'a [u8],
     /// The body was larger than [`MAX_BODY_BYTES`] (or could not be read): answered 400.
     pub oversized: bool,
+    /// The client's address, when the server knows it: wrong management keys are throttled
+    /// per (key id, address), as on every other route.
+    pub peer: Option<IpAddr>,
 }
 
 impl<'a> ApiRequest<'a> {
@@ -116,7 +120,14 @@ impl<'a> ApiRequest<'a> {
             headers,
             body: &[],
             oversized: false,
+            peer: None,
         }
+    }
+
+    /// Sets the client's address.
+    pub fn peer(mut self, peer: Option<IpAddr>) -> Self {
+        self.peer = peer;
+        self
     }
 
     /// Sets the query string.
@@ -354,9 +365,8 @@ impl KeysApi {
                     req.header_values(API_KEY_HEADER),
                     req.header_values("authorization"),
                 )?;
-                let p = verifier
-                    .authorize(token, &ScopeRequirement::all_of([MANAGE_SCOPE]))
-                    .await?;
+                let p = verifier.verify_from(token, req.peer).await?;
+                p.require(&ScopeRequirement::all_of([MANAGE_SCOPE]))?;
                 Ok(Manager {
                     org: p.org.clone(),
                     team: p.team.clone(),
