@@ -465,7 +465,7 @@ impl Verifier {
         requirement: &ScopeRequirement,
     ) -> Result<Arc<Principal>, AuthError> {
         let p = self.verify(token).await?;
-        p.require(requirement)?;
+        self.require(&p, requirement)?;
         Ok(p)
     }
 
@@ -495,8 +495,35 @@ impl Verifier {
     pub async fn flush_last_used(&self) -> Result<usize, StoreError> {
         self.inner
             .usage
-            .flush(self.inner.store.as_ref(), self.inner.config.store_timeout)
+            .flush(
+                self.inner.store.as_ref(),
+                self.inner.config.store_timeout,
+                self.inner.clock.now_millis(),
+            )
             .await
+    }
+
+    /// Checks `principal`'s scopes against `requirement` (403 when unmet), counting a refusal
+    /// in the key's usage. Every keygate scope guard and extractor goes through here.
+    pub fn require(
+        &self,
+        principal: &Principal,
+        requirement: &ScopeRequirement,
+    ) -> Result<(), AuthError> {
+        let checked = principal.require(requirement);
+        if checked.is_err() {
+            self.record_refusal(&principal.id);
+        }
+        checked
+    }
+
+    /// Counts a request of key `id` that verified (and was counted as accepted) but was then
+    /// refused by the route (a missing scope, a spent rate limit) as refused instead. A no-op
+    /// when the key is not cached here (it is, for any key that was just verified).
+    pub fn record_refusal(&self, id: &str) {
+        if let Some(state) = self.inner.records.get(id).and_then(|c| c.state) {
+            self.inner.usage.reclassify_as_refused(&state.usage);
+        }
     }
 
     /// Number of keys whose last use is waiting to be written.
@@ -572,7 +599,11 @@ impl Verifier {
                 // Errors are logged by the recorder and the batch retried next tick.
                 let _ = inner
                     .usage
-                    .flush(inner.store.as_ref(), inner.config.store_timeout)
+                    .flush(
+                        inner.store.as_ref(),
+                        inner.config.store_timeout,
+                        inner.clock.now_millis(),
+                    )
                     .await;
             }
         });
@@ -767,18 +798,19 @@ impl Inner {
         state: &Arc<KeyState>,
         now: i64,
     ) -> Result<Arc<Principal>, AuthError> {
-        if !accepted {
-            return Err(AuthError::InvalidKey);
-        }
-        // Only now, with the secret proven, may the key's state be revealed.
-        if state.revoked {
-            return Err(AuthError::RevokedKey);
-        }
-        if state.expires_at_ms.is_some_and(|e| e <= now) {
-            return Err(AuthError::ExpiredKey);
-        }
-        self.usage.touch(&state.usage, now);
-        Ok(Arc::clone(&state.principal))
+        let refusal = if !accepted {
+            AuthError::InvalidKey
+        } else if state.revoked {
+            // Only now, with the secret proven, may the key's state be revealed.
+            AuthError::RevokedKey
+        } else if state.expires_at_ms.is_some_and(|e| e <= now) {
+            AuthError::ExpiredKey
+        } else {
+            self.usage.touch(&state.usage, now);
+            return Ok(Arc::clone(&state.principal));
+        };
+        self.usage.refuse(&state.usage);
+        Err(refusal)
     }
 
     /// The answer when it needs no await: a malformed token, or both caches fresh for it.
