@@ -107,6 +107,7 @@ async fn story(b: &Browser, demo: &Demo) {
     rotating_shows_the_replacement_once(b, demo).await;
     deleting_removes_the_row(b, demo).await;
     the_list_comes_back_after_a_reload(b, demo).await;
+    usage_shows_a_sparkline_for_a_used_key_and_marks_an_unused_one(b, demo).await;
     a_name_that_looks_like_html_is_shown_as_text(b).await;
     b.no_error_banner("at the end").await;
 }
@@ -379,6 +380,60 @@ async fn the_list_comes_back_after_a_reload(b: &Browser, demo: &Demo) {
         )
         .await;
     }
+    b.shot("05-key-list").await;
+}
+
+/// The demo key served requests (counted, then written by the flush above): its row has a
+/// 30-point sparkline. A key that served none carries the "unused" mark.
+async fn usage_shows_a_sparkline_for_a_used_key_and_marks_an_unused_one(b: &Browser, demo: &Demo) {
+    let made = send(
+        &demo.addr,
+        TestRequest::post("/api/v1/keys")
+            .header("x-api-key", &demo.management_key)
+            .json(r#"{"name":"never used","scopes":["boards:read"]}"#),
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", body(&made));
+    b.c.refresh().await.expect("reloading the page");
+    b.until_js(
+        "the list with the new key",
+        "return document.querySelectorAll('[data-testid=\"key-row\"]').length === 6;",
+        vec![],
+    )
+    .await;
+    b.usage_settled().await;
+    let listed = get(&demo.addr, "/api/v1/keys", &demo.management_key).await;
+    let listed: Value = serde_json::from_slice(&listed.body).expect("the list is JSON");
+    let keys = listed["data"].as_array().cloned().unwrap_or_default();
+    let used = keys
+        .iter()
+        .find(|k| k["name"] == "quickstart demo key")
+        .expect("the demo key is listed");
+    assert!(
+        used["usage"]["requests_24h"].as_u64().unwrap_or(0) >= 1,
+        "the demo key's requests were counted: {used}"
+    );
+    let unused = keys
+        .iter()
+        .find(|k| k["usage"]["requests_30d"] == 0 && k["last_used_at"].is_null())
+        .expect("a key that served no request");
+    let points = b
+        .until_js(
+            "the demo key's sparkline",
+            "const row = document.querySelector('[data-testid=\"key-row\"][data-key-id=\"' + arguments[0] + '\"]');
+             const svg = row && row.querySelector('[data-testid=\"key-sparkline\"]');
+             return svg ? svg.querySelectorAll('.spark-point').length : null;",
+            vec![json!(used["id"])],
+        )
+        .await;
+    assert_eq!(points, json!(30), "a 30-day sparkline has 30 points");
+    b.until_js(
+        "the unused mark on a key that served nothing",
+        "const row = document.querySelector('[data-testid=\"key-row\"][data-key-id=\"' + arguments[0] + '\"]');
+         return !!row && !!row.querySelector('[data-testid=\"key-unused\"]');",
+        vec![json!(unused["id"])],
+    )
+    .await;
     b.shot("05-key-list").await;
 }
 
