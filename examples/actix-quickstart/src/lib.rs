@@ -4,6 +4,7 @@
 //! | method | path | needs |
 //! |---|---|---|
 //! | GET | /health | nothing |
+//! | GET | /metrics | nothing (keygate's metrics in Prometheus text; protect it in production) |
 //! | GET | /api/v1/me | any valid key |
 //! | GET, POST | /api/v1/entities | `entities:read`, `entities:write` (typed extractors) |
 //! | GET, POST | /api/v1/knowledge/files | `knowledge:read`, `knowledge:write` (scope guards) |
@@ -19,7 +20,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse};
 use demo_api::{
     method_not_allowed, not_found, Collection, DemoState, EntitiesRead, EntitiesWrite, Health,
-    ItemList, Me, NewItem,
+    ItemList, Me, NewItem, METRICS_CONTENT_TYPE, METRICS_PATH,
 };
 use keygate::extract::REQUEST_ID_HEADER;
 use keygate_actix::{into_actix_response, ApiKeyAuth, Principal, RequireScopes, Scoped};
@@ -30,6 +31,8 @@ const API: &str = "/api/v1";
 /// `App::new().configure(|c| actix_quickstart::configure(c, state))`.
 pub fn configure(cfg: &mut web::ServiceConfig, state: DemoState) {
     let verifier = state.verifier.clone();
+    // Installed now, before any traffic: what keygate emits earlier is not recorded.
+    let metrics = demo_api::metrics_handle();
     // The Keys API (/api/v1/keys) and the keys page (/keys), registered before the /api/v1
     // scope so that scope does not claim their paths; they authenticate managers themselves.
     cfg.configure(keygate_actix::keys_config(state.keys.clone()));
@@ -40,6 +43,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: DemoState) {
             resource("/health")
                 .route(web::get().to(|| async { HttpResponse::Ok().json(Health::default()) })),
         )
+        // No key needed here, for the demo: a real deployment restricts it to its scraper
+        // (network policy, a separate internal listener) rather than expose it publicly.
+        .service(resource(METRICS_PATH).route(web::get().to(move || {
+            let body = metrics.render();
+            async move {
+                HttpResponse::Ok()
+                    .content_type(METRICS_CONTENT_TYPE)
+                    .body(body)
+            }
+        })))
         .service(
             web::scope(API)
                 // Authenticates every route of the scope (and only those).

@@ -3,6 +3,7 @@
 //! | method | path | needs |
 //! |---|---|---|
 //! | GET | /health | nothing |
+//! | GET | /metrics | nothing (keygate's metrics in Prometheus text; protect it in production) |
 //! | GET | /api/v1/me | any valid key |
 //! | GET, POST | /api/v1/entities | `entities:read`, `entities:write` (typed extractors) |
 //! | GET, POST | /api/v1/knowledge/files | `knowledge:read`, `knowledge:write` (route layers) |
@@ -18,7 +19,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use demo_api::{
     method_not_allowed, not_found, Collection, DemoState, EntitiesRead, EntitiesWrite, Health,
-    Item, ItemList, Me, NewItem,
+    Item, ItemList, Me, NewItem, METRICS_CONTENT_TYPE, METRICS_PATH,
 };
 use keygate::extract::REQUEST_ID_HEADER;
 use keygate_axum::{require_scopes, ApiKeyLayer, Principal, Rendered, Scoped};
@@ -37,8 +38,21 @@ pub fn app(state: DemoState) -> Router {
         .route(Collection::Boards.path(), guarded(Collection::Boards))
         // Authenticates every route above (and only those).
         .route_layer(ApiKeyLayer::new(state.verifier.clone()));
+    // Installed now, before any traffic: what keygate emits earlier is not recorded.
+    let metrics = demo_api::metrics_handle();
     Router::new()
         .route("/health", get(|| async { Json(Health::default()) }))
+        // No key needed here, for the demo: a real deployment restricts it to its scraper
+        // (network policy, a separate internal listener) rather than expose it publicly.
+        .route(
+            METRICS_PATH,
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+                    metrics.render(),
+                )
+            }),
+        )
         .merge(api)
         // The Keys API (/api/v1/keys) and the keys page (/keys): they authenticate managers
         // themselves (a key holding keys:manage).

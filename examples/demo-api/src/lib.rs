@@ -9,6 +9,8 @@
 //! - [`bootstrap_demo_keys`] and [`banner`]: on an empty store, one key with every demo scope
 //!   for org `demo`, printed once with ready `curl` lines, and a management key for the keys
 //!   page.
+//! - [`metrics_handle`]: keygate's metrics in Prometheus text for `GET /metrics`
+//!   ([`METRICS_PATH`], [`METRICS_CONTENT_TYPE`]), the recorder installed once per process.
 //! - [`Items`]: the in-memory items repository; every read and write is per organization.
 //! - JSON shapes: [`Me`], [`Health`], [`Item`], [`ItemList`], [`NewItem`] and the
 //!   [`BodyError`] answered (in keygate's error envelope) for a bad request body.
@@ -31,6 +33,7 @@ mod args;
 mod body;
 mod bootstrap;
 mod items;
+mod prometheus;
 mod shape;
 mod shutdown;
 mod store;
@@ -44,6 +47,8 @@ pub use bootstrap::{
     MANAGEMENT_KEY_NAME,
 };
 pub use items::{Collection, Item, Items};
+pub use metrics_exporter_prometheus::PrometheusHandle;
+pub use prometheus::{metrics_handle, METRICS_CONTENT_TYPE, METRICS_PATH, SECONDS_BUCKETS};
 pub use shape::{Health, ItemList, Me, NewItem};
 pub use shutdown::shutdown_signal;
 pub use store::{build_verifier, open_store};
