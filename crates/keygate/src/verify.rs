@@ -432,8 +432,8 @@ impl Verifier {
     /// Verifies a token (steps 2–8): the principal, or why not. Scopes are not checked here;
     /// see [`Verifier::authorize`]. Every accepted verification spends one request of the
     /// key's own [`RateLimit`](crate::RateLimit), if it has one; once spent, the answer is
-    /// [`AuthError::RateLimited`] until a request is free again. The client's address is not known: wrong secrets are
-    /// throttled per id (see [`Verifier::verify_from`]).
+    /// [`AuthError::RateLimited`] until a request is free again. The client's address is not
+    /// known: wrong secrets are throttled per id (see [`Verifier::verify_from`]).
     pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         self.verify_from(token, None).await
     }
