@@ -409,6 +409,46 @@ pub async fn run_keys_table<A: AppUnderTest>(app: &A, fixture: &Fixture) -> Keys
     let res = as_admin(TestRequest::get(&format!("{API}/{new_id}"))).await;
     r.expect("deleted", &res, 404, Some("key_not_found"), None);
 
+    // Usage: the Key object carries totals, and /usage one entry per day, oldest first.
+    let res = as_admin(TestRequest::get(&format!("{API}/{id}/usage?days=7"))).await;
+    let series = r.expect("usage", &res, 200, None, None);
+    let days = series["data"].as_array().cloned().unwrap_or_default();
+    r.check("usage", days.len() == 7, || {
+        format!("{} days for days=7", days.len())
+    });
+    r.check(
+        "usage",
+        days.windows(2)
+            .all(|w| w[0]["day"].as_str() < w[1]["day"].as_str()),
+        || format!("not oldest first: {series}"),
+    );
+    let res = as_admin(TestRequest::get(&format!("{API}/{id}/usage"))).await;
+    let series = r.expect("usage default", &res, 200, None, None);
+    r.check(
+        "usage default",
+        series["data"].as_array().map(Vec::len) == Some(30),
+        || format!("{series}"),
+    );
+    for q in ["days=0", "days=91", "days=x"] {
+        let res = as_admin(TestRequest::get(&format!("{API}/{id}/usage?{q}"))).await;
+        r.expect(q, &res, 400, Some("invalid_field"), Some("days"));
+    }
+    let res = as_admin(TestRequest::get(&format!(
+        "{API}/{}/usage",
+        globex.record.id
+    )))
+    .await;
+    r.expect("other org's usage", &res, 404, Some("key_not_found"), None);
+    let res = as_admin(TestRequest::get(&format!("{API}/{id}"))).await;
+    let shown = r.expect("usage totals", &res, 200, None, None);
+    r.check(
+        "usage totals",
+        ["requests_24h", "requests_30d", "refused_24h"]
+            .iter()
+            .all(|f| shown["usage"][f].is_u64()),
+        || format!("usage {}", shown["usage"]),
+    );
+
     // The manager the page asks about, and the page itself.
     let res = as_admin(TestRequest::get(&format!("{API}/manager"))).await;
     let me = r.expect("manager", &res, 200, None, None);

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keygate::{
     AuditEvent, KeyFilter, KeyRecord, KeyStore, KeyUpdate, MemoryStore, PageQuery, RotateOutcome,
-    Rotation, StoreError,
+    Rotation, StoreError, UsageCount, UsageTotals,
 };
 
 /// A [`MemoryStore`] whose reads of chosen key ids fail as if the database were down.
@@ -85,6 +85,29 @@ impl KeyStore for FailingStore {
     async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
         self.inner.touch_last_used(uses).await
     }
+    async fn add_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+        self.inner.add_usage(counts).await
+    }
+    async fn usage(
+        &self,
+        key_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        self.inner.usage(key_id, since).await
+    }
+    async fn usage_totals(
+        &self,
+        key_ids: &[String],
+        day_since: DateTime<Utc>,
+        month_since: DateTime<Utc>,
+    ) -> Result<Vec<UsageTotals>, StoreError> {
+        self.inner
+            .usage_totals(key_ids, day_since, month_since)
+            .await
+    }
+    async fn prune_usage(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.prune_usage(before).await
+    }
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         self.inner.append_audit(event).await
     }
@@ -118,6 +141,14 @@ pub enum StoreCall {
     Rotate,
     /// [`KeyStore::update`] (write).
     Update,
+    /// [`KeyStore::add_usage`] (write: the usage flush).
+    AddUsage,
+    /// [`KeyStore::usage`] (read).
+    Usage,
+    /// [`KeyStore::usage_totals`] (read).
+    UsageTotals,
+    /// [`KeyStore::prune_usage`] (write).
+    PruneUsage,
     /// [`KeyStore::touch_last_used`] (write: the last-used flush).
     TouchLastUsed,
     /// [`KeyStore::append_audit`] (write).
@@ -129,7 +160,12 @@ impl StoreCall {
     pub fn is_write(self) -> bool {
         !matches!(
             self,
-            StoreCall::Get | StoreCall::List | StoreCall::ListPage | StoreCall::AuditTrail
+            StoreCall::Get
+                | StoreCall::List
+                | StoreCall::ListPage
+                | StoreCall::AuditTrail
+                | StoreCall::Usage
+                | StoreCall::UsageTotals
         )
     }
 }
@@ -269,6 +305,33 @@ impl KeyStore for CountingStore {
     async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
         self.record(StoreCall::TouchLastUsed);
         self.inner.touch_last_used(uses).await
+    }
+    async fn add_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+        self.record(StoreCall::AddUsage);
+        self.inner.add_usage(counts).await
+    }
+    async fn usage(
+        &self,
+        key_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        self.record(StoreCall::Usage);
+        self.inner.usage(key_id, since).await
+    }
+    async fn usage_totals(
+        &self,
+        key_ids: &[String],
+        day_since: DateTime<Utc>,
+        month_since: DateTime<Utc>,
+    ) -> Result<Vec<UsageTotals>, StoreError> {
+        self.record(StoreCall::UsageTotals);
+        self.inner
+            .usage_totals(key_ids, day_since, month_since)
+            .await
+    }
+    async fn prune_usage(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.record(StoreCall::PruneUsage);
+        self.inner.prune_usage(before).await
     }
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         self.record(StoreCall::AppendAudit);

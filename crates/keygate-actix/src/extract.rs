@@ -11,7 +11,7 @@ use actix_web::http::header::HeaderValue;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use keygate::extract::REQUEST_ID_HEADER;
-use keygate::gate::{render_with, renderer_of, require_principal};
+use keygate::gate::{render_with, renderer_of, require_principal, require_scopes};
 use keygate::{AuthContext, AuthError, ErrorResponse, ScopeName, ScopeRequirement};
 
 use crate::{into_actix_response, MISSING_ACTIX_MIDDLEWARE};
@@ -128,10 +128,15 @@ impl<S: ScopeName> FromRequest for Scoped<S> {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = principal_of(req).and_then(|p| {
-            p.require(&ScopeRequirement::of::<S>())?;
-            Ok(p)
-        });
+        let ext = req.extensions();
+        let result = require_scopes(
+            ext.get(),
+            ext.get::<AuthContext>(),
+            MISSING_ACTIX_MIDDLEWARE,
+            &ScopeRequirement::of::<S>(),
+        )
+        .cloned();
+        drop(ext);
         ready(
             result
                 .map(|p| Scoped(Principal(p), PhantomData))

@@ -10,7 +10,7 @@ use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Tr
 use actix_web::http::header::{HeaderValue, AUTHORIZATION};
 use actix_web::{Error, HttpMessage};
 use keygate::extract::{API_KEY_HEADER, REQUEST_ID_HEADER};
-use keygate::gate::{render_with, renderer_of, require_principal};
+use keygate::gate::{render_with, renderer_of, require_scopes};
 use keygate::{AuthContext, AuthError, ErrorRenderer, Gate, ScopeName, ScopeRequirement, Verifier};
 
 use crate::{into_actix_response, MISSING_ACTIX_MIDDLEWARE};
@@ -241,9 +241,14 @@ where
         let verdict = {
             let ext = req.extensions();
             let context = ext.get::<AuthContext>();
-            require_principal(ext.get(), context, MISSING_ACTIX_MIDDLEWARE)
-                .and_then(|p| p.require(&self.requirement))
-                .map_err(|e| (e, renderer_of(context)))
+            require_scopes(
+                ext.get(),
+                context,
+                MISSING_ACTIX_MIDDLEWARE,
+                &self.requirement,
+            )
+            .map(|_| ())
+            .map_err(|e| (e, renderer_of(context)))
         };
         match verdict {
             Ok(()) => {

@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use keygate::extract::REQUEST_ID_HEADER;
-use keygate::gate::{render_with, renderer_of, require_principal};
+use keygate::gate::{render_with, renderer_of, require_principal, require_scopes};
 use keygate::{AuthContext, AuthError, ErrorResponse, ScopeName, ScopeRequirement};
 
 use crate::{Rendered, MISSING_AXUM_LAYER};
@@ -179,10 +179,14 @@ impl<S: ScopeName, St: Send + Sync> FromRequestParts<St> for Scoped<S> {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Self::Rejection> {
-        let checked = principal_of(parts).and_then(|p| {
-            p.require(&ScopeRequirement::of::<S>())?;
-            Ok(p)
-        });
+        let ext = &parts.extensions;
+        let checked = require_scopes(
+            ext.get(),
+            ext.get::<AuthContext>(),
+            MISSING_AXUM_LAYER,
+            &ScopeRequirement::of::<S>(),
+        )
+        .cloned();
         checked
             .map(|p| Scoped(Principal(p), PhantomData))
             .map_err(|e| AuthRejection::new(parts, e))

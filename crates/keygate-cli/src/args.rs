@@ -6,7 +6,8 @@ use keygate::KeyStatus;
 /// Where keys live when nothing else is said.
 pub(crate) const DEFAULT_DATABASE_URL: &str = "sqlite://keygate.db";
 
-/// Manage keygate API keys: create, list, show, update, revoke, delete and rotate.
+/// Manage keygate API keys: create, list, show, update, revoke, delete and rotate, and see their
+/// usage.
 #[derive(Debug, Parser)]
 #[command(name = "keygate", version, about, long_about = None)]
 pub(crate) struct Cli {
@@ -28,7 +29,7 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Create a key; its plaintext is printed once.
     Create(CreateArgs),
-    /// List keys with their status and last use.
+    /// List keys with their status, last use and requests in the last 24 hours.
     List(ListArgs),
     /// Show one key and its audit trail.
     Show(IdArgs),
@@ -40,6 +41,8 @@ pub(crate) enum Command {
     Delete(IdOnly),
     /// Replace a key by a new one with the same grants; the old one works for a grace period.
     Rotate(RotateArgs),
+    /// Requests and refusals of one key per UTC day, oldest first, ending today.
+    Usage(UsageArgs),
 }
 
 #[derive(Debug, Args)]
@@ -168,4 +171,36 @@ pub(crate) struct RotateArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// The most days `usage --days` shows: hourly counts are kept 90 days.
+pub(crate) const MAX_USAGE_DAYS: u32 = 90;
+
+#[derive(Debug, Args)]
+pub(crate) struct UsageArgs {
+    /// The key id.
+    pub(crate) id: String,
+    /// How many days to show, ending today (UTC): 1 to 90.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 30,
+        value_parser = usage_days,
+        allow_negative_numbers = true
+    )]
+    pub(crate) days: u32,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `--days`: a whole number from 1 to [`MAX_USAGE_DAYS`].
+fn usage_days(s: &str) -> Result<u32, String> {
+    let bad = || format!("give a whole number of days from 1 to {MAX_USAGE_DAYS}");
+    let n: u32 = s.trim().parse().map_err(|_| bad())?;
+    if (1..=MAX_USAGE_DAYS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(bad())
+    }
 }

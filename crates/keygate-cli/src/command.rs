@@ -11,7 +11,7 @@ use keygate::{
 };
 use serde_json::Value;
 
-use crate::args::{Cli, Command, CreateArgs, ListArgs, RotateArgs, UpdateArgs};
+use crate::args::{Cli, Command, CreateArgs, ListArgs, RotateArgs, UpdateArgs, UsageArgs};
 use crate::render;
 
 /// Why a command failed; printed as one line.
@@ -66,10 +66,26 @@ pub(crate) async fn run(cli: Cli) -> Result<String, Failure> {
                 })
                 .filter(|(_, s)| wanted.is_none_or(|w| w == *s))
                 .collect();
+            // One query for the request counts of every listed key.
+            let ids: Vec<String> = rows.iter().map(|(r, _)| r.id.clone()).collect();
+            let totals = manager.usage_totals(&ids).await?;
+            let rows: Vec<_> = rows
+                .into_iter()
+                .map(|(r, s)| {
+                    let requests_24h = totals.get(&r.id).map_or(0, |t| t.requests_24h);
+                    (r, s, requests_24h)
+                })
+                .collect();
             Ok(if json {
                 let items: Vec<Value> = rows
                     .iter()
-                    .map(|(r, s)| render::record_json(r, *s))
+                    .map(|(r, s, requests_24h)| {
+                        let mut v = render::record_json(r, *s);
+                        if let Value::Object(m) = &mut v {
+                            m.insert("requests_24h".into(), Value::from(*requests_24h));
+                        }
+                        v
+                    })
                     .collect();
                 json_line(&Value::Array(items))
             } else {
@@ -110,6 +126,17 @@ pub(crate) async fn run(cli: Cli) -> Result<String, Failure> {
                 "Deleted key {} ({:?}); its audit trail is kept.\n",
                 r.id, r.name
             ))
+        }
+        Command::Usage(UsageArgs { id, days, json }) => {
+            let manager = manager(&url).await?;
+            // Only keys that exist: a deleted key's counts are not shown.
+            manager.show(&id).await?;
+            let series = manager.daily_usage(&id, days).await?;
+            Ok(if json {
+                json_line(&render::usage_json(&id, &series))
+            } else {
+                render::usage_text(&id, &series)
+            })
         }
         Command::Rotate(RotateArgs { id, grace, json }) => {
             let grace = duration("--grace", &grace)?;

@@ -1,10 +1,11 @@
-//! `keygate`: the admin CLI for keygate API keys.
+//! `keygate`: the admin CLI for keygate API keys and their usage.
 //!
 //! ```text
 //! keygate create --name billing-sync --org acme --scope entities:read --expires-in 90d --rate-limit 1000/1m
 //! keygate list --org acme --status active
 //! keygate update ID --name billing --no-expiry --rate-limit 10/1s
 //! keygate show ID | revoke ID | delete ID | rotate ID --grace 24h
+//! keygate usage ID --days 7 --json
 //! ```
 //!
 //! The store comes from `--database-url`, else `KEYGATE_DATABASE_URL`, else

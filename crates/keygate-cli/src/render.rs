@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use keygate::manage::DailyUsage;
 use keygate::{AuditEvent, CreatedKey, KeyRecord, KeyStatus, KeyUpdate, RateLimit};
 use serde_json::{json, Value};
 
@@ -101,13 +102,13 @@ pub(crate) fn created_text(c: &CreatedKey) -> String {
     s
 }
 
-/// The `list` table: name, id, status, scopes, created, expires, last used, and a rate limit
-/// column when any listed key has one.
-pub(crate) fn table(rows: &[(KeyRecord, KeyStatus)]) -> String {
+/// The `list` table: name, id, status, scopes, created, expires, last used, requests in the
+/// last 24 hours, and a rate limit column when any listed key has one.
+pub(crate) fn table(rows: &[(KeyRecord, KeyStatus, u64)]) -> String {
     if rows.is_empty() {
         return "No keys.\n".to_owned();
     }
-    let with_limits = rows.iter().any(|(r, _)| r.rate_limit.is_some());
+    let with_limits = rows.iter().any(|(r, _, _)| r.rate_limit.is_some());
     let mut header = vec![
         "NAME",
         "ID",
@@ -116,13 +117,16 @@ pub(crate) fn table(rows: &[(KeyRecord, KeyStatus)]) -> String {
         "CREATED",
         "EXPIRES",
         "LAST USED",
+        "REQ 24H",
     ];
+    let mut right = vec![false, false, false, false, false, false, false, true];
     if with_limits {
         header.push("RATE LIMIT");
+        right.push(false);
     }
     let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|(r, status)| {
+        .map(|(r, status, requests_24h)| {
             let mut row = vec![
                 r.name.clone(),
                 r.id.clone(),
@@ -131,6 +135,7 @@ pub(crate) fn table(rows: &[(KeyRecord, KeyStatus)]) -> String {
                 short(Some(r.created_at), "-"),
                 short(r.expires_at, "never"),
                 short(r.last_used_at, "never"),
+                requests_24h.to_string(),
             ];
             if with_limits {
                 row.push(
@@ -141,8 +146,57 @@ pub(crate) fn table(rows: &[(KeyRecord, KeyStatus)]) -> String {
             row
         })
         .collect();
+    grid(&header, &right, &cells)
+}
+
+/// `usage` as text: one row per day (oldest first) with its requests and refusals, then the
+/// totals.
+pub(crate) fn usage_text(id: &str, days: &[DailyUsage]) -> String {
+    let (requests, refused) = days.iter().fold((0u64, 0u64), |(a, r), d| {
+        (a.saturating_add(d.requests), r.saturating_add(d.refused))
+    });
+    let mut cells: Vec<Vec<String>> = days
+        .iter()
+        .map(|d| vec![day(d), d.requests.to_string(), d.refused.to_string()])
+        .collect();
+    cells.push(vec![
+        "TOTAL".to_owned(),
+        requests.to_string(),
+        refused.to_string(),
+    ]);
+    let n = days.len();
+    format!(
+        "Usage of key {id}, last {n} day{} (UTC):\n{}",
+        if n == 1 { "" } else { "s" },
+        grid(
+            &["DAY", "REQUESTS", "REFUSED"],
+            &[false, true, true],
+            &cells
+        )
+    )
+}
+
+/// `usage --json`: the key id and the same day objects as the Keys API's
+/// `GET /api/v1/keys/{id}/usage`.
+pub(crate) fn usage_json(id: &str, days: &[DailyUsage]) -> Value {
+    json!({
+        "id": id,
+        "days": days
+            .iter()
+            .map(|d| json!({ "day": day(d), "requests": d.requests, "refused": d.refused }))
+            .collect::<Vec<_>>(),
+    })
+}
+
+fn day(d: &DailyUsage) -> String {
+    d.day.format("%Y-%m-%d").to_string()
+}
+
+/// Columns separated by two spaces, each as wide as its widest cell, left-aligned unless
+/// `right` says otherwise; no trailing blanks.
+fn grid(header: &[&str], right: &[bool], cells: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &cells {
+    for row in cells {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -151,17 +205,20 @@ pub(crate) fn table(rows: &[(KeyRecord, KeyStatus)]) -> String {
     let mut line = |row: &[&str]| {
         let mut l = String::new();
         for (i, (cell, w)) in row.iter().zip(widths.iter().copied()).enumerate() {
-            if i + 1 == row.len() {
-                l.push_str(cell);
+            if i > 0 {
+                l.push_str("  ");
+            }
+            if right.get(i).copied().unwrap_or(false) {
+                let _ = write!(l, "{cell:>w$}");
             } else {
-                let _ = write!(l, "{cell:<w$}  ");
+                let _ = write!(l, "{cell:<w$}");
             }
         }
         out.push_str(l.trim_end());
         out.push('\n');
     };
-    line(&header);
-    for row in &cells {
+    line(header);
+    for row in cells {
         line(&row.iter().map(String::as_str).collect::<Vec<_>>());
     }
     out

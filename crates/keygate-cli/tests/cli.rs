@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
 use serde_json::Value;
 
 struct Db {
@@ -252,7 +252,8 @@ fn list_prints_a_table_with_name_id_status_scopes_and_times() {
             "SCOPES",
             "CREATED",
             "EXPIRES",
-            "LAST USED"
+            "LAST USED",
+            "REQ 24H"
         ]
     );
     let row = lines[1];
@@ -265,6 +266,7 @@ fn list_prints_a_table_with_name_id_status_scopes_and_times() {
     ] {
         assert!(row.contains(cell), "{cell} not in {row}");
     }
+    assert!(row.ends_with(" 0"), "no requests in the last 24 h: {row}");
     // Columns line up: the id starts where its header starts.
     assert_eq!(lines[0].find("ID"), row.find(v["id"].as_str().unwrap()));
 }
@@ -872,4 +874,274 @@ fn list_status_rejects_an_unknown_status_with_one_line() {
     let msg = fails(keygate(&db).args(["list", "--status", "dead"]));
     assert!(msg.contains("--status"), "{msg}");
     assert!(!db.path.exists());
+}
+
+// ---- usage ----
+
+/// A runtime for the few store calls a test makes itself.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// Adds hourly counts to the store, as the verifier's write-behind does.
+fn add_usage(db: &Db, counts: &[(&str, DateTime<Utc>, u64, u64)]) {
+    let counts: Vec<keygate::UsageCount> = counts
+        .iter()
+        .map(|&(id, hour, requests, refused)| keygate::UsageCount {
+            key_id: id.to_owned(),
+            hour,
+            requests,
+            refused,
+        })
+        .collect();
+    block_on(async {
+        let store = keygate_sqlx::connect(&db.url).await.unwrap();
+        store.add_usage(&counts).await.unwrap();
+    });
+}
+
+/// The start of the current UTC hour.
+fn this_hour() -> DateTime<Utc> {
+    Utc::now().duration_trunc(Duration::hours(1)).unwrap()
+}
+
+/// Rows in the usage table.
+fn usage_rows(path: &Path) -> i64 {
+    let url = format!("sqlite://{}", path.display());
+    block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM keygate_usage")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    })
+}
+
+fn usage(db: &Db, id: &str, extra: &[&str]) -> Value {
+    json(keygate(db).args(["usage", id, "--json"]).args(extra))
+}
+
+/// The `days` of `usage --json` as (day, requests, refused), checking each object's shape.
+fn days(v: &Value) -> Vec<(NaiveDate, u64, u64)> {
+    v["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let o = d.as_object().unwrap();
+            let mut keys: Vec<&str> = o.keys().map(String::as_str).collect();
+            keys.sort_unstable();
+            assert_eq!(keys, ["day", "refused", "requests"], "{d}");
+            (
+                NaiveDate::parse_from_str(d["day"].as_str().unwrap(), "%Y-%m-%d").unwrap(),
+                d["requests"].as_u64().unwrap(),
+                d["refused"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// `n` consecutive days, oldest first, ending on `last`.
+fn consecutive(days: &[(NaiveDate, u64, u64)], n: usize, last: NaiveDate) {
+    assert_eq!(days.len(), n, "{days:?}");
+    assert_eq!(days.last().unwrap().0, last, "{days:?}");
+    for w in days.windows(2) {
+        assert_eq!(w[0].0.succ_opt().unwrap(), w[1].0, "{days:?}");
+    }
+}
+
+#[test]
+fn usage_of_a_fresh_key_gives_30_zero_days_oldest_first_ending_today() {
+    let db = db();
+    let k = create(&db, "k", "acme");
+    let id = k["id"].as_str().unwrap();
+    let before = Utc::now().date_naive();
+    let v = usage(&db, id, &[]);
+    let after = Utc::now().date_naive();
+    assert_eq!(v["id"], id);
+    let d = days(&v);
+    let today = d.last().unwrap().0;
+    assert!(today == before || today == after, "{today} is not today");
+    consecutive(&d, 30, today);
+    assert!(d.iter().all(|&(_, r, f)| r == 0 && f == 0), "{d:?}");
+}
+
+#[test]
+fn usage_days_7_gives_7_days() {
+    let db = db();
+    let k = create(&db, "k", "acme");
+    let id = k["id"].as_str().unwrap();
+    let d = days(&usage(&db, id, &["--days", "7"]));
+    let today = d.last().unwrap().0;
+    assert!((Utc::now().date_naive() - today).num_days() <= 1);
+    consecutive(&d, 7, today);
+    assert_eq!(days(&usage(&db, id, &["--days", "1"])).len(), 1);
+    assert_eq!(days(&usage(&db, id, &["--days", "90"])).len(), 90);
+}
+
+#[test]
+fn usage_days_out_of_range_or_not_a_number_fails_with_one_line_and_writes_nothing() {
+    let db = db();
+    let k = create(&db, "k", "acme");
+    let id = k["id"].as_str().unwrap();
+    let before = (rows(&db.path), usage_rows(&db.path));
+    for days in ["0", "91", "-1", "abc", "7.5", ""] {
+        let msg = fails(keygate(&db).args(["usage", id, "--days", days]));
+        assert!(msg.contains("--days"), "{days:?}: {msg}");
+        assert!(msg.contains("1 to 90"), "{days:?}: {msg}");
+    }
+    assert_eq!((rows(&db.path), usage_rows(&db.path)), before);
+
+    // Refused before the store is opened: no database appears.
+    let fresh = self::db();
+    fails(keygate(&fresh).args(["usage", "somekey", "--days", "0"]));
+    assert!(!fresh.path.exists());
+}
+
+#[test]
+fn usage_of_an_unknown_or_deleted_id_fails_with_one_line_and_writes_nothing() {
+    let db = db();
+    let k = create(&db, "k", "acme");
+    let id = k["id"].as_str().unwrap();
+    add_usage(&db, &[(id, this_hour(), 3, 1)]);
+    let before = (rows(&db.path), usage_rows(&db.path));
+    let msg = fails(keygate(&db).args(["usage", "nosuchkey0000000"]));
+    assert_eq!(msg, "error: no key with id nosuchkey0000000");
+    let msg = fails(keygate(&db).args(["usage", "nosuchkey0000000", "--json"]));
+    assert_eq!(msg, "error: no key with id nosuchkey0000000");
+    assert_eq!((rows(&db.path), usage_rows(&db.path)), before);
+
+    // A deleted key's counts outlive it in the store, but `usage` does not show them.
+    run_ok(keygate(&db).args(["delete", id]));
+    let msg = fails(keygate(&db).args(["usage", id, "--json"]));
+    assert_eq!(msg, format!("error: no key with id {id}"));
+}
+
+#[test]
+fn counts_written_to_the_store_show_in_usage_json_and_in_list_requests_24h() {
+    let db = db();
+    let a = create(&db, "a", "acme");
+    let b = create(&db, "b", "acme");
+    let (a_id, b_id) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    let hour = this_hour();
+    let two_days_ago = hour - Duration::days(2);
+    let forty_days_ago = hour - Duration::days(40);
+    add_usage(
+        &db,
+        &[
+            (a_id, hour, 5, 2),
+            (a_id, two_days_ago, 3, 1),
+            (a_id, forty_days_ago, 100, 10),
+        ],
+    );
+    // Added, not overwritten.
+    add_usage(&db, &[(a_id, hour, 2, 0)]);
+
+    let d = days(&usage(&db, a_id, &[]));
+    assert_eq!(d.len(), 30);
+    let on = |day: NaiveDate| d.iter().find(|e| e.0 == day).map(|e| (e.1, e.2));
+    assert_eq!(on(hour.date_naive()), Some((7, 2)), "{d:?}");
+    assert_eq!(on(two_days_ago.date_naive()), Some((3, 1)), "{d:?}");
+    let total: u64 = d.iter().map(|e| e.1).sum();
+    assert_eq!(total, 10, "the 40-day-old hour is outside 30 days: {d:?}");
+    let d90 = days(&usage(&db, a_id, &["--days", "90"]));
+    assert_eq!(d90.iter().map(|e| e.1).sum::<u64>(), 110);
+    assert_eq!(d90.iter().map(|e| e.2).sum::<u64>(), 13);
+    assert!(days(&usage(&db, b_id, &[]))
+        .iter()
+        .all(|&(_, r, f)| r == 0 && f == 0));
+
+    let list = json(keygate(&db).args(["list", "--json"]));
+    let req = |id: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .map(|i| i["requests_24h"].clone())
+            .unwrap()
+    };
+    assert_eq!(req(a_id), 7, "only the last 24 hours count");
+    assert_eq!(req(b_id), 0, "a key without counts has 0");
+    // Every existing field is still there.
+    for item in list.as_array().unwrap() {
+        let mut keys: Vec<&str> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        let mut want = vec![
+            "id",
+            "name",
+            "org",
+            "team",
+            "owner",
+            "status",
+            "scopes",
+            "prefix",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+            "rotated_from",
+            "rotated_to",
+            "rate_limit",
+            "metadata",
+            "requests_24h",
+        ];
+        want.sort_unstable();
+        assert_eq!(keys, want);
+    }
+    // Filters still apply, and the counts follow the listed keys.
+    run_ok(keygate(&db).args(["revoke", a_id]));
+    let revoked = json(keygate(&db).args(["list", "--status", "revoked", "--json"]));
+    assert_eq!(revoked.as_array().unwrap().len(), 1);
+    assert_eq!(revoked[0]["requests_24h"], 7);
+
+    // The table's REQ 24H column.
+    let table = run_ok(keygate(&db).arg("list"));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].contains("REQ 24H"), "{table}");
+    let row = |id: &str| *lines.iter().find(|l| l.contains(id)).unwrap();
+    assert!(row(a_id).ends_with(" 7"), "{table}");
+    assert!(row(b_id).ends_with(" 0"), "{table}");
+}
+
+#[test]
+fn usage_prints_a_day_table_with_a_total_line() {
+    let db = db();
+    let k = create(&db, "k", "acme");
+    let id = k["id"].as_str().unwrap();
+    let hour = this_hour();
+    add_usage(
+        &db,
+        &[(id, hour, 12, 3), (id, hour - Duration::days(1), 4, 0)],
+    );
+    let out = run_ok(keygate(&db).args(["usage", id, "--days", "7"]));
+    let lines: Vec<&str> = out.lines().collect();
+    let header = lines.iter().position(|l| l.starts_with("DAY")).expect(&out);
+    let cols: Vec<&str> = lines[header].split_whitespace().collect();
+    assert_eq!(cols, ["DAY", "REQUESTS", "REFUSED"], "{out}");
+    let body = &lines[header + 1..];
+    assert_eq!(body.len(), 8, "7 days and a total line: {out}");
+    for l in &body[..7] {
+        let c: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(c.len(), 3, "{l}");
+        NaiveDate::parse_from_str(c[0], "%Y-%m-%d").expect(l);
+    }
+    let today = hour.date_naive().format("%Y-%m-%d").to_string();
+    let today_row: Vec<&str> = body
+        .iter()
+        .find(|l| l.starts_with(&today))
+        .expect(&out)
+        .split_whitespace()
+        .collect();
+    assert_eq!(today_row[1..], ["12", "3"], "{out}");
+    let total: Vec<&str> = body[7].split_whitespace().collect();
+    assert_eq!(total, ["TOTAL", "16", "3"], "{out}");
 }

@@ -28,10 +28,12 @@
 //! ```
 //!
 //! ## Schema
-//! Two tables, both prefixed `keygate_`: `keygate_keys` (primary key `id`, indexed by org and
+//! Three tables, all prefixed `keygate_`: `keygate_keys` (primary key `id`, indexed by org and
 //! creation time and by org and team, the hash in an unbounded `TEXT` column, metadata as JSON,
 //! the rotation links `rotated_from` / `rotated_to`, the key's own `rate_limit` as its `N/period`
-//! text) and the append-only `keygate_audit` (triggers refuse updates and deletes).
+//! text), the append-only `keygate_audit` (triggers refuse updates and deletes) and
+//! `keygate_usage` (request counts per key and UTC hour, primary key `(key_id, hour)`, added to
+//! by concurrent writers, pruned by hour; like the audit trail it outlives the key).
 //! keygate tracks its own migrations in `keygate_migrations`, so it can share a database with an
 //! application that runs its own sqlx migrations.
 #![deny(missing_docs)]

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keygate::{
     AuditAction, AuditEvent, Invalidator, KeyFilter, KeyRecord, KeyStatus, KeyStore, KeyUpdate,
-    PageQuery, RotateOutcome, Rotation, ScopeSet, StoreError,
+    PageQuery, RotateOutcome, Rotation, ScopeSet, StoreError, UsageCount, UsageTotals,
 };
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
@@ -230,6 +230,31 @@ fn audit_from_row(row: &PgRow) -> Result<AuditEvent, StoreError> {
         org: row.try_get("org").map_err(get)?,
         actor: row.try_get("actor").map_err(get)?,
         detail: row.try_get("detail").map_err(get)?,
+        key_id,
+    })
+}
+
+fn usage_from_row(row: &PgRow) -> Result<UsageCount, StoreError> {
+    let key_id: String = row.try_get("key_id").map_err(|e| corrupt("?", e))?;
+    let get = |e: sqlx::Error| corrupt(&key_id, e);
+    let requests: i64 = row.try_get("requests").map_err(get)?;
+    let refused: i64 = row.try_get("refused").map_err(get)?;
+    Ok(UsageCount {
+        hour: row.try_get("hour").map_err(get)?,
+        requests: column::count_out(requests),
+        refused: column::count_out(refused),
+        key_id,
+    })
+}
+
+fn totals_from_row(row: &PgRow) -> Result<UsageTotals, StoreError> {
+    let key_id: String = row.try_get("key_id").map_err(|e| corrupt("?", e))?;
+    let get = |e: sqlx::Error| corrupt(&key_id, e);
+    let count = |name: &str| row.try_get::<i64, _>(name).map(column::count_out);
+    Ok(UsageTotals {
+        requests_24h: count("requests_24h").map_err(get)?,
+        requests_30d: count("requests_30d").map_err(get)?,
+        refused_24h: count("refused_24h").map_err(get)?,
         key_id,
     })
 }
@@ -542,6 +567,114 @@ impl KeyStore for PostgresStore {
         )
         .await?;
         Ok(())
+    }
+
+    async fn add_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        // One statement for the whole batch: four array parameters (no bind-variable limit),
+        // merged to one row per (key, hour) first (an upsert may not meet a row twice) and
+        // inserted in (key, hour) order, so concurrent batches lock shared rows in one order
+        // and cannot deadlock; an existing row is added to under its row lock.
+        let rows = column::merge_usage(counts);
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut hours = Vec::with_capacity(rows.len());
+        let mut requests = Vec::with_capacity(rows.len());
+        let mut refused = Vec::with_capacity(rows.len());
+        for r in rows {
+            ids.push(r.key_id);
+            hours.push(r.hour);
+            requests.push(r.requests);
+            refused.push(r.refused);
+        }
+        let sql = format!(
+            r#"INSERT INTO keygate_usage AS u (key_id, hour, requests, refused)
+               SELECT key_id, hour, requests, refused
+               FROM UNNEST($1::text[], $2::timestamptz[], $3::int8[], $4::int8[])
+                   AS t(key_id, hour, requests, refused)
+               ORDER BY key_id COLLATE "C", hour
+               ON CONFLICT (key_id, hour) DO UPDATE SET requests = {}, refused = {}"#,
+            column::saturating_add_sql("u.requests", "excluded.requests"),
+            column::saturating_add_sql("u.refused", "excluded.refused"),
+        );
+        self.run(
+            sqlx::query(&sql)
+                .bind(ids)
+                .bind(hours)
+                .bind(requests)
+                .bind(refused)
+                .execute(&self.pool),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn usage(
+        &self,
+        key_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        let rows = self
+            .run(
+                sqlx::query(
+                    "SELECT key_id, hour, requests, refused FROM keygate_usage \
+                     WHERE key_id = $1 AND hour >= $2 ORDER BY hour",
+                )
+                .bind(key_id)
+                .bind(since)
+                .fetch_all(&self.pool),
+            )
+            .await?;
+        rows.iter().map(usage_from_row).collect()
+    }
+
+    async fn usage_totals(
+        &self,
+        key_ids: &[String],
+        day_since: DateTime<Utc>,
+        month_since: DateTime<Utc>,
+    ) -> Result<Vec<UsageTotals>, StoreError> {
+        if key_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One query; the ids travel as one array. Each row is clamped at 0 like a single
+        // read; the sums are NUMERIC, capped at the largest BIGINT.
+        let cap = |sum: &str| format!("LEAST(COALESCE({sum}, 0), {})::int8", i64::MAX);
+        let sql = format!(
+            r#"SELECT key_id,
+                      {} AS requests_24h,
+                      {} AS requests_30d,
+                      {} AS refused_24h
+               FROM keygate_usage
+               WHERE key_id = ANY($1) AND hour >= $3
+               GROUP BY key_id
+               ORDER BY key_id COLLATE "C""#,
+            cap("SUM(GREATEST(requests, 0)) FILTER (WHERE hour >= $2)"),
+            cap("SUM(GREATEST(requests, 0))"),
+            cap("SUM(GREATEST(refused, 0)) FILTER (WHERE hour >= $2)"),
+        );
+        let rows = self
+            .run(
+                sqlx::query(&sql)
+                    .bind(key_ids)
+                    .bind(day_since)
+                    .bind(month_since)
+                    .fetch_all(&self.pool),
+            )
+            .await?;
+        rows.iter().map(totals_from_row).collect()
+    }
+
+    async fn prune_usage(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = self
+            .run(
+                sqlx::query("DELETE FROM keygate_usage WHERE hour < $1")
+                    .bind(before)
+                    .execute(&self.pool),
+            )
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keygate::{
     AuditAction, AuditEvent, KeyFilter, KeyRecord, KeyStatus, KeyStore, KeyUpdate, PageQuery,
-    RotateOutcome, Rotation, ScopeSet, StoreError,
+    RotateOutcome, Rotation, ScopeSet, StoreError, UsageCount, UsageTotals,
 };
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -235,6 +235,32 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
         actor: row.try_get("actor").map_err(get)?,
         detail: serde_json::from_str(&detail)
             .map_err(|e| corrupt(&key_id, format!("audit detail: {e}")))?,
+        key_id,
+    })
+}
+
+fn usage_from_row(row: &SqliteRow) -> Result<UsageCount, StoreError> {
+    let key_id: String = row.try_get("key_id").map_err(|e| corrupt("?", e))?;
+    let get = |e: sqlx::Error| corrupt(&key_id, e);
+    let hour: i64 = row.try_get("hour").map_err(get)?;
+    let requests: i64 = row.try_get("requests").map_err(get)?;
+    let refused: i64 = row.try_get("refused").map_err(get)?;
+    Ok(UsageCount {
+        hour: from_micros(&key_id, "usage hour", hour)?,
+        requests: column::count_out(requests),
+        refused: column::count_out(refused),
+        key_id,
+    })
+}
+
+fn totals_from_row(row: &SqliteRow) -> Result<UsageTotals, StoreError> {
+    let key_id: String = row.try_get("key_id").map_err(|e| corrupt("?", e))?;
+    let get = |e: sqlx::Error| corrupt(&key_id, e);
+    let count = |name: &str| row.try_get::<i64, _>(name).map(column::count_out);
+    Ok(UsageTotals {
+        requests_24h: count("requests_24h").map_err(get)?,
+        requests_30d: count("requests_30d").map_err(get)?,
+        refused_24h: count("refused_24h").map_err(get)?,
         key_id,
     })
 }
@@ -587,6 +613,100 @@ impl KeyStore for SqliteStore {
         )
         .await?;
         Ok(())
+    }
+
+    async fn add_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        // One statement for the whole batch, like `touch_last_used`: the rows travel as one
+        // JSON parameter (`[[key_id, hour micros, requests, refused], …]`, no bind-variable
+        // limit), merged to one row per (key, hour) first; an existing row is added to.
+        let batch: Vec<(&str, i64, i64, i64)> = column::merge_usage(counts)
+            .into_iter()
+            .map(|r| (r.key_id, to_micros(r.hour), r.requests, r.refused))
+            .collect();
+        let batch = json_text(&batch)?;
+        let sql = format!(
+            "INSERT INTO keygate_usage (key_id, hour, requests, refused)
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+                    json_extract(value, '$[2]'), json_extract(value, '$[3]')
+             FROM json_each(?) WHERE true
+             ON CONFLICT (key_id, hour) DO UPDATE SET requests = {}, refused = {}",
+            column::saturating_add_sql("requests", "excluded.requests"),
+            column::saturating_add_sql("refused", "excluded.refused"),
+        );
+        self.run(sqlx::query(&sql).bind(batch).execute(&self.pool))
+            .await?;
+        Ok(())
+    }
+
+    async fn usage(
+        &self,
+        key_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        let rows = self
+            .run(
+                sqlx::query(
+                    "SELECT key_id, hour, requests, refused FROM keygate_usage \
+                     WHERE key_id = ? AND hour >= ? ORDER BY hour",
+                )
+                .bind(key_id)
+                .bind(to_micros(since))
+                .fetch_all(&self.pool),
+            )
+            .await?;
+        rows.iter().map(usage_from_row).collect()
+    }
+
+    async fn usage_totals(
+        &self,
+        key_ids: &[String],
+        day_since: DateTime<Utc>,
+        month_since: DateTime<Utc>,
+    ) -> Result<Vec<UsageTotals>, StoreError> {
+        if key_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One query; the ids travel as one JSON array (no bind-variable limit). Each row is
+        // clamped at 0 like a single read; a sum past `i64::MAX` (not reachable by real
+        // traffic) fails the query rather than wrapping.
+        let ids = json_text(&key_ids)?;
+        let day = to_micros(day_since);
+        let rows = self
+            .run(
+                sqlx::query(
+                    "SELECT key_id,
+                            COALESCE(SUM(MAX(requests, 0)) FILTER (WHERE hour >= ?), 0)
+                                AS requests_24h,
+                            SUM(MAX(requests, 0)) AS requests_30d,
+                            COALESCE(SUM(MAX(refused, 0)) FILTER (WHERE hour >= ?), 0)
+                                AS refused_24h
+                     FROM keygate_usage
+                     WHERE key_id IN (SELECT value FROM json_each(?)) AND hour >= ?
+                     GROUP BY key_id
+                     ORDER BY key_id",
+                )
+                .bind(day)
+                .bind(day)
+                .bind(ids)
+                .bind(to_micros(month_since))
+                .fetch_all(&self.pool),
+            )
+            .await?;
+        rows.iter().map(totals_from_row).collect()
+    }
+
+    async fn prune_usage(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = self
+            .run(
+                sqlx::query("DELETE FROM keygate_usage WHERE hour < ?")
+                    .bind(to_micros(before))
+                    .execute(&self.pool),
+            )
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {

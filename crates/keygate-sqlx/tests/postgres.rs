@@ -426,3 +426,44 @@ async fn an_unparsable_stored_rate_limit_is_corrupt() {
     );
     pg.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_usage_counts_clamp_negatives_to_zero() {
+    let Some(pg) = Pg::fixture("postgres::stored_usage_counts_clamp_negatives_to_zero").await
+    else {
+        return;
+    };
+    let store = pg.store(options(false)).await;
+    // Rows no store call writes (hand-edited): negative counts, and sums past BIGINT.
+    sqlx::query(
+        "INSERT INTO keygate_usage (key_id, hour, requests, refused) \
+         VALUES ('k1', $1, -5, 3), ('k1', $2, 2, -1), \
+                ('big', $1, 9223372036854775807, 0), ('big', $2, 9223372036854775807, 0)",
+    )
+    .bind(t(0))
+    .bind(t(3_600_000))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let rows = store.usage("k1", t(0)).await.unwrap();
+    let counts: Vec<(u64, u64)> = rows.iter().map(|c| (c.requests, c.refused)).collect();
+    assert_eq!(counts, [(0, 3), (2, 0)]);
+    let totals = store
+        .usage_totals(&["k1".into(), "big".into()], t(0), t(0))
+        .await
+        .unwrap();
+    let got: Vec<(&str, u64, u64, u64)> = totals
+        .iter()
+        .map(|x| {
+            (
+                x.key_id.as_str(),
+                x.requests_30d,
+                x.requests_24h,
+                x.refused_24h,
+            )
+        })
+        .collect();
+    let max = i64::MAX as u64;
+    assert_eq!(got, [("big", max, max, 0), ("k1", 2, 2, 3)]);
+    pg.cleanup().await;
+}

@@ -98,7 +98,7 @@ async fn migrations_are_tracked_in_keygate_migrations_and_applied_once() {
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(applied, 2);
+    assert_eq!(applied, 3);
     // The application's own sqlx migrations table is left alone.
     let sqlx_table: i64 =
         sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = '_sqlx_migrations'")
@@ -237,6 +237,53 @@ async fn an_unparsable_stored_rate_limit_is_corrupt() {
     let err = store.get("k1").await.unwrap_err();
     assert!(
         matches!(&err, StoreError::Corrupt { id, reason } if id == "k1" && reason.contains("rate_limit")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn stored_usage_counts_clamp_negatives_to_zero_and_a_bad_hour_is_corrupt() {
+    let (store, _dir, _url) = support::sqlite().await;
+    // Rows no store call writes (hand-edited): negative counts, an hour out of range.
+    sqlx::query(
+        "INSERT INTO keygate_usage (key_id, hour, requests, refused) \
+         VALUES ('k1', ?, -5, 3), ('k1', ?, 2, -1), ('bad', ?, 1, 1)",
+    )
+    .bind(t(0).timestamp_micros())
+    .bind(t(3_600_000).timestamp_micros())
+    .bind(i64::MAX)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let rows = store.usage("k1", t(0)).await.unwrap();
+    let counts: Vec<(u64, u64)> = rows.iter().map(|c| (c.requests, c.refused)).collect();
+    assert_eq!(counts, [(0, 3), (2, 0)]);
+    let totals = store
+        .usage_totals(&["k1".into()], t(0), t(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            totals[0].requests_30d,
+            totals[0].requests_24h,
+            totals[0].refused_24h
+        ),
+        (2, 2, 3)
+    );
+    // Adding to a negative row adds to what is stored.
+    store
+        .add_usage(&[keygate::UsageCount {
+            key_id: "k1".into(),
+            hour: t(0),
+            requests: 10,
+            refused: 0,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(store.usage("k1", t(0)).await.unwrap()[0].requests, 5);
+    let err = store.usage("bad", t(0)).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { id, reason } if id == "bad" && reason.contains("hour")),
         "{err:?}"
     );
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use keygate::{
     AuditAction, AuditEvent, AuthError, KeyFilter, KeyManager, KeyRecord, KeyStatus, KeyStore,
     KeyUpdate, ManualClock, NewKey, PagePosition, PageQuery, RateLimit, RotateOutcome, Rotation,
-    ScopeSet, StoreError,
+    ScopeSet, StoreError, UsageCount, UsageTotals,
 };
 use serde_json::json;
 use support::{record, t};
@@ -951,15 +951,290 @@ mod cases {
             Some(record("k1", "acme", 0))
         );
     }
+
+    // ---- usage ----
+
+    /// The start of hour `h` after 2026-01-01T00:00Z.
+    fn hour(h: i64) -> chrono::DateTime<chrono::Utc> {
+        t(h * 3_600_000)
+    }
+
+    fn count(key: &str, h: i64, requests: u64, refused: u64) -> UsageCount {
+        UsageCount {
+            key_id: key.into(),
+            hour: hour(h),
+            requests,
+            refused,
+        }
+    }
+
+    pub(crate) async fn add_usage_sums_counts_of_the_same_key_and_hour(store: Arc<dyn KeyStore>) {
+        store.insert(&record("k1", "acme", 0)).await.unwrap();
+        store
+            .add_usage(&[count("k1", 0, 5, 1), count("k1", 1, 7, 0)])
+            .await
+            .unwrap();
+        store
+            .add_usage(&[
+                count("k1", 0, 3, 2),
+                // The same (key, hour) twice in one batch adds up too.
+                count("k1", 1, 1, 1),
+                count("k1", 1, 2, 0),
+                // Unknown keys are counted as well (no foreign key).
+                count("ghost", 0, 4, 4),
+            ])
+            .await
+            .unwrap();
+        store.add_usage(&[]).await.unwrap();
+        assert_eq!(
+            store.usage("k1", hour(0)).await.unwrap(),
+            [count("k1", 0, 8, 3), count("k1", 1, 10, 1)]
+        );
+        assert_eq!(
+            store.usage("ghost", hour(0)).await.unwrap(),
+            [count("ghost", 0, 4, 4)]
+        );
+        // Like the audit trail, the counts outlive the key.
+        assert!(store.delete("k1").await.unwrap());
+        store.add_usage(&[count("k1", 1, 1, 0)]).await.unwrap();
+        assert_eq!(
+            store.usage("k1", hour(0)).await.unwrap(),
+            [count("k1", 0, 8, 3), count("k1", 1, 11, 1)]
+        );
+    }
+
+    pub(crate) async fn huge_counts_saturate_instead_of_failing(store: Arc<dyn KeyStore>) {
+        store
+            .add_usage(&[count("k1", 0, u64::MAX, 1), count("k1", 0, 1, u64::MAX)])
+            .await
+            .unwrap();
+        store
+            .add_usage(&[count("k1", 0, u64::MAX, u64::MAX)])
+            .await
+            .unwrap();
+        let rows = store.usage("k1", hour(0)).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        // SQL stores keep signed 64-bit counts: at least i64::MAX, never wrapped.
+        assert!(rows[0].requests >= i64::MAX as u64, "{rows:?}");
+        assert!(rows[0].refused >= i64::MAX as u64, "{rows:?}");
+    }
+
+    pub(crate) async fn add_usage_from_two_stores_at_once_sums_exactly(
+        a: Arc<dyn KeyStore>,
+        b: Arc<dyn KeyStore>,
+    ) {
+        // Two stores on one database (two processes), 50 concurrent adds each to one hour.
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let store = Arc::clone(if i % 2 == 0 { &a } else { &b });
+                tokio::spawn(async move {
+                    store
+                        .add_usage(&[
+                            count("k1", 0, 1, u64::from(i % 4 >= 2)),
+                            count("k2", i % 3, 1, 0),
+                        ])
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        for store in [&a, &b] {
+            assert_eq!(
+                store.usage("k1", hour(0)).await.unwrap(),
+                [count("k1", 0, 100, 50)]
+            );
+            assert_eq!(
+                store.usage("k2", hour(0)).await.unwrap(),
+                [
+                    count("k2", 0, 34, 0),
+                    count("k2", 1, 33, 0),
+                    count("k2", 2, 33, 0)
+                ]
+            );
+        }
+    }
+
+    pub(crate) async fn usage_returns_one_keys_hours_since_oldest_first(store: Arc<dyn KeyStore>) {
+        // Written newest first, across two batches, interleaved with other keys ("k1" sorts
+        // between "k" and "k10", "k2" after).
+        store
+            .add_usage(&[
+                count("k1", 5, 50, 5),
+                count("k", 3, 9, 9),
+                count("k10", 3, 9, 9),
+                count("k1", 3, 30, 3),
+            ])
+            .await
+            .unwrap();
+        store
+            .add_usage(&[
+                count("k2", 4, 9, 9),
+                count("k1", 4, 40, 4),
+                count("k1", 1, 10, 1),
+                count("k1", -2, 1, 0),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.usage("k1", hour(3)).await.unwrap(),
+            [
+                count("k1", 3, 30, 3),
+                count("k1", 4, 40, 4),
+                count("k1", 5, 50, 5)
+            ]
+        );
+        // `since` is inclusive, and may fall inside an hour.
+        assert_eq!(
+            store
+                .usage("k1", hour(3) + chrono::Duration::seconds(1))
+                .await
+                .unwrap(),
+            [count("k1", 4, 40, 4), count("k1", 5, 50, 5)]
+        );
+        assert_eq!(store.usage("k1", hour(-10)).await.unwrap().len(), 5);
+        assert!(store.usage("k1", hour(6)).await.unwrap().is_empty());
+        assert!(store.usage("nobody", hour(-10)).await.unwrap().is_empty());
+    }
+
+    pub(crate) async fn usage_totals_split_the_day_from_the_month_and_omit_keys_without_counts(
+        store: Arc<dyn KeyStore>,
+    ) {
+        // "Now" is hour 1000: the day starts at hour 976, the month at hour 280.
+        let (day, month) = (976, 280);
+        store
+            .add_usage(&[
+                count("a", 999, 1, 1),
+                count("a", day, 10, 2),
+                count("a", day - 1, 100, 4), // in the month, not the day
+                count("a", month, 1_000, 8),
+                count("a", month - 1, 10_000, 16), // older than the month
+                count("b", 500, 7, 3),             // month only
+                count("c", month - 1, 5, 5),       // nothing in the month: absent
+                count("d", 999, 9, 9),             // not asked for
+            ])
+            .await
+            .unwrap();
+        let ids: Vec<String> = ["a", "b", "c", "nobody"].map(String::from).into();
+        let mut totals = store
+            .usage_totals(&ids, hour(day), hour(month))
+            .await
+            .unwrap();
+        totals.sort_by(|x, y| x.key_id.cmp(&y.key_id));
+        assert_eq!(
+            totals,
+            [
+                UsageTotals {
+                    key_id: "a".into(),
+                    requests_24h: 11,
+                    requests_30d: 1_111,
+                    refused_24h: 3,
+                },
+                UsageTotals {
+                    key_id: "b".into(),
+                    requests_24h: 0,
+                    requests_30d: 7,
+                    refused_24h: 0,
+                },
+            ]
+        );
+        assert!(store
+            .usage_totals(&[], hour(day), hour(month))
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    pub(crate) async fn prune_usage_removes_exactly_the_hours_before_the_cut_and_counts_them(
+        store: Arc<dyn KeyStore>,
+    ) {
+        let mut batch = Vec::new();
+        for key in ["a", "b", "c"] {
+            for h in 0..10 {
+                batch.push(count(key, h, 1, 0));
+            }
+        }
+        store.add_usage(&batch).await.unwrap();
+        // Hours 0..=3 of three keys go; the cut (hour 4) itself stays.
+        assert_eq!(store.prune_usage(hour(4)).await.unwrap(), 12);
+        assert_eq!(store.prune_usage(hour(4)).await.unwrap(), 0);
+        for key in ["a", "b", "c"] {
+            let hours: Vec<_> = store
+                .usage(key, hour(-100))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.hour)
+                .collect();
+            assert_eq!(hours, (4..10).map(hour).collect::<Vec<_>>(), "{key}");
+        }
+        // A cut inside an hour removes the hours starting before it.
+        assert_eq!(
+            store
+                .prune_usage(hour(5) + chrono::Duration::milliseconds(1))
+                .await
+                .unwrap(),
+            6
+        );
+        assert_eq!(store.prune_usage(hour(100)).await.unwrap(), 12);
+        assert!(store.usage("a", hour(-100)).await.unwrap().is_empty());
+    }
+
+    pub(crate) async fn add_usage_writes_a_batch_of_5000_rows(store: Arc<dyn KeyStore>) {
+        // 1000 keys x 5 hours, written twice: once inserted, once added to.
+        let keys: Vec<String> = (0..1000).map(|i| format!("k{i:04}")).collect();
+        let batch: Vec<UsageCount> = keys
+            .iter()
+            .flat_map(|k| (0..5).map(move |h| count(k, h, (h + 1) as u64, 1)))
+            .collect();
+        assert_eq!(batch.len(), 5_000);
+        store.add_usage(&batch).await.unwrap();
+        store.add_usage(&batch).await.unwrap();
+        assert_eq!(
+            store.usage("k0999", hour(0)).await.unwrap(),
+            (0..5)
+                .map(|h| count("k0999", h, 2 * (h + 1) as u64, 2))
+                .collect::<Vec<_>>()
+        );
+        // The totals of all 1000 keys in one call (day: hours 3 and 4).
+        let mut totals = store.usage_totals(&keys, hour(3), hour(0)).await.unwrap();
+        totals.sort_by(|x, y| x.key_id.cmp(&y.key_id));
+        assert_eq!(totals.len(), 1000);
+        for (tot, key) in totals.iter().zip(&keys) {
+            assert_eq!(
+                *tot,
+                UsageTotals {
+                    key_id: key.clone(),
+                    requests_24h: 2 * (4 + 5),
+                    requests_30d: 2 * 15,
+                    refused_24h: 2 * 2,
+                }
+            );
+        }
+        assert_eq!(store.prune_usage(hour(5)).await.unwrap(), 5_000);
+    }
 }
 
 macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
+    (
+        $($case:ident),* $(,)?
+        // Cases that take two stores on one database (two processes); the memory store has
+        // no database to share, so it is passed twice.
+        ; two_stores: $($pair:ident),* $(,)?
+    ) => {
         mod memory {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     super::cases::$case(super::support::memory()).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $pair() {
+                    let store = super::support::memory();
+                    super::cases::$pair(std::sync::Arc::clone(&store), store).await;
                 }
             )*
         }
@@ -970,6 +1245,14 @@ macro_rules! suite {
                 async fn $case() {
                     let (store, _dir, _url) = super::support::sqlite().await;
                     super::cases::$case(std::sync::Arc::new(store)).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $pair() {
+                    let (a, _dir, url) = super::support::sqlite().await;
+                    let b = keygate_sqlx::SqliteStore::connect(&url).await.unwrap();
+                    super::cases::$pair(std::sync::Arc::new(a), std::sync::Arc::new(b)).await;
                 }
             )*
         }
@@ -985,6 +1268,20 @@ macro_rules! suite {
                     };
                     let store = pg.store(keygate_sqlx::StoreOptions::default()).await;
                     super::cases::$case(std::sync::Arc::new(store)).await;
+                    pg.cleanup().await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $pair() {
+                    let Some(pg) = super::support::Pg::fixture(
+                        concat!("store_suite::postgres::", stringify!($pair)),
+                    ).await else {
+                        return;
+                    };
+                    let a = pg.store(keygate_sqlx::StoreOptions::default()).await;
+                    let b = pg.store(keygate_sqlx::StoreOptions::default()).await;
+                    super::cases::$pair(std::sync::Arc::new(a), std::sync::Arc::new(b)).await;
                     pg.cleanup().await;
                 }
             )*
@@ -1019,4 +1316,11 @@ suite!(
     a_rotation_racing_a_revoke_never_outlives_an_earlier_revoke,
     update_sets_and_clears_fields_and_appends_its_audit_event,
     update_of_an_unknown_key_is_none_and_writes_nothing,
+    add_usage_sums_counts_of_the_same_key_and_hour,
+    huge_counts_saturate_instead_of_failing,
+    usage_returns_one_keys_hours_since_oldest_first,
+    usage_totals_split_the_day_from_the_month_and_omit_keys_without_counts,
+    prune_usage_removes_exactly_the_hours_before_the_cut_and_counts_them,
+    add_usage_writes_a_batch_of_5000_rows;
+    two_stores: add_usage_from_two_stores_at_once_sums_exactly,
 );

@@ -18,12 +18,18 @@ use crate::verify::Verifier;
 #[derive(Clone)]
 pub struct AuthContext {
     renderer: Arc<dyn ErrorRenderer>,
+    verifier: Verifier,
 }
 
 impl AuthContext {
     /// The renderer configured on the layer.
     pub fn renderer(&self) -> &Arc<dyn ErrorRenderer> {
         &self.renderer
+    }
+
+    /// The verifier of the layer (scope refusals downstream are counted in its usage).
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
     }
 }
 
@@ -55,10 +61,11 @@ impl Gate {
     /// Requires a valid key, renders errors with [`JsonRenderer`].
     pub fn new(verifier: Verifier) -> Self {
         Gate {
-            verifier,
             context: AuthContext {
                 renderer: Arc::new(JsonRenderer::default()),
+                verifier: verifier.clone(),
             },
+            verifier,
             requirement: None,
             optional: false,
         }
@@ -131,7 +138,7 @@ impl Gate {
         };
         let principal = self.verifier.verify_from(token, peer).await?;
         if let Some(req) = &self.requirement {
-            principal.require(req)?;
+            self.verifier.require(&principal, req)?;
         }
         Ok(Some(principal))
     }
@@ -156,7 +163,7 @@ impl Gate {
         };
         Some(self.verifier.verify_cached(token)?.and_then(|principal| {
             if let Some(req) = &self.requirement {
-                principal.require(req)?;
+                self.verifier.require(&principal, req)?;
             }
             Ok(Some(principal))
         }))
@@ -197,6 +204,23 @@ pub fn require_principal<'p>(
         (None, Some(_)) => Err(AuthError::MissingCredentials),
         (None, None) => Err(AuthError::Misconfigured(missing_layer)),
     }
+}
+
+/// What a scope guard or extractor downstream of the layer runs: the principal the layer
+/// admitted (see [`require_principal`]) if it holds `requirement`, else 403, counted as a
+/// refusal in the key's usage.
+pub fn require_scopes<'p>(
+    principal: Option<&'p Arc<Principal>>,
+    context: Option<&AuthContext>,
+    missing_layer: &'static str,
+    requirement: &ScopeRequirement,
+) -> Result<&'p Arc<Principal>, AuthError> {
+    let p = require_principal(principal, context, missing_layer)?;
+    match context {
+        Some(c) => c.verifier.require(p, requirement)?,
+        None => p.require(requirement)?,
+    }
+    Ok(p)
 }
 
 /// The renderer to use downstream of the layer: the layer's, or the default when the layer

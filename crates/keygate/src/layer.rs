@@ -52,7 +52,7 @@ use tower_service::Service;
 
 use crate::error::{AuthError, ErrorRenderer, ErrorResponse};
 use crate::extract::{API_KEY_HEADER, REQUEST_ID_HEADER};
-use crate::gate::{render_with, renderer_of, require_principal, AuthContext, Gate};
+use crate::gate::{render_with, renderer_of, require_scopes, AuthContext, Gate};
 use crate::principal::Principal;
 use crate::scope::{ScopeName, ScopeRequirement};
 use crate::verify::Verifier;
@@ -375,12 +375,13 @@ pub fn check_extensions(
     extensions: &http::Extensions,
     requirement: &ScopeRequirement,
 ) -> Result<(), AuthError> {
-    let p = require_principal(
+    require_scopes(
         extensions.get::<Arc<Principal>>(),
         extensions.get::<AuthContext>(),
         MISSING_TOWER_LAYER,
-    )?;
-    p.require(requirement)
+        requirement,
+    )
+    .map(|_| ())
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopesService<S>

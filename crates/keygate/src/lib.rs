@@ -74,7 +74,8 @@ pub use record::{KeyRecord, KeyStatus};
 pub use scope::{Requirement, Scope, ScopeError, ScopeName, ScopeRequirement, ScopeSet};
 pub use store::{
     KeyFilter, KeyStore, KeyUpdate, MemoryStore, PagePosition, PageQuery, RotateOutcome, Rotation,
-    StoreError,
+    StoreError, UsageCount, UsageTotals,
 };
 pub use token::{PlaintextKey, TokenError};
+pub use usage::USAGE_RETENTION;
 pub use verify::{ScopeNarrower, Verifier, VerifierBuilder};

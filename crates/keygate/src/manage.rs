@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+use chrono::{DateTime, DurationRound, NaiveDate, Utc};
 use serde_json::{json, Value};
 
 use crate::audit::{AuditAction, AuditEvent, AuditSink, TracingAuditSink};
@@ -20,6 +22,7 @@ use crate::record::{KeyRecord, KeyStatus};
 use crate::scope::{Scope, ScopeError, ScopeSet};
 use crate::store::{
     KeyFilter, KeyStore, KeyUpdate, PagePosition, PageQuery, RotateOutcome, Rotation, StoreError,
+    UsageTotals,
 };
 use crate::token::{self, GenerateError, PlaintextKey};
 use crate::verify::Verifier;
@@ -576,10 +579,71 @@ impl KeyManager {
         Ok(created)
     }
 
+    /// Request totals of `ids` over the last 24 hours and 30 days (hourly buckets ending with
+    /// the current hour); keys without counts are absent.
+    pub async fn usage_totals(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, UsageTotals>, ManageError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let hour = hour_start(self.clock.now());
+        let day_since = hour - chrono::Duration::hours(23);
+        let month_since = hour - chrono::Duration::hours(30 * 24 - 1);
+        Ok(self
+            .store
+            .usage_totals(ids, day_since, month_since)
+            .await?
+            .into_iter()
+            .map(|t| (t.key_id.clone(), t))
+            .collect())
+    }
+
+    /// Requests and refusals of key `id` per UTC day, for the last `days` days including
+    /// today, oldest first, one entry per day (days without traffic are zero).
+    pub async fn daily_usage(&self, id: &str, days: u32) -> Result<Vec<DailyUsage>, ManageError> {
+        let today = self.clock.now().date_naive();
+        let first = today - chrono::Duration::days(i64::from(days.max(1)) - 1);
+        let since = first.and_time(chrono::NaiveTime::MIN).and_utc();
+        let mut out: Vec<DailyUsage> = first
+            .iter_days()
+            .take_while(|d| *d <= today)
+            .map(|day| DailyUsage {
+                day,
+                requests: 0,
+                refused: 0,
+            })
+            .collect();
+        for c in self.store.usage(id, since).await? {
+            let i = (c.hour.date_naive() - first).num_days();
+            if let Some(d) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+                d.requests = d.requests.saturating_add(c.requests);
+                d.refused = d.refused.saturating_add(c.refused);
+            }
+        }
+        Ok(out)
+    }
+
     /// The audit trail of a key (also after deletion).
     pub async fn audit_trail(&self, id: &str) -> Result<Vec<AuditEvent>, ManageError> {
         Ok(self.store.audit_trail(id).await?)
     }
+}
+
+/// Requests of one key on one UTC day ([`KeyManager::daily_usage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DailyUsage {
+    /// The day (UTC).
+    pub day: NaiveDate,
+    /// Accepted requests.
+    pub requests: u64,
+    /// Refused requests of a parsed key of this id.
+    pub refused: u64,
+}
+
+fn hour_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(chrono::Duration::hours(1)).unwrap_or(t)
 }
 
 fn created_detail(record: &KeyRecord) -> Value {

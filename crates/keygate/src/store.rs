@@ -184,6 +184,35 @@ impl KeyUpdate {
     }
 }
 
+/// Requests of one key in one UTC hour: what [`KeyStore::add_usage`] adds and
+/// [`KeyStore::usage`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageCount {
+    /// The key.
+    pub key_id: String,
+    /// The start of the hour (minutes, seconds and below are zero).
+    pub hour: DateTime<Utc>,
+    /// Accepted requests.
+    pub requests: u64,
+    /// Refused requests of a parsed key of this id (wrong secret, expired, revoked, missing
+    /// scope, rate limited).
+    pub refused: u64,
+}
+
+/// One key's request totals over the last day and the last 30 days
+/// ([`KeyStore::usage_totals`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageTotals {
+    /// The key.
+    pub key_id: String,
+    /// Accepted requests in hours starting at or after `day_since`.
+    pub requests_24h: u64,
+    /// Accepted requests in hours starting at or after `month_since`.
+    pub requests_30d: u64,
+    /// Refused requests in hours starting at or after `day_since`.
+    pub refused_24h: u64,
+}
+
 /// Storage of key records and their audit trail.
 ///
 /// Implementations must be cheap to share (`Arc<dyn KeyStore>`), must return within a bounded
@@ -238,6 +267,29 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Records last-use times for many keys at once (one batched write). Unknown ids are
     /// ignored; a time older than the stored one does not move it back.
     async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError>;
+
+    /// Adds request counts (one batched write). Counts for an existing (key, hour) are added
+    /// to, never overwritten, so several processes writing for the same hour sum correctly.
+    async fn add_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError>;
+
+    /// The hourly counts of one key for hours starting at or after `since`, oldest first.
+    async fn usage(
+        &self,
+        key_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<UsageCount>, StoreError>;
+
+    /// Totals for each of `key_ids` that has counts (one query; keys without any are
+    /// absent). `day_since` and `month_since` are hour starts.
+    async fn usage_totals(
+        &self,
+        key_ids: &[String],
+        day_since: DateTime<Utc>,
+        month_since: DateTime<Utc>,
+    ) -> Result<Vec<UsageTotals>, StoreError>;
+
+    /// Removes the counts of hours starting before `before`; how many rows went.
+    async fn prune_usage(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Appends a lifecycle event to the audit trail.
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
@@ -301,6 +353,27 @@ impl<T: KeyStore + ?Sized> KeyStore for std::sync::Arc<T> {
     }
     async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
         (**self).touch_last_used(uses).await
+    }
+    async fn add_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+        (**self).add_usage(counts).await
+    }
+    async fn usage(
+        &self,
+        key_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        (**self).usage(key_id, since).await
+    }
+    async fn usage_totals(
+        &self,
+        key_ids: &[String],
+        day_since: DateTime<Utc>,
+        month_since: DateTime<Utc>,
+    ) -> Result<Vec<UsageTotals>, StoreError> {
+        (**self).usage_totals(key_ids, day_since, month_since).await
+    }
+    async fn prune_usage(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        (**self).prune_usage(before).await
     }
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         (**self).append_audit(event).await

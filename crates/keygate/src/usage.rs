@@ -1,24 +1,35 @@
-//! Write-behind recording of `last_used_at`.
+//! Write-behind recording of `last_used_at` and of per-key, per-hour request counts.
 //!
-//! A verification only stores a timestamp in an atomic of the cached record (and, the first time
-//! since the last flush, queues that record). A flusher writes all queued times in **one**
-//! batched [`KeyStore::touch_last_used`] call per interval, and once more on shutdown. A failed
-//! flush keeps its batch for the next one, so nothing is lost.
+//! A verification only touches atomics of the cached key (the last-use time, an accepted or a
+//! refused count) and, the first time since the last flush, queues that key. A flusher writes
+//! every queued key in **one** batched [`KeyStore::touch_last_used`] and **one**
+//! [`KeyStore::add_usage`] call per interval, and once more on shutdown. Counts are added to the
+//! stored ones, never overwritten, so several nodes on one database sum correctly. A failed
+//! write keeps its batch for the next flush, so nothing is lost; counts are attributed to the
+//! UTC hour in which they are flushed (at most one flush interval late). Once an hour the
+//! flusher removes counts older than [`USAGE_RETENTION`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::clock::millis_to_datetime;
 use crate::principal::Principal;
-use crate::store::{KeyStore, StoreError};
+use crate::store::{KeyStore, StoreError, UsageCount};
 
-/// The last-use slot of one cached key. It names its key through the cached principal
-/// (shared, not copied: this slot exists once per cached key).
+/// How long hourly counts are kept: 90 days.
+pub const USAGE_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// The last-use time and request counts of one cached key since the last flush. It names its
+/// key through the cached principal (shared, not copied: this slot exists once per cached key).
 pub(crate) struct UsageSlot {
     principal: Arc<Principal>,
     last_used_ms: AtomicI64,
+    accepted: AtomicU64,
+    refused: AtomicU64,
     queued: AtomicBool,
 }
 
@@ -27,30 +38,88 @@ impl UsageSlot {
         Arc::new(UsageSlot {
             principal,
             last_used_ms: AtomicI64::new(i64::MIN),
+            accepted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             queued: AtomicBool::new(false),
         })
     }
 }
 
-/// Pending last-use times and the batch that failed to flush, if any.
+/// What waits to be written: last-use times by key, counts by (key, hour start in ms).
+#[derive(Default)]
+struct Pending {
+    last_used: HashMap<String, i64>,
+    counts: HashMap<(String, i64), (u64, u64)>,
+}
+
+impl Pending {
+    fn add_use(&mut self, id: &str, at_ms: i64) {
+        let e = self.last_used.entry(id.to_owned()).or_insert(at_ms);
+        *e = (*e).max(at_ms);
+    }
+
+    fn add_counts(&mut self, id: &str, hour_ms: i64, accepted: u64, refused: u64) {
+        let e = self
+            .counts
+            .entry((id.to_owned(), hour_ms))
+            .or_insert((0, 0));
+        e.0 = e.0.saturating_add(accepted);
+        e.1 = e.1.saturating_add(refused);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.last_used.is_empty() && self.counts.is_empty()
+    }
+}
+
+/// Pending last-use times and counts, and the batch that failed to flush, if any.
 #[derive(Default)]
 pub(crate) struct UsageRecorder {
     queue: Mutex<Vec<Arc<UsageSlot>>>,
-    retry: Mutex<HashMap<String, i64>>,
+    retry: Mutex<Pending>,
     flush_lock: tokio::sync::Mutex<()>,
+    /// When old counts were last pruned (ms; 0: never).
+    pruned_ms: AtomicI64,
 }
 
 impl UsageRecorder {
-    /// Records a use of the slot's key at `now_ms`: an atomic max, plus a queue push the first
-    /// time since the last flush.
-    pub(crate) fn touch(&self, slot: &Arc<UsageSlot>, now_ms: i64) {
-        slot.last_used_ms.fetch_max(now_ms, Ordering::Relaxed);
-        if !slot.queued.load(Ordering::Relaxed) && !slot.queued.swap(true, Ordering::AcqRel) {
+    /// Queues the slot the first time it changes since the last flush.
+    ///
+    /// Every access here and in [`UsageRecorder::flush`] to a slot's counters and `queued` flag
+    /// is `SeqCst`: a count added after the flush read the counters must see `queued == false`
+    /// and queue the slot again, or it would wait for an unrelated later use (or be lost at
+    /// shutdown). On x86 and ARM a `SeqCst` read-modify-write costs what a relaxed one does.
+    fn enqueue(&self, slot: &Arc<UsageSlot>) {
+        if !slot.queued.load(Ordering::SeqCst) && !slot.queued.swap(true, Ordering::SeqCst) {
             self.queue
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(Arc::clone(slot));
         }
+    }
+
+    /// Records an accepted request of the slot's key at `now_ms`.
+    pub(crate) fn touch(&self, slot: &Arc<UsageSlot>, now_ms: i64) {
+        slot.last_used_ms.fetch_max(now_ms, Ordering::Relaxed);
+        slot.accepted.fetch_add(1, Ordering::SeqCst);
+        self.enqueue(slot);
+    }
+
+    /// Records a refused request of the slot's key (wrong secret, expired, revoked, missing
+    /// scope, rate limited). It is not a use: `last_used_at` does not move.
+    pub(crate) fn refuse(&self, slot: &Arc<UsageSlot>) {
+        slot.refused.fetch_add(1, Ordering::SeqCst);
+        self.enqueue(slot);
+    }
+
+    /// Turns the accepted request just counted for this slot's key into a refused one: the
+    /// key verified, then the route refused it (a missing scope, a spent rate limit).
+    pub(crate) fn reclassify_as_refused(&self, slot: &Arc<UsageSlot>) {
+        // Already flushed as accepted (a flush ran in between): it stays counted there.
+        let _ = slot
+            .accepted
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        self.refuse(slot);
     }
 
     /// Number of keys waiting to be written.
@@ -60,57 +129,125 @@ impl UsageRecorder {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len();
-        q + self
-            .retry
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        let retry = self.retry.lock().unwrap_or_else(PoisonError::into_inner);
+        q + retry.last_used.len().max(retry.counts.len())
     }
 
-    /// Writes every pending time in one batched store call. On failure the batch is kept and
-    /// merged into the next flush.
+    /// Writes every pending last-use time and count (one batched store call each), and prunes
+    /// counts older than [`USAGE_RETENTION`] once an hour. On failure the batch is kept and
+    /// merged into the next flush. Returns how many last-use times were written.
     pub(crate) async fn flush(
         &self,
         store: &dyn KeyStore,
         timeout: Duration,
+        now_ms: i64,
     ) -> Result<usize, StoreError> {
         let _one_at_a_time = self.flush_lock.lock().await;
         let slots = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
         let mut batch =
             std::mem::take(&mut *self.retry.lock().unwrap_or_else(PoisonError::into_inner));
+        let hour_ms = now_ms - now_ms.rem_euclid(HOUR_MS);
         for slot in slots {
-            slot.queued.store(false, Ordering::Release);
+            slot.queued.store(false, Ordering::SeqCst);
+            let id = slot.principal.id.as_str();
+            let accepted = slot.accepted.swap(0, Ordering::SeqCst);
+            let refused = slot.refused.swap(0, Ordering::SeqCst);
             let t = slot.last_used_ms.load(Ordering::Relaxed);
-            let e = batch.entry(slot.principal.id.clone()).or_insert(t);
-            *e = (*e).max(t);
+            if t != i64::MIN {
+                batch.add_use(id, t);
+            }
+            if accepted > 0 || refused > 0 {
+                batch.add_counts(id, hour_ms, accepted, refused);
+            }
         }
-        if batch.is_empty() {
-            return Ok(0);
-        }
+        let result = if batch.is_empty() {
+            Ok(0)
+        } else {
+            self.write(store, timeout, batch).await
+        };
+        self.prune_hourly(store, timeout, now_ms).await;
+        result
+    }
+
+    async fn write(
+        &self,
+        store: &dyn KeyStore,
+        timeout: Duration,
+        batch: Pending,
+    ) -> Result<usize, StoreError> {
+        let bounded = |r: Result<Result<(), StoreError>, _>| match r {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Timeout(timeout)),
+        };
         let mut uses: Vec<_> = batch
+            .last_used
             .iter()
             .map(|(id, &ms)| (id.clone(), millis_to_datetime(ms)))
             .collect();
         uses.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut counts: Vec<UsageCount> = batch
+            .counts
+            .iter()
+            .map(|((id, hour), &(requests, refused))| UsageCount {
+                key_id: id.clone(),
+                hour: millis_to_datetime(*hour),
+                requests,
+                refused,
+            })
+            .collect();
+        counts.sort_by(|a, b| (&a.key_id, a.hour).cmp(&(&b.key_id, b.hour)));
         let n = uses.len();
-        let result = match tokio::time::timeout(timeout, store.touch_last_used(&uses)).await {
-            Ok(r) => r,
-            Err(_) => Err(StoreError::Timeout(timeout)),
+        let touched = if uses.is_empty() {
+            Ok(())
+        } else {
+            bounded(tokio::time::timeout(timeout, store.touch_last_used(&uses)).await)
         };
-        match result {
-            Ok(()) => {
-                metrics::counter!("keygate_last_used_flushed_total").increment(n as u64);
-                Ok(n)
+        let counted = if counts.is_empty() {
+            Ok(())
+        } else {
+            bounded(tokio::time::timeout(timeout, store.add_usage(&counts)).await)
+        };
+        let mut retry = self.retry.lock().unwrap_or_else(PoisonError::into_inner);
+        if touched.is_ok() {
+            metrics::counter!("keygate_last_used_flushed_total").increment(n as u64);
+        } else {
+            for (id, ms) in &batch.last_used {
+                retry.add_use(id, *ms);
             }
-            Err(e) => {
-                let mut retry = self.retry.lock().unwrap_or_else(PoisonError::into_inner);
-                for (id, ms) in batch {
-                    let r = retry.entry(id).or_insert(ms);
-                    *r = (*r).max(ms);
-                }
-                tracing::warn!(error = %e, keys = n, "keygate: last-used flush failed; will retry");
+        }
+        if counted.is_ok() {
+            metrics::counter!("keygate_usage_rows_flushed_total").increment(counts.len() as u64);
+        } else {
+            // Retried whole: a write that failed after it committed is counted twice, which
+            // errs toward showing traffic rather than hiding it.
+            for ((id, hour), (a, r)) in batch.counts {
+                retry.add_counts(&id, hour, a, r);
+            }
+        }
+        drop(retry);
+        match (touched, counted) {
+            (Ok(()), Ok(())) => Ok(n),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, keys = n, "keygate: last-used/usage flush failed; will retry");
                 Err(e)
             }
+        }
+    }
+
+    /// Removes counts older than [`USAGE_RETENTION`], at most once an hour.
+    async fn prune_hourly(&self, store: &dyn KeyStore, timeout: Duration, now_ms: i64) {
+        let last = self.pruned_ms.load(Ordering::Relaxed);
+        if last != 0 && now_ms.saturating_sub(last) < HOUR_MS {
+            return;
+        }
+        self.pruned_ms.store(now_ms, Ordering::Relaxed);
+        let retention = i64::try_from(USAGE_RETENTION.as_millis()).unwrap_or(i64::MAX);
+        let before = millis_to_datetime(now_ms.saturating_sub(retention));
+        match tokio::time::timeout(timeout, store.prune_usage(before)).await {
+            Ok(Ok(n)) if n > 0 => tracing::debug!(rows = n, "keygate: pruned old usage counts"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "keygate: pruning usage counts failed"),
+            Err(_) => tracing::warn!("keygate: pruning usage counts timed out"),
         }
     }
 }

@@ -477,7 +477,7 @@ impl Verifier {
         requirement: &ScopeRequirement,
     ) -> Result<Arc<Principal>, AuthError> {
         let p = self.verify(token).await?;
-        p.require(requirement)?;
+        self.require(&p, requirement)?;
         Ok(p)
     }
 
@@ -507,8 +507,35 @@ impl Verifier {
     pub async fn flush_last_used(&self) -> Result<usize, StoreError> {
         self.inner
             .usage
-            .flush(self.inner.store.as_ref(), self.inner.config.store_timeout)
+            .flush(
+                self.inner.store.as_ref(),
+                self.inner.config.store_timeout,
+                self.inner.clock.now_millis(),
+            )
             .await
+    }
+
+    /// Checks `principal`'s scopes against `requirement` (403 when unmet), counting a refusal
+    /// in the key's usage. Every keygate scope guard and extractor goes through here.
+    pub fn require(
+        &self,
+        principal: &Principal,
+        requirement: &ScopeRequirement,
+    ) -> Result<(), AuthError> {
+        let checked = principal.require(requirement);
+        if checked.is_err() {
+            self.record_refusal(&principal.id);
+        }
+        checked
+    }
+
+    /// Counts a request of key `id` that verified (and was counted as accepted) but was then
+    /// refused by the route (a missing scope, a spent rate limit) as refused instead. A no-op
+    /// when the key is not cached here (it is, for any key that was just verified).
+    pub fn record_refusal(&self, id: &str) {
+        if let Some(state) = self.inner.records.get(id).and_then(|c| c.state) {
+            self.inner.usage.reclassify_as_refused(&state.usage);
+        }
     }
 
     /// Number of keys whose last use is waiting to be written.
@@ -584,7 +611,11 @@ impl Verifier {
                 // Errors are logged by the recorder and the batch retried next tick.
                 let _ = inner
                     .usage
-                    .flush(inner.store.as_ref(), inner.config.store_timeout)
+                    .flush(
+                        inner.store.as_ref(),
+                        inner.config.store_timeout,
+                        inner.clock.now_millis(),
+                    )
                     .await;
             }
         });
@@ -782,27 +813,30 @@ impl Inner {
         state: &Arc<KeyState>,
         now: i64,
     ) -> Result<Arc<Principal>, AuthError> {
-        if !accepted {
-            return Err(AuthError::InvalidKey);
-        }
-        // Only now, with the secret proven, may the key's state be revealed.
-        if state.revoked {
-            return Err(AuthError::RevokedKey);
-        }
-        if state.expires_at_ms.is_some_and(|e| e <= now) {
-            return Err(AuthError::ExpiredKey);
-        }
-        self.usage.touch(&state.usage, now);
-        if let Some(limiter) = &state.limiter {
-            if let Err(retry_after_secs) = limiter.check() {
-                return Err(Self::rate_limited(
-                    &state.principal.id,
-                    limiter,
-                    retry_after_secs,
-                ));
+        let refusal = if !accepted {
+            AuthError::InvalidKey
+        } else if state.revoked {
+            // Only now, with the secret proven, may the key's state be revealed.
+            AuthError::RevokedKey
+        } else if state.expires_at_ms.is_some_and(|e| e <= now) {
+            AuthError::ExpiredKey
+        } else {
+            self.usage.touch(&state.usage, now);
+            if let Some(limiter) = &state.limiter {
+                if let Err(retry_after_secs) = limiter.check() {
+                    // A use of the key (last_used_at), counted as refused.
+                    self.usage.reclassify_as_refused(&state.usage);
+                    return Err(Self::rate_limited(
+                        &state.principal.id,
+                        limiter,
+                        retry_after_secs,
+                    ));
+                }
             }
-        }
-        Ok(Arc::clone(&state.principal))
+            return Ok(Arc::clone(&state.principal));
+        };
+        self.usage.refuse(&state.usage);
+        Err(refusal)
     }
 
     #[cold]

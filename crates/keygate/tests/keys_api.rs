@@ -622,3 +622,58 @@ async fn the_page_is_served_with_a_csp_and_unknown_paths_are_404() {
     let r = f.call("", "PUT", "/api/v1/keys", "").await;
     assert_eq!((r.status, header(&r, "allow")), (405, Some("GET, POST")));
 }
+
+#[tokio::test]
+async fn usage_shows_what_the_key_served_per_day_and_in_the_key_object() {
+    let f = fixture();
+    let admin = f.admin("acme", None, &["boards:read"]).await;
+    let r = f
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/keys",
+            r#"{"name":"ci","scopes":["boards:read"]}"#,
+        )
+        .await;
+    let created = body(&r);
+    assert_eq!(
+        created["usage"],
+        json!({"requests_24h": 0, "requests_30d": 0, "refused_24h": 0})
+    );
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        f.verifier.verify(&key).await.unwrap();
+    }
+    let _ = f
+        .verifier
+        .authorize(&key, &keygate::ScopeRequirement::all_of(["boards:write"]))
+        .await;
+    f.verifier.flush_last_used().await.unwrap();
+
+    let shown = body(
+        &f.call(&admin, "GET", &format!("/api/v1/keys/{id}"), "")
+            .await,
+    );
+    assert_eq!(
+        shown["usage"],
+        json!({"requests_24h": 3, "requests_30d": 3, "refused_24h": 1})
+    );
+    let listed = body(&f.call(&admin, "GET", "/api/v1/keys", "").await);
+    let row = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["usage"]["requests_24h"], 3);
+    let series = body(
+        &f.call(&admin, "GET", &format!("/api/v1/keys/{id}/usage"), "")
+            .await,
+    );
+    let days = series["data"].as_array().unwrap();
+    assert_eq!(days.len(), 30);
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert_eq!(days[29], json!({"day": today, "requests": 3, "refused": 1}));
+}

@@ -13,6 +13,7 @@
 //! | POST | /api/v1/keys/{id}/revoke | 200 Key |
 //! | POST | /api/v1/keys/{id}/rotate | 201 the new Key plus `"key"` |
 //! | DELETE | /api/v1/keys/{id} | 204 |
+//! | GET | /api/v1/keys/{id}/usage?days=30 | 200 `{"data":[{"day","requests","refused"}…]}` oldest first |
 //! | GET | /api/v1/keys/openapi.json | 200 the OpenAPI 3.1 document of this API (public) |
 //! | GET | /keys | the page (and `/keys/app.js`, `/keys/app.css`) |
 //!
@@ -68,7 +69,7 @@ use crate::error::{envelope, request_id, AuthError, ErrorResponse, JsonRenderer,
 use crate::extract::{extract_credential, API_KEY_HEADER, REQUEST_ID_HEADER};
 use crate::gate::render_with;
 use crate::manage::{CreatedKey, KeyManager, ManageError, ManagedKeys, Manager};
-use crate::record::KeyStatus;
+use crate::record::{KeyRecord, KeyStatus};
 use crate::scope::ScopeRequirement;
 use crate::store::StoreError;
 use crate::token;
@@ -77,7 +78,7 @@ use crate::verify::Verifier;
 use openapi::{ErrorEnvelope, KeyId};
 use wire::{
     AuditView, BadRequest, CreateBody, CreatedView, DetailView, KeyView, ManagerView, PageView,
-    RotateBody, UpdateBody,
+    RotateBody, SeriesView, UpdateBody,
 };
 pub use wire::{DEFAULT_GRACE, DEFAULT_LIMIT, MAX_LIMIT, MAX_NAME_CHARS};
 
@@ -309,6 +310,7 @@ impl KeysApi {
             Route::Manager => "GET",
             Route::Key(_) => "GET, PATCH, DELETE",
             Route::Action(_, "revoke" | "rotate") => "POST",
+            Route::Action(_, "usage") => "GET",
             Route::Action(..) | Route::Unknown | Route::Page(_) | Route::OpenApi => {
                 return reply.not_found()
             }
@@ -346,6 +348,7 @@ impl KeysApi {
             Route::Action(id, action) => match (action, known_id(id)) {
                 (_, None) => Err(Refusal::Manage(ManageError::NotFound(id.to_owned()))),
                 ("revoke", Some(id)) => revoke(&keys, id).await,
+                ("usage", Some(id)) => usage(&keys, id, req).await,
                 (_, Some(id)) => rotate(&keys, id, req, &self.api_path).await,
             },
             Route::Page(_) | Route::Unknown | Route::OpenApi => return reply.not_found(),
@@ -655,10 +658,15 @@ async fn list(keys: &ManagedKeys, req: &ApiRequest<'_>) -> Result<Answer, Refusa
     let q = wire::list_query(req.query)?;
     let (page, next) = keys.list_page(q.status, q.after, q.limit).await?;
     let now = keys.now();
+    let ids: Vec<String> = page.iter().map(|r| r.id.clone()).collect();
+    let usage = keys.usage_totals(&ids).await?;
     Ok(Answer::json(
         200,
         &PageView {
-            data: page.iter().map(|r| KeyView::of(r, now)).collect(),
+            data: page
+                .iter()
+                .map(|r| KeyView::of(r, now, usage.get(&r.id)))
+                .collect(),
             next_cursor: next.as_ref().map(wire::encode_cursor),
         },
     ))
@@ -667,7 +675,8 @@ async fn list(keys: &ManagedKeys, req: &ApiRequest<'_>) -> Result<Answer, Refusa
 /// A new key's answer: the Key object plus its plaintext, never cached.
 fn with_plaintext(keys: &ManagedKeys, created: &CreatedKey, api: &str) -> Answer {
     let view = CreatedView {
-        view: KeyView::of(&created.record, keys.now()),
+        // A new key has served nothing yet.
+        view: KeyView::of(&created.record, keys.now(), None),
         key: created.key.expose_secret().to_owned(),
     };
     Answer {
@@ -704,10 +713,11 @@ async fn create(keys: &ManagedKeys, req: &ApiRequest<'_>, api: &str) -> Result<A
 async fn show(keys: &ManagedKeys, id: &str) -> Result<Answer, Refusal> {
     let record = keys.show(id).await?;
     let trail = keys.audit_trail(id).await?;
+    let view = key_view(keys, &record).await?;
     Ok(Answer::json(
         200,
         &DetailView {
-            view: KeyView::of(&record, keys.now()),
+            view,
             audit: AuditView::all(&trail),
         },
     ))
@@ -726,7 +736,7 @@ async fn show(keys: &ManagedKeys, id: &str) -> Result<Answer, Refusal> {
 async fn update(keys: &ManagedKeys, id: &str, req: &ApiRequest<'_>) -> Result<Answer, Refusal> {
     let change = wire::update_request(req.body, keys.now())?;
     let record = keys.update(id, &change).await?;
-    Ok(Answer::json(200, &KeyView::of(&record, keys.now())))
+    Ok(Answer::json(200, &key_view(keys, &record).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/keys/{id}/revoke", tag = "keys", params(KeyId),
@@ -739,7 +749,30 @@ async fn update(keys: &ManagedKeys, id: &str, req: &ApiRequest<'_>) -> Result<An
     ))]
 async fn revoke(keys: &ManagedKeys, id: &str) -> Result<Answer, Refusal> {
     let record = keys.revoke(id).await?;
-    Ok(Answer::json(200, &KeyView::of(&record, keys.now())))
+    Ok(Answer::json(200, &key_view(keys, &record).await?))
+}
+
+/// One key's view with its usage totals.
+async fn key_view(keys: &ManagedKeys, record: &KeyRecord) -> Result<KeyView, ManageError> {
+    let usage = keys.usage_totals(std::slice::from_ref(&record.id)).await?;
+    Ok(KeyView::of(record, keys.now(), usage.get(&record.id)))
+}
+
+#[utoipa::path(get, path = "/api/v1/keys/{id}/usage", tag = "keys", params(KeyId,
+        ("days" = Option<u32>, Query, minimum = 1, maximum = 90, description = "Days to cover, ending today (default 30)"),
+    ),
+    responses(
+        (status = 200, description = "Requests and refusals per UTC day, oldest first, one entry per day", body = SeriesView),
+        (status = 400, description = "A bad `days` (`invalid_field`)", body = ErrorEnvelope),
+        (status = 401, description = "No valid key", body = ErrorEnvelope),
+        (status = 403, description = "The key lacks keys:manage", body = ErrorEnvelope),
+        (status = 404, description = "`key_not_found`", body = ErrorEnvelope),
+        (status = 503, description = "Key store unavailable", body = ErrorEnvelope),
+    ))]
+async fn usage(keys: &ManagedKeys, id: &str, req: &ApiRequest<'_>) -> Result<Answer, Refusal> {
+    let days = wire::usage_days(req.query)?;
+    let series = keys.daily_usage(id, days).await?;
+    Ok(Answer::json(200, &SeriesView::of(&series)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys", params(KeyId),

@@ -96,7 +96,8 @@ impl Modify for Security {
         super::update,
         super::delete,
         super::revoke,
-        super::rotate
+        super::rotate,
+        super::usage
     ),
     components(schemas(KeyStatus, ErrorEnvelope)),
     modifiers(&Security),
@@ -134,6 +135,7 @@ mod tests {
             ("/api/v1/keys/{id}", &["get", "patch", "delete"]),
             ("/api/v1/keys/{id}/revoke", &["post"]),
             ("/api/v1/keys/{id}/rotate", &["post"]),
+            ("/api/v1/keys/{id}/usage", &["get"]),
         ] {
             for m in methods {
                 assert!(paths[path][m].is_object(), "{m} {path} missing");

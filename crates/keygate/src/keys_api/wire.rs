@@ -9,11 +9,11 @@ use utoipa::ToSchema;
 
 use crate::audit::AuditEvent;
 use crate::duration::parse_duration;
-use crate::manage::{KeyRequest, DEFAULT_PREFIX};
+use crate::manage::{DailyUsage, KeyRequest, DEFAULT_PREFIX};
 use crate::rate_limit::RateLimit;
 use crate::record::{KeyRecord, KeyStatus};
 use crate::scope::ScopeSet;
-use crate::store::{KeyUpdate, PagePosition};
+use crate::store::{KeyUpdate, PagePosition, UsageTotals};
 
 /// Longest key name accepted by the Keys API, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -87,12 +87,12 @@ pub(crate) struct KeyView {
     /// The key's own rate limit (`1000/1m`), or null.
     #[schema(example = "1000/1m")]
     rate_limit: Option<String>,
-    /// Request counts; null while per-key usage is not recorded.
-    usage: Option<UsageView>,
+    /// Request counts (written behind: up to a minute late).
+    usage: UsageView,
 }
 
 /// Requests of one key.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Default, Serialize, ToSchema)]
 #[schema(as = Usage)]
 pub(crate) struct UsageView {
     /// Accepted requests in the last 24 hours.
@@ -103,9 +103,56 @@ pub(crate) struct UsageView {
     refused_24h: u64,
 }
 
+impl UsageView {
+    /// The totals of one key (zero when it has none).
+    pub(crate) fn of(totals: Option<&UsageTotals>) -> Self {
+        totals.map_or_else(UsageView::default, |t| UsageView {
+            requests_24h: t.requests_24h,
+            requests_30d: t.requests_30d,
+            refused_24h: t.refused_24h,
+        })
+    }
+}
+
+/// Requests of one key on one UTC day.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = UsageDay)]
+pub(crate) struct DayView {
+    /// The day (UTC), `2026-11-30`.
+    #[schema(format = Date)]
+    day: String,
+    /// Accepted requests.
+    requests: u64,
+    /// Refused requests (wrong secret, expired, revoked, missing scope, rate limited).
+    refused: u64,
+}
+
+/// Daily requests of one key, oldest first, one entry per day.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = UsageSeries)]
+pub(crate) struct SeriesView {
+    /// One entry per day, oldest first, ending today (UTC).
+    data: Vec<DayView>,
+}
+
+impl SeriesView {
+    pub(crate) fn of(days: &[DailyUsage]) -> Self {
+        SeriesView {
+            data: days
+                .iter()
+                .map(|d| DayView {
+                    day: d.day.format("%Y-%m-%d").to_string(),
+                    requests: d.requests,
+                    refused: d.refused,
+                })
+                .collect(),
+        }
+    }
+}
+
 impl KeyView {
-    /// The view of `r` at `now`.
-    pub(crate) fn of(r: &KeyRecord, now: DateTime<Utc>) -> Self {
+    /// The view of `r` at `now` with its usage totals.
+    pub(crate) fn of(r: &KeyRecord, now: DateTime<Utc>, usage: Option<&UsageTotals>) -> Self {
         KeyView {
             id: r.id.clone(),
             name: r.name.clone(),
@@ -123,8 +170,7 @@ impl KeyView {
             rotated_from: opt_string(r.rotated_from.as_deref()),
             rotated_to: opt_string(r.rotated_to.as_deref()),
             rate_limit: r.rate_limit.map(|l| l.to_string()),
-            // Per-key request counts are not recorded yet: null, never invented numbers.
-            usage: None,
+            usage: UsageView::of(usage),
         }
     }
 }
@@ -457,6 +503,17 @@ pub(crate) fn list_query(query: &str) -> Result<ListQuery, BadRequest> {
         }
     }
     Ok(q)
+}
+
+/// Days of usage asked for (`days`, 1–90, default 30).
+pub(crate) fn usage_days(query: &str) -> Result<u32, BadRequest> {
+    let mut days = 30;
+    for (k, v) in pairs(query) {
+        if k == "days" {
+            days = bounded("days", &v, 1, 90)?;
+        }
+    }
+    Ok(days)
 }
 
 /// An opaque cursor: the hex of `<created_at micros>.<id>`.

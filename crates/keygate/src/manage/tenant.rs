@@ -5,17 +5,18 @@
 //! ([`ManageError::NotFound`]). New keys get the manager's organization, team and owner, and
 //! only scopes the manager itself holds ([`ManageError::NotGrantable`], nothing written).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{CreatedKey, KeyManager, ManageError, NewKey};
+use super::{CreatedKey, DailyUsage, KeyManager, ManageError, NewKey};
 use crate::audit::AuditEvent;
 use crate::rate_limit::RateLimit;
 use crate::record::{KeyRecord, KeyStatus};
 use crate::scope::{Scope, ScopeSet};
-use crate::store::{KeyUpdate, PagePosition, PageQuery};
+use crate::store::{KeyUpdate, PagePosition, PageQuery, UsageTotals};
 
 /// Who manages keys: an organization, an optional team, the owner new keys act for, the
 /// scopes the manager may grant, and the actor named in the audit trail.
@@ -157,6 +158,21 @@ impl ManagedKeys {
     pub async fn audit_trail(&self, id: &str) -> Result<Vec<AuditEvent>, ManageError> {
         self.show(id).await?;
         self.keys.audit_trail(id).await
+    }
+
+    /// Request totals of the tenant's keys `ids` (see [`KeyManager::usage_totals`]); pass ids
+    /// of keys this manager was just shown.
+    pub async fn usage_totals(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, UsageTotals>, ManageError> {
+        self.keys.usage_totals(ids).await
+    }
+
+    /// Daily requests of one key of the tenant (see [`KeyManager::daily_usage`]).
+    pub async fn daily_usage(&self, id: &str, days: u32) -> Result<Vec<DailyUsage>, ManageError> {
+        self.show(id).await?;
+        self.keys.daily_usage(id, days).await
     }
 
     /// Renames a key, changes its expiry or rate limit.

@@ -1,13 +1,16 @@
 //! The in-memory [`KeyStore`]: for tests, demos and single-process services that load keys
 //! at start-up. Nothing survives a restart.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{KeyFilter, KeyStore, KeyUpdate, PageQuery, RotateOutcome, Rotation, StoreError};
+use super::{
+    KeyFilter, KeyStore, KeyUpdate, PageQuery, RotateOutcome, Rotation, StoreError, UsageCount,
+    UsageTotals,
+};
 use crate::audit::AuditEvent;
 use crate::record::{KeyRecord, KeyStatus};
 
@@ -21,6 +24,8 @@ pub struct MemoryStore {
 struct Inner {
     records: HashMap<String, KeyRecord>,
     audit: Vec<AuditEvent>,
+    /// (key id, hour start) → (requests, refused).
+    usage: BTreeMap<(String, DateTime<Utc>), (u64, u64)>,
 }
 
 impl MemoryStore {
@@ -163,6 +168,78 @@ impl KeyStore for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn add_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        for c in counts {
+            let e = inner
+                .usage
+                .entry((c.key_id.clone(), c.hour))
+                .or_insert((0, 0));
+            e.0 = e.0.saturating_add(c.requests);
+            e.1 = e.1.saturating_add(c.refused);
+        }
+        Ok(())
+    }
+
+    async fn usage(
+        &self,
+        key_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        Ok(self
+            .lock()
+            .usage
+            .range((key_id.to_owned(), since)..)
+            .take_while(|((id, _), _)| id == key_id)
+            .map(|((id, hour), &(requests, refused))| UsageCount {
+                key_id: id.clone(),
+                hour: *hour,
+                requests,
+                refused,
+            })
+            .collect())
+    }
+
+    async fn usage_totals(
+        &self,
+        key_ids: &[String],
+        day_since: DateTime<Utc>,
+        month_since: DateTime<Utc>,
+    ) -> Result<Vec<UsageTotals>, StoreError> {
+        let inner = self.lock();
+        let mut out = Vec::new();
+        for id in key_ids {
+            let mut t = UsageTotals {
+                key_id: id.clone(),
+                ..UsageTotals::default()
+            };
+            let mut any = false;
+            for ((_, hour), &(requests, refused)) in inner
+                .usage
+                .range((id.clone(), month_since)..)
+                .take_while(|((k, _), _)| k == id)
+            {
+                any = true;
+                t.requests_30d = t.requests_30d.saturating_add(requests);
+                if *hour >= day_since {
+                    t.requests_24h = t.requests_24h.saturating_add(requests);
+                    t.refused_24h = t.refused_24h.saturating_add(refused);
+                }
+            }
+            if any {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn prune_usage(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut inner = self.lock();
+        let n = inner.usage.len();
+        inner.usage.retain(|(_, hour), _| *hour >= before);
+        Ok((n - inner.usage.len()) as u64)
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use keygate::{
     Argon2Hasher, Argon2Params, AuditEvent, HashError, KeyFilter, KeyHasher, KeyManager, KeyRecord,
     KeyStore, KeyUpdate, ManualClock, MemoryStore, NewKey, PageQuery, RotateOutcome, Rotation,
-    StoreError, Verifier, VerifierBuilder,
+    StoreError, UsageCount, UsageTotals, Verifier, VerifierBuilder,
 };
 use tokio::sync::Notify;
 
@@ -169,6 +169,33 @@ impl KeyStore for TestStore {
         self.wrote();
         self.touches.lock().unwrap().push(uses.to_vec());
         self.inner.touch_last_used(uses).await
+    }
+    async fn add_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.add_usage(counts).await
+    }
+    async fn usage(
+        &self,
+        key_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        self.check()?;
+        self.inner.usage(key_id, since).await
+    }
+    async fn usage_totals(
+        &self,
+        key_ids: &[String],
+        day_since: DateTime<Utc>,
+        month_since: DateTime<Utc>,
+    ) -> Result<Vec<UsageTotals>, StoreError> {
+        self.check()?;
+        self.inner
+            .usage_totals(key_ids, day_since, month_since)
+            .await
+    }
+    async fn prune_usage(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.check()?;
+        self.inner.prune_usage(before).await
     }
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
         self.check()?;
