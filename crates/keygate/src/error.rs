@@ -191,8 +191,10 @@ impl fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
-/// A rendered rejection, free of framework types: adapters copy it into their response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A rendered answer (a rejection, or a Keys API answer), free of framework types: adapters copy
+/// it into their response. Its `Debug` shows the body's length, not the body: a Keys API
+/// answer to create or rotate holds a plaintext key.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ErrorResponse {
     /// HTTP status code.
     pub status: u16,
@@ -200,6 +202,16 @@ pub struct ErrorResponse {
     pub headers: Vec<(&'static str, String)>,
     /// Body bytes.
     pub body: Bytes,
+}
+
+impl fmt::Debug for ErrorResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrorResponse")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 /// What a renderer may want to know besides the error.
