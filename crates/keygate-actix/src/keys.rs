@@ -44,11 +44,11 @@ async fn serve(api: &KeysApi, req: HttpRequest, body: Payload) -> HttpResponse {
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_bytes()))
         .collect();
-    let info = req.connection_info();
+    let host = req.connection_info().host().to_owned();
     let request = ApiRequest::new(req.method().as_str(), req.path(), &headers)
         .query(req.query_string())
         .peer(req.peer_addr().map(|a| a.ip()))
-        .authority(Some(info.host()));
+        .authority(Some(&host));
     let request = match &body {
         Ok(Ok(bytes)) => request.body(bytes),
         _ => request.oversized_body(),
