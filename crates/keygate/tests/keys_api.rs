@@ -824,7 +824,10 @@ async fn usage_totals_of_a_tenant_leave_out_other_tenants_keys() {
         scopes: ScopeSet::parse(["boards:read"]).unwrap(),
         actor: "user:ana".into(),
     });
-    let totals = acme.usage_totals(std::slice::from_ref(&theirs.record)).await.unwrap();
+    let totals = acme
+        .usage_totals(std::slice::from_ref(&theirs.record))
+        .await
+        .unwrap();
     assert!(totals.is_empty());
     // Any number of days is answered without a panic, within the 90 kept.
     let days = f
