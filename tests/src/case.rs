@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::driver::TestRequest;
-use crate::fixture::{Keys, RETRY_AFTER_SECS};
+use crate::fixture::{Keys, RETRY_AFTER_SECS, SPENT_LIMIT};
 
 /// One HTTP case.
 #[derive(Debug, Clone)]
@@ -149,6 +149,31 @@ impl Expect {
             ))
             .body(BodyCheck::Equals("/error/details/missing", json!([scope])))
             .body(BodyCheck::Equals("/error/details/required", json!([scope])))
+    }
+
+    /// 429 `rate_limited` for a key whose limit `limit` (`N/period`) is spent and whose next
+    /// request is free in `retry_after` seconds: `Retry-After` and the rate-limit fields of
+    /// draft-ietf-httpapi-ratelimit-headers-11, no challenge.
+    ///
+    /// # Panics
+    /// If `limit` is not a rate limit (a bug in the table).
+    #[allow(clippy::expect_used)]
+    pub fn rate_limited(limit: &str, retry_after: u64) -> Self {
+        let l: keygate::RateLimit = limit.parse().expect("the table's limits parse");
+        Expect::error(429, "TOO_MANY_REQUESTS", "rate_limited")
+            .header(HeaderCheck::Equals("retry-after", retry_after.to_string()))
+            .header(HeaderCheck::Equals(
+                "ratelimit-policy",
+                format!("\"key\";q={};w={}", l.requests(), l.period().as_secs()),
+            ))
+            .header(HeaderCheck::Equals(
+                "ratelimit",
+                format!("\"key\";r=0;t={retry_after}"),
+            ))
+            .body(BodyCheck::Equals(
+                "/error/details/limit",
+                json!(l.to_string()),
+            ))
     }
 
     /// Adds a header check.
@@ -319,6 +344,22 @@ pub fn base_cases(k: &Keys) -> Vec<Case> {
             Expect::error(503, "SERVICE_UNAVAILABLE", "store_unavailable").header(
                 HeaderCheck::Equals("retry-after", RETRY_AFTER_SECS.to_string()),
             ),
+        ),
+        // --- the key's own rate limit (per node, GCRA)
+        case(
+            "key within its rate limit: 200",
+            get(ME).header("x-api-key", &k.limited),
+            acme_me.clone(),
+        ),
+        case(
+            "key whose rate limit is spent: 429 rate_limited with Retry-After, RateLimit-Policy, RateLimit",
+            get(ME).header("x-api-key", &k.rate_limited),
+            Expect::rate_limited(SPENT_LIMIT, 86_400),
+        ),
+        case(
+            "spent key on a route it lacks the scope for: 429, the limit is checked before scopes",
+            get(ENTITIES).header("authorization", bearer(&k.rate_limited)),
+            Expect::rate_limited(SPENT_LIMIT, 86_400),
         ),
         // --- where the key is read from
         case(

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use demo_api::{Collection, DemoState, NewItem};
-use keygate::{Argon2Hasher, Argon2Params, Clock, KeyManager, ManualClock, NewKey, Verifier};
+use keygate::{
+    Argon2Hasher, Argon2Params, Clock, KeyManager, ManualClock, NewKey, RateLimit, Verifier,
+};
 
 use crate::case::{table, Case};
 use crate::store::{CountingStore, FailingStore};
@@ -43,6 +45,13 @@ pub struct Keys {
     pub revoked_id: String,
     /// The id of [`Keys::outage`].
     pub outage_id: String,
+    /// Org `acme`, every demo scope, a rate limit of [`ROOMY_LIMIT`] that the table never
+    /// comes near.
+    pub limited: String,
+    /// Org `acme`, `boards:read` only, a rate limit of [`SPENT_LIMIT`] whose one request the
+    /// fixture spends while it is built: every use in the table is answered 429
+    /// `rate_limited` (the fixture's clock never moves, so `Retry-After` is the whole day).
+    pub rate_limited: String,
 }
 
 /// Items seeded before the table runs, by organization.
@@ -78,6 +87,12 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 /// `Retry-After` the fixture's verifier announces on 503 (not the default, to prove it is
 /// the verifier's setting that reaches the response).
 pub const RETRY_AFTER_SECS: u32 = 7;
+
+/// The rate limit of [`Keys::rate_limited`]: one request a day, spent by the fixture.
+pub const SPENT_LIMIT: &str = "1/1d";
+
+/// The rate limit of [`Keys::limited`]: far more than the table sends.
+pub const ROOMY_LIMIT: &str = "1000/1m";
 
 impl Fixture {
     /// Builds the store, the verifier (cheap argon2 parameters, a manual clock, prefixes
@@ -145,6 +160,28 @@ impl Fixture {
             .expect("revoking in memory works");
         let outage = create("outage", "acme", ALL).await;
         store.fail_reads_of(&outage.record.id);
+        let with_limit = |name: &'static str, scopes: &'static [&'static str], limit: &str| {
+            let manager = manager.clone();
+            let limit: RateLimit = limit.parse().expect("the fixture's limits parse");
+            async move {
+                manager
+                    .create(
+                        NewKey::new(name, "acme")
+                            .owner("conformance")
+                            .scopes(scopes)
+                            .expect("demo scopes are valid")
+                            .rate_limit(limit),
+                    )
+                    .await
+                    .expect("creating a key in memory works")
+            }
+        };
+        let limited = with_limit("limited", ALL, ROOMY_LIMIT).await;
+        let rate_limited = with_limit("rate-limited", &["boards:read"], SPENT_LIMIT).await;
+        verifier
+            .verify(rate_limited.key.expose_secret())
+            .await
+            .expect("the first request of a fresh limit is let through");
 
         let full_token = full.key.expose_secret().to_owned();
         let wrong_secret = keygate::token::with_checksum(&format!(
@@ -189,6 +226,8 @@ impl Fixture {
             expired_id: expired.record.id.clone(),
             revoked_id: revoked.record.id.clone(),
             outage_id: outage.record.id.clone(),
+            limited: limited.key.expose_secret().to_owned(),
+            rate_limited: rate_limited.key.expose_secret().to_owned(),
         };
         Fixture {
             state,

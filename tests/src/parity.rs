@@ -14,7 +14,13 @@ use crate::driver::{AppUnderTest, TestRequest, TestResponse};
 use crate::fixture::Fixture;
 
 /// Response headers compared value for value.
-pub const COMPARED_HEADERS: [&str; 3] = ["www-authenticate", "retry-after", "content-type"];
+pub const COMPARED_HEADERS: [&str; 5] = [
+    "www-authenticate",
+    "retry-after",
+    "ratelimit-policy",
+    "ratelimit",
+    "content-type",
+];
 
 const MASKED: &str = "<differs per response>";
 

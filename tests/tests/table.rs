@@ -17,6 +17,7 @@ async fn the_table_covers_every_row_of_the_design_error_table() {
         (401, "expired_key"),
         (401, "revoked_key"),
         (403, "insufficient_scope"),
+        (429, "rate_limited"),
         (503, "store_unavailable"),
         (400, "invalid_json"),
         (404, "not_found"),

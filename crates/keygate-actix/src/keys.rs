@@ -44,8 +44,11 @@ async fn serve(api: &KeysApi, req: HttpRequest, body: Payload) -> HttpResponse {
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_bytes()))
         .collect();
-    let request =
-        ApiRequest::new(req.method().as_str(), req.path(), &headers).query(req.query_string());
+    let host = req.connection_info().host().to_owned();
+    let request = ApiRequest::new(req.method().as_str(), req.path(), &headers)
+        .query(req.query_string())
+        .peer(req.peer_addr().map(|a| a.ip()))
+        .authority(Some(&host));
     let request = match &body {
         Ok(Ok(bytes)) => request.body(bytes),
         _ => request.oversized_body(),

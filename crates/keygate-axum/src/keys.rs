@@ -50,7 +50,8 @@ async fn serve(api: &KeysApi, req: Request) -> Response {
         .collect();
     let request = ApiRequest::new(parts.method.as_str(), parts.uri.path(), &headers)
         .query(parts.uri.query().unwrap_or(""))
-        .peer(connect_info_peer(&parts.extensions));
+        .peer(connect_info_peer(&parts.extensions))
+        .authority(parts.uri.authority().map(|a| a.as_str()));
     let request = match &body {
         Ok(bytes) => request.body(bytes),
         Err(_) => request.oversized_body(),

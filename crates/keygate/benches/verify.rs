@@ -1,4 +1,5 @@
-//! Per-call costs of the verification path: parse, header extraction, cached verification,
+//! Per-call costs of the verification path: parse, header extraction, cached verification
+//! (without and with a per-key rate limit that is not hit),
 //! rejections that must stay cheap (garbage, a cached forged secret, fresh forged secrets for a
 //! throttled id), and a cold (argon2id, OWASP parameters) verification.
 //!
@@ -46,6 +47,44 @@ fn benches(c: &mut Criterion) {
     c.bench_function("verify_cached", |b| {
         b.to_async(&rt)
             .iter(|| async { verifier.verify(std::hint::black_box(&token)).await.is_ok() })
+    });
+
+    // The same cached verification for a key with a rate limit that is never hit (10^9 per
+    // second): the difference is what enforcing a limit adds (one clock read, one CAS).
+    let limited = rt
+        .block_on(
+            manager.create(
+                NewKey::new("bench-limited", "acme")
+                    .scopes(["entities:read"])
+                    .unwrap()
+                    .rate_limit("1000000000/1s".parse().unwrap()),
+            ),
+        )
+        .unwrap();
+    let limited = limited.key.expose_secret().to_owned();
+    rt.block_on(verifier.verify(&limited)).unwrap();
+    c.bench_function("verify_cached_rate_limit_not_hit", |b| {
+        b.to_async(&rt).iter(|| async {
+            verifier
+                .verify(std::hint::black_box(&limited))
+                .await
+                .is_ok()
+        })
+    });
+    // The synchronous fast path the layers take first, without the async harness.
+    c.bench_function("verify_cached_sync", |b| {
+        b.iter(|| {
+            verifier
+                .verify_cached(std::hint::black_box(&token))
+                .is_some_and(|r| r.is_ok())
+        })
+    });
+    c.bench_function("verify_cached_sync_rate_limit_not_hit", |b| {
+        b.iter(|| {
+            verifier
+                .verify_cached(std::hint::black_box(&limited))
+                .is_some_and(|r| r.is_ok())
+        })
     });
 
     // The whole tower layer around a trivial service (principal into extensions, credential

@@ -16,6 +16,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
+use crate::limiter::KeyLimiter;
 use crate::principal::Principal;
 use crate::usage::UsageSlot;
 
@@ -78,6 +79,9 @@ pub(crate) struct KeyState {
     pub(crate) revoked: bool,
     pub(crate) expires_at_ms: Option<i64>,
     pub(crate) usage: Arc<UsageSlot>,
+    /// The key's rate-limit bucket, when it has a limit (shared with the states that refresh
+    /// this one while the limit stays the same).
+    pub(crate) limiter: Option<Arc<KeyLimiter>>,
 }
 
 /// A record-cache entry.

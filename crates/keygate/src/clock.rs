@@ -2,8 +2,8 @@
 //! [`ManualClock`] in tests so TTLs and expiry are checked without sleeping.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -16,6 +16,15 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc> {
         millis_to_datetime(self.now_millis())
     }
+
+    /// A reading for measuring intervals (per-key rate limits), in nanoseconds since an
+    /// arbitrary origin; it must never go backwards. The default is [`Clock::now_millis`] in
+    /// nanoseconds, which suits clocks that only move forward, like [`ManualClock`].
+    fn monotonic_nanos(&self) -> u64 {
+        u64::try_from(self.now_millis())
+            .unwrap_or(0)
+            .saturating_mul(1_000_000)
+    }
 }
 
 /// The system's wall clock.
@@ -25,6 +34,14 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now_millis(&self) -> i64 {
         Utc::now().timestamp_millis()
+    }
+
+    /// The OS monotonic clock: a wall clock set back (NTP, an operator) cannot hold a rate
+    /// limit shut.
+    fn monotonic_nanos(&self) -> u64 {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        let origin = *ORIGIN.get_or_init(Instant::now);
+        u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
 

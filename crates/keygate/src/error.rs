@@ -16,6 +16,7 @@ use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
+use crate::rate_limit::RateLimit;
 use crate::scope::{Requirement, Scope};
 use crate::token::TokenError;
 
@@ -90,6 +91,15 @@ pub enum AuthError {
         /// Seconds to put in `Retry-After`: until the failure window ends.
         retry_after_secs: u32,
     },
+    /// The key is valid but its own rate limit is spent on this node (429 `rate_limited`).
+    /// Checked after the secret and the key's status, before scopes: a request refused for
+    /// its scopes still spends a request of the limit. Retry after `Retry-After` seconds.
+    RateLimited {
+        /// The key's limit (announced in `RateLimit-Policy`).
+        limit: RateLimit,
+        /// Whole seconds (at least 1) until the key may make another request.
+        retry_after_secs: u32,
+    },
     /// The key store failed or timed out (503 `store_unavailable`); never reported as 401.
     StoreUnavailable {
         /// Seconds to put in `Retry-After`.
@@ -111,7 +121,7 @@ impl AuthError {
     pub fn status(&self) -> u16 {
         match self {
             AuthError::InsufficientScope { .. } => 403,
-            AuthError::TooManyAttempts { .. } => 429,
+            AuthError::TooManyAttempts { .. } | AuthError::RateLimited { .. } => 429,
             AuthError::StoreUnavailable { .. } | AuthError::VerifierBusy { .. } => 503,
             AuthError::Misconfigured(_) => 500,
             _ => 401,
@@ -139,6 +149,7 @@ impl AuthError {
             AuthError::RevokedKey => "revoked_key",
             AuthError::InsufficientScope { .. } => "insufficient_scope",
             AuthError::TooManyAttempts { .. } => "too_many_attempts",
+            AuthError::RateLimited { .. } => "rate_limited",
             AuthError::StoreUnavailable { .. } => "store_unavailable",
             AuthError::VerifierBusy { .. } => "verifier_busy",
             AuthError::Misconfigured(_) => "misconfigured",
@@ -159,6 +170,7 @@ impl AuthError {
             AuthError::TooManyAttempts { .. } => {
                 "Too many failed attempts for this API key from this client, retry later"
             }
+            AuthError::RateLimited { .. } => "API key rate limit exceeded, retry later",
             AuthError::StoreUnavailable { .. } => "Key store unavailable, retry later",
             AuthError::VerifierBusy { .. } => "Too many keys waiting to be verified, retry later",
             AuthError::Misconfigured(m) => m,
@@ -179,8 +191,10 @@ impl fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
-/// A rendered rejection, free of framework types: adapters copy it into their response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A rendered answer (a rejection, or a Keys API answer), free of framework types: adapters copy
+/// it into their response. Its `Debug` shows the body's length, not the body: a Keys API
+/// answer to create or rotate holds a plaintext key.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ErrorResponse {
     /// HTTP status code.
     pub status: u16,
@@ -188,6 +202,16 @@ pub struct ErrorResponse {
     pub headers: Vec<(&'static str, String)>,
     /// Body bytes.
     pub body: Bytes,
+}
+
+impl fmt::Debug for ErrorResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrorResponse")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 /// What a renderer may want to know besides the error.
@@ -216,7 +240,7 @@ where
 }
 
 /// The default renderer: JSON envelope, `WWW-Authenticate` (RFC 6750), `Retry-After`,
-/// `x-request-id`.
+/// `x-request-id`; on 429 `rate_limited` also `RateLimit-Policy` and `RateLimit`.
 #[derive(Debug, Clone)]
 pub struct JsonRenderer {
     realm: Arc<str>,
@@ -261,6 +285,9 @@ impl ErrorRenderer for JsonRenderer {
                     Requirement::AnyOf => "any_of",
                 });
             }
+            AuthError::RateLimited { limit, .. } => {
+                details["limit"] = Value::from(limit.to_string());
+            }
             _ => {}
         }
         let mut headers = vec![("content-type", "application/json".to_owned())];
@@ -282,6 +309,13 @@ impl ErrorRenderer for JsonRenderer {
             | AuthError::VerifierBusy { retry_after_secs } => {
                 headers.push(("retry-after", retry_after_secs.to_string()))
             }
+            AuthError::RateLimited {
+                limit,
+                retry_after_secs,
+            } => {
+                headers.push(("retry-after", retry_after_secs.to_string()));
+                headers.extend(rate_limit_fields(limit, *retry_after_secs));
+            }
             AuthError::Misconfigured(_) => {}
             e if e.credential_presented() => headers.push((
                 "www-authenticate",
@@ -299,6 +333,37 @@ impl ErrorRenderer for JsonRenderer {
             body: envelope(error.code(), error.message(), details, ctx),
         }
     }
+}
+
+/// The policy name in the rate-limit fields: the limit is the presented key's own.
+const RATE_LIMIT_POLICY: &str = "key";
+
+/// `RateLimit-Policy` and `RateLimit` for a spent limit, in the syntax of
+/// draft-ietf-httpapi-ratelimit-headers-11 (Structured Field lists; a policy is a String item
+/// with `q` = quota and `w` = window in seconds; a service limit names the policy with
+/// `r` = remaining quota and `t` = seconds of the effective window):
+///
+/// ```text
+/// RateLimit-Policy: "key";q=5;w=1
+/// RateLimit: "key";r=0;t=1
+/// ```
+///
+/// `t` equals `Retry-After`: with GCRA the next request is free after that many seconds.
+fn rate_limit_fields(limit: &RateLimit, retry_after_secs: u32) -> [(&'static str, String); 2] {
+    [
+        (
+            "ratelimit-policy",
+            format!(
+                "\"{RATE_LIMIT_POLICY}\";q={};w={}",
+                limit.requests(),
+                limit.period().as_secs()
+            ),
+        ),
+        (
+            "ratelimit",
+            format!("\"{RATE_LIMIT_POLICY}\";r=0;t={retry_after_secs}"),
+        ),
+    ]
 }
 
 fn scope_list(scopes: &[Scope]) -> Value {
@@ -422,6 +487,38 @@ mod tests {
         assert_ne!(v["error"]["message"], "Invalid API key");
         assert_eq!(v["meta"]["requestId"], "req-1");
         assert_eq!((e.status(), e.code()), (429, "TOO_MANY_REQUESTS"));
+    }
+
+    #[test]
+    fn rate_limited_is_429_with_retry_after_and_the_ratelimit_fields() {
+        let e = AuthError::RateLimited {
+            limit: "5/1s".parse().unwrap(),
+            retry_after_secs: 1,
+        };
+        let (r, v) = render(&e);
+        assert_eq!(r.status, 429);
+        assert_eq!(header(&r, "retry-after"), Some("1"));
+        assert_eq!(header(&r, "ratelimit-policy"), Some("\"key\";q=5;w=1"));
+        assert_eq!(header(&r, "ratelimit"), Some("\"key\";r=0;t=1"));
+        assert_eq!(header(&r, "www-authenticate"), None);
+        assert_eq!(v["error"]["code"], "TOO_MANY_REQUESTS");
+        assert_eq!(v["error"]["details"]["reason"], "rate_limited");
+        assert_eq!(v["error"]["details"]["limit"], "5/1s");
+    }
+
+    #[test]
+    fn rate_limit_fields_give_the_window_in_seconds() {
+        let e = AuthError::RateLimited {
+            limit: "1000/1h".parse().unwrap(),
+            retry_after_secs: 4,
+        };
+        let (r, _) = render(&e);
+        assert_eq!(
+            header(&r, "ratelimit-policy"),
+            Some("\"key\";q=1000;w=3600")
+        );
+        assert_eq!(header(&r, "ratelimit"), Some("\"key\";r=0;t=4"));
+        assert_eq!(header(&r, "retry-after"), Some("4"));
     }
 
     #[test]

@@ -102,6 +102,10 @@ impl Gate {
 
     /// Extracts, verifies and checks scopes. `Ok(None)`: anonymous, allowed by an optional gate.
     /// The client's address is not known (see [`Gate::check_from`]).
+    ///
+    /// The verification spends one request of the key's own rate limit, if it has one,
+    /// *before* scopes are checked: a request refused for its scopes is traffic too, and a
+    /// spent limit is answered [`AuthError::RateLimited`] whatever the route requires.
     pub async fn check<'a, A, B>(
         &self,
         api_keys: A,

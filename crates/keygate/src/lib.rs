@@ -49,6 +49,7 @@ pub mod gate;
 pub mod hash;
 pub mod keys_api;
 pub mod layer;
+mod limiter;
 pub mod manage;
 pub mod principal;
 pub mod rate_limit;

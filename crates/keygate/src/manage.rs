@@ -34,6 +34,9 @@ pub use tenant::{KeyRequest, ManagedKeys, Manager};
 /// The prefix used when [`NewKey::prefix`] is not set.
 pub const DEFAULT_PREFIX: &str = "mk_live";
 
+/// Most days [`KeyManager::daily_usage`] covers: counts are kept 90 days.
+pub const MAX_USAGE_DAYS: u32 = 90;
+
 /// Longest accepted name, org, team or owner, in characters.
 pub const MAX_LABEL_LEN: usize = 200;
 
@@ -601,10 +604,12 @@ impl KeyManager {
     }
 
     /// Requests and refusals of key `id` per UTC day, for the last `days` days including
-    /// today, oldest first, one entry per day (days without traffic are zero).
+    /// today (1 to [`MAX_USAGE_DAYS`]; outside that, the nearest), oldest first, one entry per
+    /// day (days without traffic are zero).
     pub async fn daily_usage(&self, id: &str, days: u32) -> Result<Vec<DailyUsage>, ManageError> {
         let today = self.clock.now().date_naive();
-        let first = today - chrono::Duration::days(i64::from(days.max(1)) - 1);
+        let back = chrono::Days::new(u64::from(days.clamp(1, MAX_USAGE_DAYS)) - 1);
+        let first = today.checked_sub_days(back).unwrap_or(today);
         let since = first.and_time(chrono::NaiveTime::MIN).and_utc();
         let mut out: Vec<DailyUsage> = first
             .iter_days()

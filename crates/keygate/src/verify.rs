@@ -11,7 +11,8 @@
 //!    briefly and repeated failures per (id, client address) and per id are throttled (429,
 //!    never `invalid_key` for a secret that was not checked). Unknown ids go through the same
 //!    rejection cache and throttle, so answers do not tell whether an id exists.
-//! 6. Status, only *after* the secret verified; then scopes.
+//! 6. Status, only *after* the secret verified; then the key's own rate limit (GCRA, per
+//!    node); then scopes (checked by the caller).
 //! 7. Hand out `Arc<Principal>`.
 //! 8. Write-behind `last_used_at`.
 
@@ -33,6 +34,7 @@ use crate::error::{AuthError, Malformed};
 use crate::extract::extract_credential;
 use crate::flight::Flights;
 use crate::hash::{Argon2Hasher, KeyHasher};
+use crate::limiter::{KeyLimiter, Limiters};
 use crate::principal::Principal;
 use crate::record::KeyRecord;
 use crate::scope::{ScopeRequirement, ScopeSet};
@@ -225,6 +227,11 @@ impl VerifierBuilder {
             .max_capacity(self.record_capacity)
             .time_to_live(housekeeping(c.failure_window))
             .build();
+        let limiters = Limiters::new(
+            self.record_capacity,
+            c.revocation_window,
+            Arc::clone(&self.clock),
+        );
         let mut digest_key = Zeroizing::new([0u8; 32]);
         if token::os_random(&mut digest_key[..]).is_err() {
             // Without OS randomness the digest key falls back to process-unique data; digests
@@ -245,6 +252,7 @@ impl VerifierBuilder {
             failures,
             id_failures,
             generations: Arc::new(Generations::new()),
+            limiters,
             hash_permits: Arc::new(Semaphore::new(self.hash_concurrency)),
             usage: UsageRecorder::default(),
             stop: Arc::new(Notify::new()),
@@ -275,6 +283,8 @@ struct Inner {
     /// Failures per id, from every client address.
     id_failures: moka::sync::Cache<String, Arc<FailureWindow>>,
     generations: Arc<Generations>,
+    /// Rate-limit buckets of recently cached keys, so a record refresh keeps its bucket.
+    limiters: Limiters,
     hash_permits: Arc<Semaphore>,
     usage: UsageRecorder,
     stop: Arc<Notify>,
@@ -420,8 +430,10 @@ impl Verifier {
     }
 
     /// Verifies a token (steps 2–8): the principal, or why not. Scopes are not checked here;
-    /// see [`Verifier::authorize`]. The client's address is not known: wrong secrets are
-    /// throttled per id (see [`Verifier::verify_from`]).
+    /// see [`Verifier::authorize`]. Every accepted verification spends one request of the
+    /// key's own [`RateLimit`](crate::RateLimit), if it has one; once spent, the answer is
+    /// [`AuthError::RateLimited`] until a request is free again. The client's address is not
+    /// known: wrong secrets are throttled per id (see [`Verifier::verify_from`]).
     pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         self.verify_from(token, None).await
     }
@@ -791,7 +803,10 @@ impl Inner {
         AuthError::InvalidKey
     }
 
-    /// Steps 6–8 once the secret was checked: status only after the secret verified.
+    /// Steps 6–8 once the secret was checked: status only after the secret verified, then
+    /// the key's rate limit. A request refused for its rate limit still counts as a use of the
+    /// key (`last_used_at`): the key was presented with its right secret.
+    #[inline]
     fn answer(
         &self,
         accepted: bool,
@@ -807,10 +822,31 @@ impl Inner {
             AuthError::ExpiredKey
         } else {
             self.usage.touch(&state.usage, now);
+            if let Some(limiter) = &state.limiter {
+                if let Err(retry_after_secs) = limiter.check() {
+                    // A use of the key (last_used_at), counted as refused.
+                    self.usage.reclassify_as_refused(&state.usage);
+                    return Err(Self::rate_limited(
+                        &state.principal.id,
+                        limiter,
+                        retry_after_secs,
+                    ));
+                }
+            }
             return Ok(Arc::clone(&state.principal));
         };
         self.usage.refuse(&state.usage);
         Err(refusal)
+    }
+
+    #[cold]
+    fn rate_limited(id: &str, limiter: &KeyLimiter, retry_after_secs: u32) -> AuthError {
+        metrics::counter!("keygate_rate_limited_total").increment(1);
+        tracing::debug!(key_id = id, "keygate: key's own rate limit spent");
+        AuthError::RateLimited {
+            limit: limiter.limit(),
+            retry_after_secs,
+        }
     }
 
     /// The answer when it needs no await: a malformed token, or both caches fresh for it.
@@ -963,8 +999,10 @@ impl Inner {
             hash,
             expires_at,
             revoked_at,
+            rate_limit,
             ..
         } = record;
+        let limiter = rate_limit.map(|limit| self.limiters.bucket(&id, limit));
         let principal = Arc::new(Principal {
             id,
             name,
@@ -982,6 +1020,7 @@ impl Inner {
             revoked: revoked_at.is_some(),
             expires_at_ms,
             usage: UsageSlot::new(Arc::clone(&principal)),
+            limiter,
             principal,
         };
         Ok(CachedRecord {

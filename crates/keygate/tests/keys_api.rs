@@ -6,8 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use keygate::keys_api::{ApiRequest, KeysApi, SessionManagers};
 use keygate::{
-    ErrorResponse, KeyManager, KeyStatus, Manager, MemoryStore, NewKey, ScopeSet, StoreError,
-    Verifier,
+    Clock, ErrorResponse, KeyManager, KeyStatus, Manager, ManualClock, MemoryStore, NewKey,
+    ScopeSet, StoreError, Verifier,
 };
 use serde_json::{json, Value};
 
@@ -16,17 +16,22 @@ struct Fixture {
     manager: KeyManager,
     store: Arc<MemoryStore>,
     verifier: Verifier,
+    clock: ManualClock,
 }
 
 fn fixture() -> Fixture {
     let store = Arc::new(MemoryStore::new());
-    let verifier = Verifier::builder(store.clone()).build();
+    let clock = ManualClock::starting_now();
+    let verifier = Verifier::builder(store.clone())
+        .clock(clock.clone())
+        .build();
     let manager = KeyManager::new(store.clone()).with_verifier(&verifier);
     Fixture {
         api: KeysApi::new(manager.clone(), verifier.clone()),
         manager,
         store,
         verifier,
+        clock,
     }
 }
 
@@ -601,6 +606,15 @@ async fn session_managers_need_json_from_the_same_origin_to_change_anything() {
             .len(),
         0
     );
+    // HTTP/2: no Host header, the authority comes from the URI.
+    let h2 = api
+        .handle(
+            &ApiRequest::new("POST", "/api/v1/keys", &[cookie, json_ct, same])
+                .authority(Some("app.example:8080"))
+                .body(create),
+        )
+        .await;
+    assert_eq!(h2.status, 201, "{}", body(&h2));
     let ok = call(vec![cookie, json_ct, host, same]).await;
     assert_eq!(ok.status, 201, "{}", body(&ok));
     let id = body(&ok)["id"].as_str().unwrap().to_owned();
@@ -674,6 +688,152 @@ async fn usage_shows_what_the_key_served_per_day_and_in_the_key_object() {
     );
     let days = series["data"].as_array().unwrap();
     assert_eq!(days.len(), 30);
-    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let today = f.clock.now().format("%Y-%m-%d").to_string();
     assert_eq!(days[29], json!({"day": today, "requests": 3, "refused": 1}));
+}
+
+#[tokio::test]
+async fn patch_never_brings_back_an_expired_or_rotated_key_nor_loosens_one_the_manager_could_not_grant(
+) {
+    let f = fixture();
+    let admin = f.admin("acme", None, &["boards:read"]).await;
+    let clock_now = f.clock.now();
+    // A key with a scope the manager does not hold (made by an admin), still active.
+    let strong = f
+        .manager
+        .create(NewKey::new("ops", "acme").scopes(["boards:write"]).unwrap())
+        .await
+        .unwrap();
+    let r = f
+        .call(
+            &admin,
+            "PATCH",
+            &format!("/api/v1/keys/{}", strong.record.id),
+            r#"{"expires_at":null}"#,
+        )
+        .await;
+    assert_eq!((r.status, reason(&r)), (403, json!("scope_not_grantable")));
+    // A rename needs no grant.
+    let r = f
+        .call(
+            &admin,
+            "PATCH",
+            &format!("/api/v1/keys/{}", strong.record.id),
+            r#"{"name":"ops (old)"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", body(&r));
+
+    // An expired key stays expired.
+    let short = f
+        .manager
+        .create(
+            NewKey::new("short", "acme")
+                .scopes(["boards:read"])
+                .unwrap()
+                .expires_at(clock_now + chrono::Duration::minutes(5)),
+        )
+        .await
+        .unwrap();
+    f.clock.advance(std::time::Duration::from_secs(600));
+    let r = f
+        .call(
+            &admin,
+            "PATCH",
+            &format!("/api/v1/keys/{}", short.record.id),
+            r#"{"expires_at":null}"#,
+        )
+        .await;
+    assert_eq!((r.status, reason(&r)), (409, json!("key_not_active")));
+    assert!(f.verifier.verify(short.key.expose_secret()).await.is_err());
+
+    // A rotated-out key keeps its end.
+    let r = f
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/keys",
+            r#"{"name":"ci","scopes":["boards:read"]}"#,
+        )
+        .await;
+    let id = body(&r)["id"].as_str().unwrap().to_owned();
+    f.call(
+        &admin,
+        "POST",
+        &format!("/api/v1/keys/{id}/rotate"),
+        r#"{"grace":"1h"}"#,
+    )
+    .await;
+    let r = f
+        .call(
+            &admin,
+            "PATCH",
+            &format!("/api/v1/keys/{id}"),
+            r#"{"expires_at":null}"#,
+        )
+        .await;
+    assert_eq!((r.status, reason(&r)), (409, json!("already_rotated")));
+    assert!(f.manager.show(&id).await.unwrap().expires_at.is_some());
+}
+
+#[tokio::test]
+async fn debug_output_never_shows_a_plaintext_or_a_header_value() {
+    let f = fixture();
+    let admin = f.admin("acme", None, &["boards:read"]).await;
+    let r = f
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/keys",
+            r#"{"name":"ci","scopes":["boards:read"]}"#,
+        )
+        .await;
+    let key = body(&r)["key"].as_str().unwrap().to_owned();
+    assert!(!format!("{r:?}").contains(&key));
+    let headers = [
+        ("x-api-key", admin.as_bytes()),
+        ("cookie", &b"session=s3cret"[..]),
+    ];
+    let req = ApiRequest::new("GET", "/api/v1/keys", &headers);
+    let shown = format!("{req:?}");
+    assert!(
+        !shown.contains(&admin) && !shown.contains("s3cret"),
+        "{shown}"
+    );
+    assert!(shown.contains("x-api-key"));
+}
+
+#[tokio::test]
+async fn usage_totals_of_a_tenant_leave_out_other_tenants_keys() {
+    let f = fixture();
+    let theirs = f
+        .manager
+        .create(
+            NewKey::new("theirs", "globex")
+                .scopes(["boards:read"])
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    f.verifier.verify(theirs.key.expose_secret()).await.unwrap();
+    f.verifier.flush_last_used().await.unwrap();
+    let acme = f.manager.for_manager(Manager {
+        org: "acme".into(),
+        team: None,
+        owner: None,
+        scopes: ScopeSet::parse(["boards:read"]).unwrap(),
+        actor: "user:ana".into(),
+    });
+    let totals = acme
+        .usage_totals(std::slice::from_ref(&theirs.record))
+        .await
+        .unwrap();
+    assert!(totals.is_empty());
+    // Any number of days is answered without a panic, within the 90 kept.
+    let days = f
+        .manager
+        .daily_usage(&theirs.record.id, u32::MAX)
+        .await
+        .unwrap();
+    assert_eq!(days.len(), 90);
 }

@@ -91,8 +91,9 @@ pub const DEFAULT_PAGE_PATH: &str = "/keys";
 /// Largest request body the API reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// One HTTP request as the Keys API needs it, free of framework types.
-#[derive(Debug, Clone, Copy)]
+/// One HTTP request as the Keys API needs it, free of framework types. Its `Debug` shows
+/// header names only: values carry credentials and cookies.
+#[derive(Clone, Copy)]
 pub struct ApiRequest<'a> {
     /// The method (`GET`, `POST`, …).
     pub method: &'a str,
@@ -109,6 +110,26 @@ pub struct ApiRequest<'a> {
     /// The client's address, when the server knows it: wrong management keys are throttled
     /// per (key id, address), as on every other route.
     pub peer: Option<IpAddr>,
+    /// The request's authority (`host[:port]`) when the server knows it apart from a `Host`
+    /// header (HTTP/2 carries it in the URI): the same-origin check of session managers uses
+    /// the `Host` header, else this.
+    pub authority: Option<&'a str>,
+}
+
+impl std::fmt::Debug for ApiRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            )
+            .field("body_len", &self.body.len())
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> ApiRequest<'a> {
@@ -122,7 +143,14 @@ impl<'a> ApiRequest<'a> {
             body: &[],
             oversized: false,
             peer: None,
+            authority: None,
         }
+    }
+
+    /// Sets the request's authority (see [`ApiRequest::authority`]).
+    pub fn authority(mut self, authority: Option<&'a str>) -> Self {
+        self.authority = authority;
+        self
     }
 
     /// Sets the client's address.
@@ -369,7 +397,7 @@ impl KeysApi {
                     req.header_values("authorization"),
                 )?;
                 let p = verifier.verify_from(token, req.peer).await?;
-                p.require(&ScopeRequirement::all_of([MANAGE_SCOPE]))?;
+                verifier.require(&p, &ScopeRequirement::all_of([MANAGE_SCOPE]))?;
                 Ok(Manager {
                     org: p.org.clone(),
                     team: p.team.clone(),
@@ -413,7 +441,10 @@ fn same_origin_json(req: &ApiRequest<'_>) -> bool {
         let ct = String::from_utf8_lossy(ct).to_ascii_lowercase();
         ct.split(';').next().map(str::trim) == Some("application/json")
     });
-    let same_origin = match (req.header("origin"), req.header("host")) {
+    let host = req
+        .header("host")
+        .or_else(|| req.authority.map(str::as_bytes));
+    let same_origin = match (req.header("origin"), host) {
         (Some(origin), Some(host)) => {
             let origin = String::from_utf8_lossy(origin).to_ascii_lowercase();
             let host = String::from_utf8_lossy(host).to_ascii_lowercase();
@@ -658,8 +689,7 @@ async fn list(keys: &ManagedKeys, req: &ApiRequest<'_>) -> Result<Answer, Refusa
     let q = wire::list_query(req.query)?;
     let (page, next) = keys.list_page(q.status, q.after, q.limit).await?;
     let now = keys.now();
-    let ids: Vec<String> = page.iter().map(|r| r.id.clone()).collect();
-    let usage = keys.usage_totals(&ids).await?;
+    let usage = keys.usage_totals(&page).await?;
     Ok(Answer::json(
         200,
         &PageView {
@@ -754,7 +784,7 @@ async fn revoke(keys: &ManagedKeys, id: &str) -> Result<Answer, Refusal> {
 
 /// One key's view with its usage totals.
 async fn key_view(keys: &ManagedKeys, record: &KeyRecord) -> Result<KeyView, ManageError> {
-    let usage = keys.usage_totals(std::slice::from_ref(&record.id)).await?;
+    let usage = keys.usage_totals(std::slice::from_ref(record)).await?;
     Ok(KeyView::of(record, keys.now(), usage.get(&record.id)))
 }
 

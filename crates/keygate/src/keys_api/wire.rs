@@ -176,13 +176,22 @@ impl KeyView {
 }
 
 /// A key just created or rotated, with its plaintext: the only time it is ever shown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[schema(as = CreatedKey)]
 pub(crate) struct CreatedView {
     #[serde(flatten)]
     pub(crate) view: KeyView,
     /// The plaintext key. Store it now: it cannot be shown again.
     pub(crate) key: String,
+}
+
+impl std::fmt::Debug for CreatedView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedView")
+            .field("view", &self.view)
+            .field("key", &"<redacted>")
+            .finish()
+    }
 }
 
 /// One key with its audit trail.
@@ -238,10 +247,12 @@ pub(crate) struct PageView {
 pub(crate) struct CreateBody {
     /// Human name, 1–100 characters.
     #[schema(min_length = 1, max_length = 100)]
-    name: String,
+    #[serde(default)]
+    name: Option<String>,
     /// Scopes to grant (at least one), each held by the manager.
     #[schema(min_items = 1)]
-    scopes: Vec<String>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
     /// Expiry (RFC 3339, in the future); not with `expires_in`.
     #[serde(default)]
     #[schema(format = DateTime)]
@@ -330,11 +341,16 @@ fn future(
 /// Parses and validates a create body.
 pub(crate) fn create_request(body: &[u8], now: DateTime<Utc>) -> Result<KeyRequest, BadRequest> {
     let b: CreateBody = json_body(body)?;
-    let name = name(&b.name)?;
-    if b.scopes.is_empty() {
+    let name = name(
+        b.name
+            .as_deref()
+            .ok_or_else(|| field("name", "is required"))?,
+    )?;
+    let scopes = b.scopes.unwrap_or_default();
+    if scopes.is_empty() {
         return Err(field("scopes", "must name at least one scope"));
     }
-    let scopes = ScopeSet::parse(&b.scopes).map_err(|e| field("scopes", e.to_string()))?;
+    let scopes = ScopeSet::parse(&scopes).map_err(|e| field("scopes", e.to_string()))?;
     let expires_at = match (b.expires_at, b.expires_in) {
         (Some(_), Some(_)) => {
             return Err(field(
@@ -454,6 +470,7 @@ fn percent_decode(s: &str) -> String {
             b'+' => out.push(b' '),
             b'%' => match b
                 .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
             {
@@ -642,16 +659,20 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
-        for body in [
-            &b"not json"[..],
-            br#"{"name":5,"scopes":["a:read"]}"#,
-            br#"{"scopes":["a"]}"#,
-        ] {
+        for body in [&b"not json"[..], br#"{"name":5,"scopes":["a:read"]}"#] {
             assert!(matches!(
                 create_request(body, now()),
                 Err(BadRequest::Body(_))
             ));
         }
+        assert!(matches!(
+            create_request(br#"{"scopes":["a:read"]}"#, now()),
+            Err(BadRequest::Field("name", _))
+        ));
+        assert!(matches!(
+            create_request(br#"{"name":"x"}"#, now()),
+            Err(BadRequest::Field("scopes", _))
+        ));
     }
 
     #[test]
@@ -690,5 +711,6 @@ mod tests {
         assert_eq!(percent_decode("%"), "%");
         assert_eq!(percent_decode("%4"), "%4");
         assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("%+f"), "% f");
     }
 }

@@ -160,13 +160,18 @@ impl ManagedKeys {
         self.keys.audit_trail(id).await
     }
 
-    /// Request totals of the tenant's keys `ids` (see [`KeyManager::usage_totals`]); pass ids
-    /// of keys this manager was just shown.
+    /// Request totals of those of `records` that belong to the tenant (see
+    /// [`KeyManager::usage_totals`]); others are left out.
     pub async fn usage_totals(
         &self,
-        ids: &[String],
+        records: &[KeyRecord],
     ) -> Result<HashMap<String, UsageTotals>, ManageError> {
-        self.keys.usage_totals(ids).await
+        let ids: Vec<String> = records
+            .iter()
+            .filter(|r| self.may_see(r))
+            .map(|r| r.id.clone())
+            .collect();
+        self.keys.usage_totals(&ids).await
     }
 
     /// Daily requests of one key of the tenant (see [`KeyManager::daily_usage`]).
@@ -175,9 +180,28 @@ impl ManagedKeys {
         self.keys.daily_usage(id, days).await
     }
 
-    /// Renames a key, changes its expiry or rate limit.
+    /// Renames a key, changes its expiry or rate limit. A change of expiry or rate limit can
+    /// extend or loosen what the key may do, so it needs what rotation needs: the key is
+    /// active and not rotated (else [`ManageError::NotActive`] / [`ManageError::AlreadyRotated`]:
+    /// an expired or replaced key is never brought back), and the manager holds every scope of
+    /// the key ([`ManageError::NotGrantable`]). A rename needs neither.
     pub async fn update(&self, id: &str, update: &KeyUpdate) -> Result<KeyRecord, ManageError> {
-        self.show(id).await?;
+        let record = self.show(id).await?;
+        if update.expires_at.is_some() || update.rate_limit.is_some() {
+            if record.rotated_to.is_some() {
+                return Err(ManageError::AlreadyRotated(id.to_owned()));
+            }
+            match record.status_at(self.keys.now()) {
+                KeyStatus::Active => {}
+                status => {
+                    return Err(ManageError::NotActive {
+                        id: id.to_owned(),
+                        status,
+                    })
+                }
+            }
+            self.check_grantable(&record.scopes)?;
+        }
         if let Some(Some(e)) = update.expires_at {
             if e <= self.keys.now() {
                 return Err(ManageError::InvalidField {

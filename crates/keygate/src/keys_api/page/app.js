@@ -237,7 +237,8 @@
   }
 
   function keyPath(id, rest) {
-    return '/' + encodeURIComponent(id) + (rest || '');
+    if (!/^[0-9a-f]{16}$/.test(id)) throw new Error('not a key id');
+    return '/' + id + (rest || '');
   }
 
   function describeError(err) {
@@ -414,7 +415,9 @@
 
   function route() {
     if (!state.manager) return;
-    var match = /^#key\/(.+)$/.exec(location.hash);
+    // Only a well-formed key id: anything else (`..`, `/`) would send the management key to
+    // another path of this origin.
+    var match = /^#key\/([0-9a-f]{16})$/.exec(location.hash);
     if (match) {
       var id;
       try { id = decodeURIComponent(match[1]); } catch (e) { id = match[1]; }
