@@ -159,6 +159,18 @@ pub(crate) async fn traffic_then_metrics<A: AppUnderTest>(app: &A, setup: &Setup
     holder.await.unwrap().unwrap();
     assert_eq!(status(app.send(me(Some(third))).await), 200);
 
+    // The third key gets a rate limit of one request a day: one more passes, the next is 429.
+    let manager = keygate::KeyManager::new(std::sync::Arc::clone(setup.state.verifier.store()))
+        .with_verifier(&setup.state.verifier);
+    let third_id = keygate::token::parse(third).unwrap().id().to_owned();
+    let limit = keygate::KeyUpdate {
+        rate_limit: Some(Some("1/1d".parse().unwrap())),
+        ..keygate::KeyUpdate::default()
+    };
+    manager.update(&third_id, &limit).await.unwrap();
+    assert_eq!(status(app.send(me(Some(third))).await), 200);
+    assert_eq!(status(app.send(me(Some(third))).await), 429);
+
     // The write-behind of last-used times and usage counts.
     let flushed = setup.state.verifier.flush_last_used().await.unwrap();
     assert!(flushed >= 1, "a flush after accepted requests writes some");
