@@ -46,8 +46,8 @@ impl KeyStore for FailingStore {
         }
         self.inner.get(id).await
     }
-    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        self.inner.insert(record).await
+    async fn insert(&self, record: &KeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
+        self.inner.insert(record, audit).await
     }
     async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
         self.inner.list(filter).await
@@ -66,11 +66,16 @@ impl KeyStore for FailingStore {
     ) -> Result<Option<KeyRecord>, StoreError> {
         self.inner.update(id, update, audit).await
     }
-    async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.inner.revoke(id, at).await
+    async fn revoke(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        self.inner.revoke(id, at, audit).await
     }
-    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        self.inner.delete(id).await
+    async fn delete(&self, id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
+        self.inner.delete(id, audit).await
     }
     async fn set_expiry(
         &self,
@@ -257,9 +262,9 @@ impl KeyStore for CountingStore {
         self.record(StoreCall::Get);
         self.inner.get(id).await
     }
-    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+    async fn insert(&self, record: &KeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
         self.record(StoreCall::Insert);
-        self.inner.insert(record).await
+        self.inner.insert(record, audit).await
     }
     async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
         self.record(StoreCall::List);
@@ -282,13 +287,18 @@ impl KeyStore for CountingStore {
         self.record(StoreCall::Update);
         self.inner.update(id, update, audit).await
     }
-    async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn revoke(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
         self.record(StoreCall::Revoke);
-        self.inner.revoke(id, at).await
+        self.inner.revoke(id, at, audit).await
     }
-    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
         self.record(StoreCall::Delete);
-        self.inner.delete(id).await
+        self.inner.delete(id, audit).await
     }
     async fn set_expiry(
         &self,

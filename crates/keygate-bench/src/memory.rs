@@ -64,7 +64,7 @@ pub(crate) fn measure(keys: usize) -> Result<()> {
                 rotated_to: None,
                 rate_limit: None,
             };
-            store.insert(&record).await?;
+            store.insert(&record, &[]).await?;
             tokens.push(token);
         }
         let capacity = keys as u64 + 1024;

@@ -368,16 +368,23 @@ impl KeyStore for PostgresStore {
         row.as_ref().map(record_from_row).transpose()
     }
 
-    async fn insert(&self, r: &KeyRecord) -> Result<(), StoreError> {
+    async fn insert(&self, r: &KeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
         let timeout = self.timeout;
+        let err = |e| store_error(e, timeout);
         bounded(timeout, async {
+            // The record and its events commit together; an error, the deadline or a
+            // cancelled caller drops the transaction, which rolls it back.
+            let mut tx = self.pool.begin().await.map_err(err)?;
             insert_query(r)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
-                .map_err(|e| insert_error(e, &r.id, timeout))
+                .map_err(|e| insert_error(e, &r.id, timeout))?;
+            for event in audit {
+                audit_query(event).execute(&mut *tx).await.map_err(err)?;
+            }
+            tx.commit().await.map_err(err)
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
@@ -513,18 +520,73 @@ impl KeyStore for PostgresStore {
         .await
     }
 
-    async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let q = sqlx::query(
-            "UPDATE keygate_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
-        )
-        .bind(at)
-        .bind(id);
-        self.change_and_notify(id, q).await
+    async fn revoke(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let timeout = self.timeout;
+        let err = |e| store_error(e, timeout);
+        bounded(timeout, async {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            // A concurrent revoke of the same row waits for this one's commit, then finds
+            // `revoked_at` set: exactly one of them writes the time and the event.
+            let revoked = sqlx::query(
+                "UPDATE keygate_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            )
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?
+            .rows_affected()
+                > 0;
+            let exists = revoked
+                || sqlx::query("SELECT 1 FROM keygate_keys WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(err)?
+                    .is_some();
+            if !exists {
+                tx.rollback().await.map_err(err)?;
+                return Ok(false);
+            }
+            if revoked {
+                audit_query(audit).execute(&mut *tx).await.map_err(err)?;
+            }
+            // Already revoked: the first time stays, no second event; the notification is
+            // sent again, as it always was for a revoke of an existing key.
+            notify(&mut tx, id).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Ok(true)
+        })
+        .await
     }
 
-    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        let q = sqlx::query("DELETE FROM keygate_keys WHERE id = $1").bind(id);
-        self.change_and_notify(id, q).await
+    async fn delete(&self, id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
+        let timeout = self.timeout;
+        let err = |e| store_error(e, timeout);
+        bounded(timeout, async {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let deleted = sqlx::query("DELETE FROM keygate_keys WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?
+                .rows_affected()
+                > 0;
+            if !deleted {
+                tx.rollback().await.map_err(err)?;
+                return Ok(false);
+            }
+            audit_query(audit).execute(&mut *tx).await.map_err(err)?;
+            notify(&mut tx, id).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn set_expiry(

@@ -383,17 +383,28 @@ impl KeyStore for SqliteStore {
         row.as_ref().map(record_from_row).transpose()
     }
 
-    async fn insert(&self, r: &KeyRecord) -> Result<(), StoreError> {
+    async fn insert(&self, r: &KeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
         let insert = insert_query(r)?;
+        let events = audit
+            .iter()
+            .map(audit_query)
+            .collect::<Result<Vec<_>, _>>()?;
         let timeout = self.timeout;
+        let err = |e| store_error(e, timeout);
         bounded(timeout, async {
+            // The record and its events commit together; an error, the deadline or a
+            // cancelled caller drops the transaction, which rolls it back.
+            let mut tx = self.begin_immediate().await.map_err(err)?;
             insert
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
-                .map_err(|e| insert_error(e, &r.id, timeout))
+                .map_err(|e| insert_error(e, &r.id, timeout))?;
+            for event in events {
+                event.execute(&mut *tx).await.map_err(err)?;
+            }
+            tx.commit().await.map_err(err)
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
@@ -532,29 +543,63 @@ impl KeyStore for SqliteStore {
         .await
     }
 
-    async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = self
-            .run(
-                sqlx::query(
-                    "UPDATE keygate_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
-                )
-                .bind(to_micros(at))
-                .bind(id)
-                .execute(&self.pool),
+    async fn revoke(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let event = audit_query(audit)?;
+        let timeout = self.timeout;
+        let err = |e| store_error(e, timeout);
+        bounded(timeout, async {
+            let mut tx = self.begin_immediate().await.map_err(err)?;
+            let done = sqlx::query(
+                "UPDATE keygate_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
             )
-            .await?;
-        Ok(done.rows_affected() > 0)
+            .bind(to_micros(at))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            if done.rows_affected() == 0 {
+                // Unknown, or already revoked (the first time stays, no second event).
+                let exists = sqlx::query("SELECT 1 FROM keygate_keys WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(err)?
+                    .is_some();
+                tx.rollback().await.map_err(err)?;
+                return Ok(exists);
+            }
+            event.execute(&mut *tx).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Ok(true)
+        })
+        .await
     }
 
-    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        let done = self
-            .run(
-                sqlx::query("DELETE FROM keygate_keys WHERE id = ?")
-                    .bind(id)
-                    .execute(&self.pool),
-            )
-            .await?;
-        Ok(done.rows_affected() > 0)
+    async fn delete(&self, id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
+        let event = audit_query(audit)?;
+        let timeout = self.timeout;
+        let err = |e| store_error(e, timeout);
+        bounded(timeout, async {
+            let mut tx = self.begin_immediate().await.map_err(err)?;
+            let done = sqlx::query("DELETE FROM keygate_keys WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            if done.rows_affected() == 0 {
+                tx.rollback().await.map_err(err)?;
+                return Ok(false);
+            }
+            event.execute(&mut *tx).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn set_expiry(
@@ -791,7 +836,7 @@ mod tests {
                 rotated_to: None,
                 rate_limit: None,
             };
-            store.insert(&r).await.unwrap();
+            store.insert(&r, &[]).await.unwrap();
         }
     }
 

@@ -67,7 +67,7 @@ async fn flush_of_200_keys(store: &dyn KeyStore) {
     let mut uses = Vec::new();
     for i in 0..200 {
         let id = format!("k{i:03}");
-        store.insert(&record(&id, "acme", 0)).await.unwrap();
+        store.insert(&record(&id, "acme", 0), &[]).await.unwrap();
         uses.push((id, t(10_000 + i)));
     }
     store.touch_last_used(&uses).await.unwrap();

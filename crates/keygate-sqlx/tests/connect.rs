@@ -13,7 +13,7 @@ async fn a_sqlite_url_opens_a_sqlite_store() {
     let url = format!("sqlite://{}", dir.path().join("k.db").display());
     let store: Arc<dyn KeyStore> = keygate_sqlx::connect(&url).await.unwrap();
     store
-        .insert(&support::record("k1", "acme", 0))
+        .insert(&support::record("k1", "acme", 0), &[])
         .await
         .unwrap();
     assert!(!store.pushes_invalidations());
@@ -61,7 +61,7 @@ async fn an_in_memory_sqlite_url_keeps_one_database_across_calls() {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
                 store
-                    .insert(&support::record(&format!("k{i}"), "acme", i))
+                    .insert(&support::record(&format!("k{i}"), "acme", i), &[])
                     .await
             })
         })

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use keygate::{AuthError, KeyManager, KeyStore, NewKey, Verifier};
+use keygate::{AuditAction, AuthError, KeyManager, KeyStore, NewKey, Verifier};
 use keygate_sqlx::{PostgresStore, StoreOptions};
 use support::{cheap_argon2, Pg};
 
@@ -174,7 +174,11 @@ async fn a_postgres_restart_under_load_is_503_never_401_and_recovers_by_itself()
     let mut propagated = None;
     let started = Instant::now();
     other
-        .revoke(&cached.record.id, chrono::Utc::now())
+        .revoke(
+            &cached.record.id,
+            chrono::Utc::now(),
+            &support::audit(&cached.record.id, AuditAction::Revoked),
+        )
         .await
         .unwrap();
     while started.elapsed() < Duration::from_secs(30) {

@@ -317,7 +317,7 @@ async fn the_postgres_audit_table_refuses_updates_deletes_and_truncation() {
     };
     let store = pg.store(StoreOptions::default()).await;
     store
-        .insert(&support::record("k1", "acme", 0))
+        .insert(&support::record("k1", "acme", 0), &[])
         .await
         .unwrap();
     KeyManager::new(Arc::new(store.clone()))
@@ -368,7 +368,7 @@ async fn a_rotation_waiting_on_a_revoke_in_progress_sees_it_and_writes_nothing()
         return;
     };
     let store = Arc::new(pg.store(options(false)).await);
-    store.insert(&record("old", "acme", 0)).await.unwrap();
+    store.insert(&record("old", "acme", 0), &[]).await.unwrap();
     // Another session is revoking the key: its transaction holds the row, not committed.
     let mut other = pg.admin.begin().await.unwrap();
     sqlx::query(&format!(
@@ -414,7 +414,7 @@ async fn an_unparsable_stored_rate_limit_is_corrupt() {
         return;
     };
     let store = pg.store(options(false)).await;
-    store.insert(&record("k1", "acme", 0)).await.unwrap();
+    store.insert(&record("k1", "acme", 0), &[]).await.unwrap();
     sqlx::query("UPDATE keygate_keys SET rate_limit = 'lots/forever' WHERE id = 'k1'")
         .execute(store.pool())
         .await

@@ -72,7 +72,7 @@ async fn no_plaintext_secret_is_in_the_sqlite_files_after_create_rotate_revoke()
 #[tokio::test]
 async fn the_audit_table_refuses_updates_and_deletes() {
     let (store, _dir, _url) = support::sqlite().await;
-    store.insert(&record("k1", "acme", 0)).await.unwrap();
+    store.insert(&record("k1", "acme", 0), &[]).await.unwrap();
     let manager = KeyManager::new(Arc::new(store.clone())).with_hasher(cheap_argon2());
     manager.revoke("k1").await.unwrap();
     for sql in [
@@ -88,7 +88,7 @@ async fn the_audit_table_refuses_updates_and_deletes() {
 #[tokio::test]
 async fn migrations_are_tracked_in_keygate_migrations_and_applied_once() {
     let (store, _dir, url) = support::sqlite().await;
-    store.insert(&record("k1", "acme", 0)).await.unwrap();
+    store.insert(&record("k1", "acme", 0), &[]).await.unwrap();
     let again = SqliteStore::connect(&url).await.unwrap();
     assert!(
         again.get("k1").await.unwrap().is_some(),
@@ -134,7 +134,7 @@ async fn a_locked_database_fails_within_the_timeout_instead_of_hanging() {
         ..StoreOptions::default()
     };
     let store = SqliteStore::connect_with(&url, options).await.unwrap();
-    store.insert(&record("k1", "acme", 0)).await.unwrap();
+    store.insert(&record("k1", "acme", 0), &[]).await.unwrap();
     // Another process holds the write lock.
     let mut other = SqliteConnection::connect(&url).await.unwrap();
     sqlx::raw_sql("BEGIN IMMEDIATE")
@@ -143,7 +143,10 @@ async fn a_locked_database_fails_within_the_timeout_instead_of_hanging() {
         .unwrap();
 
     let started = Instant::now();
-    let err = store.revoke("k1", t(1)).await.unwrap_err();
+    let err = store
+        .revoke("k1", t(1), &support::audit("k1", AuditAction::Revoked))
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, StoreError::Timeout(_) | StoreError::Unavailable(_)),
         "{err:?}"
@@ -182,7 +185,7 @@ async fn a_closed_store_is_unavailable_and_the_verifier_answers_503() {
 async fn a_rotation_waiting_on_a_revoke_in_progress_sees_it_and_writes_nothing() {
     let (store, _dir, url) = support::sqlite().await;
     let store = Arc::new(store);
-    store.insert(&record("old", "acme", 0)).await.unwrap();
+    store.insert(&record("old", "acme", 0), &[]).await.unwrap();
     // Another process is revoking the key: its write transaction is open, not committed.
     let mut other = SqliteConnection::connect(&url).await.unwrap();
     sqlx::raw_sql("BEGIN IMMEDIATE; UPDATE keygate_keys SET revoked_at = 5000 WHERE id = 'old'")
@@ -229,7 +232,7 @@ async fn a_rotation_waiting_on_a_revoke_in_progress_sees_it_and_writes_nothing()
 #[tokio::test]
 async fn an_unparsable_stored_rate_limit_is_corrupt() {
     let (store, _dir, _url) = support::sqlite().await;
-    store.insert(&record("k1", "acme", 0)).await.unwrap();
+    store.insert(&record("k1", "acme", 0), &[]).await.unwrap();
     sqlx::query("UPDATE keygate_keys SET rate_limit = 'lots/forever' WHERE id = 'k1'")
         .execute(store.pool())
         .await

@@ -34,12 +34,12 @@ mod cases {
         r.rotated_from = Some("k0".into());
         r.rotated_to = Some("k2".into());
         r.rate_limit = Some("1000/1m".parse().unwrap());
-        store.insert(&r).await.unwrap();
+        store.insert(&r, &[]).await.unwrap();
         assert_eq!(store.get("k1").await.unwrap(), Some(r));
     }
 
     pub(crate) async fn get_of_an_unknown_id_is_none(store: Arc<dyn KeyStore>) {
-        store.insert(&record("k1", "acme", 0)).await.unwrap();
+        store.insert(&record("k1", "acme", 0), &[]).await.unwrap();
         assert_eq!(store.get("k2").await.unwrap(), None);
     }
 
@@ -47,10 +47,10 @@ mod cases {
         store: Arc<dyn KeyStore>,
     ) {
         let first = record("k1", "acme", 0);
-        store.insert(&first).await.unwrap();
+        store.insert(&first, &[]).await.unwrap();
         let mut second = record("k1", "other", 1);
         second.name = "impostor".into();
-        let err = store.insert(&second).await.unwrap_err();
+        let err = store.insert(&second, &[]).await.unwrap_err();
         assert!(
             matches!(&err, StoreError::Conflict(id) if id == "k1"),
             "{err:?}"
@@ -62,13 +62,13 @@ mod cases {
         // A real peer shipped a 100-character column that argon2 overflowed.
         let mut r = record("k1", "acme", 0);
         r.hash = format!("$argon2id$v=19$m=65536,t=4,p=4${}", "A".repeat(600));
-        store.insert(&r).await.unwrap();
+        store.insert(&r, &[]).await.unwrap();
         assert_eq!(store.get("k1").await.unwrap().unwrap().hash, r.hash);
     }
 
     pub(crate) async fn list_orders_by_created_at_then_id_in_byte_order(store: Arc<dyn KeyStore>) {
         for (id, ms) in [("b", 2), ("z", 0), ("a", 1), ("Y", 0), ("a0", 0)] {
-            store.insert(&record(id, "acme", ms)).await.unwrap();
+            store.insert(&record(id, "acme", ms), &[]).await.unwrap();
         }
         let ids: Vec<String> = store
             .list(&KeyFilter::all())
@@ -91,7 +91,7 @@ mod cases {
         c.team = Some("red".into());
         let d = record("d", "acme", 3);
         for r in [&a, &b, &c, &d] {
-            store.insert(r).await.unwrap();
+            store.insert(r, &[]).await.unwrap();
         }
         let ids = |f: KeyFilter| {
             let store = Arc::clone(&store);
@@ -124,25 +124,104 @@ mod cases {
     pub(crate) async fn revoke_keeps_the_row_and_the_first_revocation_time(
         store: Arc<dyn KeyStore>,
     ) {
-        store.insert(&record("k1", "acme", 0)).await.unwrap();
-        assert!(store.revoke("k1", t(10)).await.unwrap());
-        assert!(store.revoke("k1", t(20)).await.unwrap());
+        store.insert(&record("k1", "acme", 0), &[]).await.unwrap();
+        assert!(store
+            .revoke("k1", t(10), &support::audit("k1", AuditAction::Revoked))
+            .await
+            .unwrap());
+        assert!(store
+            .revoke("k1", t(20), &support::audit("k1", AuditAction::Revoked))
+            .await
+            .unwrap());
         let r = store.get("k1").await.unwrap().unwrap();
         assert_eq!(r.revoked_at, Some(t(10)));
-        assert!(!store.revoke("nope", t(30)).await.unwrap());
+        assert!(!store
+            .revoke("nope", t(30), &support::audit("nope", AuditAction::Revoked))
+            .await
+            .unwrap());
+    }
+
+    pub(crate) async fn insert_revoke_and_delete_append_their_events_with_the_change(
+        store: Arc<dyn KeyStore>,
+    ) {
+        let actions = |trail: Vec<AuditEvent>| trail.into_iter().map(|e| e.action).collect();
+        let created = support::audit("k1", AuditAction::Created);
+        store
+            .insert(&record("k1", "acme", 0), std::slice::from_ref(&created))
+            .await
+            .unwrap();
+        assert_eq!(store.audit_trail("k1").await.unwrap(), [created]);
+
+        let revoked = support::audit("k1", AuditAction::Revoked);
+        assert!(store.revoke("k1", t(10), &revoked).await.unwrap());
+        let trail: Vec<AuditAction> = actions(store.audit_trail("k1").await.unwrap());
+        assert_eq!(trail, [AuditAction::Created, AuditAction::Revoked]);
+        assert_eq!(store.audit_trail("k1").await.unwrap()[1], revoked);
+        // A second revoke keeps the first time and appends nothing.
+        assert!(store.revoke("k1", t(20), &revoked).await.unwrap());
+        assert_eq!(
+            store.get("k1").await.unwrap().unwrap().revoked_at,
+            Some(t(10))
+        );
+        assert_eq!(store.audit_trail("k1").await.unwrap().len(), 2);
+        // Unknown ids: nothing written.
+        let nope_revoked = support::audit("nope", AuditAction::Revoked);
+        assert!(!store.revoke("nope", t(30), &nope_revoked).await.unwrap());
+        let nope_deleted = support::audit("nope", AuditAction::Deleted);
+        assert!(!store.delete("nope", &nope_deleted).await.unwrap());
+        assert!(store.audit_trail("nope").await.unwrap().is_empty());
+
+        let deleted = support::audit("k1", AuditAction::Deleted);
+        assert!(store.delete("k1", &deleted).await.unwrap());
+        assert!(!store.delete("k1", &deleted).await.unwrap());
+        let trail: Vec<AuditAction> = actions(store.audit_trail("k1").await.unwrap());
+        assert_eq!(
+            trail,
+            [
+                AuditAction::Created,
+                AuditAction::Revoked,
+                AuditAction::Deleted
+            ]
+        );
+    }
+
+    pub(crate) async fn an_insert_that_conflicts_appends_none_of_its_events(
+        store: Arc<dyn KeyStore>,
+    ) {
+        let first = support::audit("k1", AuditAction::Created);
+        store
+            .insert(&record("k1", "acme", 0), std::slice::from_ref(&first))
+            .await
+            .unwrap();
+        let mut second = support::audit("k1", AuditAction::Created);
+        second.actor = Some("intruder".into());
+        let other = support::audit("k9", AuditAction::Created);
+        let err = store
+            .insert(&record("k1", "acme", 5), &[second, other])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        assert_eq!(store.audit_trail("k1").await.unwrap(), [first]);
+        assert!(store.audit_trail("k9").await.unwrap().is_empty());
     }
 
     pub(crate) async fn delete_removes_the_key_and_reports_unknown_ids(store: Arc<dyn KeyStore>) {
-        store.insert(&record("k1", "acme", 0)).await.unwrap();
-        store.insert(&record("k2", "acme", 1)).await.unwrap();
-        assert!(store.delete("k1").await.unwrap());
+        store.insert(&record("k1", "acme", 0), &[]).await.unwrap();
+        store.insert(&record("k2", "acme", 1), &[]).await.unwrap();
+        assert!(store
+            .delete("k1", &support::audit("k1", AuditAction::Deleted))
+            .await
+            .unwrap());
         assert_eq!(store.get("k1").await.unwrap(), None);
-        assert!(!store.delete("k1").await.unwrap());
+        assert!(!store
+            .delete("k1", &support::audit("k1", AuditAction::Deleted))
+            .await
+            .unwrap());
         assert_eq!(store.list(&KeyFilter::all()).await.unwrap().len(), 1);
     }
 
     pub(crate) async fn set_expiry_sets_and_clears_the_expiry(store: Arc<dyn KeyStore>) {
-        store.insert(&record("k1", "acme", 0)).await.unwrap();
+        store.insert(&record("k1", "acme", 0), &[]).await.unwrap();
         assert!(store.set_expiry("k1", Some(t(1_000))).await.unwrap());
         assert_eq!(
             store.get("k1").await.unwrap().unwrap().expires_at,
@@ -155,7 +234,7 @@ mod cases {
 
     pub(crate) async fn update_hash_replaces_only_the_hash(store: Arc<dyn KeyStore>) {
         let before = record("k1", "acme", 0);
-        store.insert(&before).await.unwrap();
+        store.insert(&before, &[]).await.unwrap();
         assert!(store.update_hash("k1", "$argon2id$new").await.unwrap());
         let after = store.get("k1").await.unwrap().unwrap();
         assert_eq!(after.hash, "$argon2id$new");
@@ -173,7 +252,7 @@ mod cases {
         store: Arc<dyn KeyStore>,
     ) {
         for id in ["a", "b", "c"] {
-            store.insert(&record(id, "acme", 0)).await.unwrap();
+            store.insert(&record(id, "acme", 0), &[]).await.unwrap();
         }
         store
             .touch_last_used(&[("a".into(), t(100)), ("b".into(), t(100))])
@@ -204,7 +283,7 @@ mod cases {
         let mut uses = Vec::new();
         for i in 0..n {
             let id = format!("k{i:04}");
-            store.insert(&record(&id, "acme", 0)).await.unwrap();
+            store.insert(&record(&id, "acme", 0), &[]).await.unwrap();
             uses.push((id, t(1_000 + i)));
         }
         store.touch_last_used(&uses).await.unwrap();
@@ -218,7 +297,7 @@ mod cases {
     pub(crate) async fn audit_trail_is_per_key_in_order_and_outlives_the_key(
         store: Arc<dyn KeyStore>,
     ) {
-        store.insert(&record("k1", "acme", 0)).await.unwrap();
+        store.insert(&record("k1", "acme", 0), &[]).await.unwrap();
         let event = |key: &str, action, ms, detail| AuditEvent {
             key_id: key.into(),
             action,
@@ -244,10 +323,11 @@ mod cases {
             .append_audit(&event("k2", AuditAction::Created, 1, json!({})))
             .await
             .unwrap();
-        for e in &trail[1..] {
+        for e in &trail[1..3] {
             store.append_audit(e).await.unwrap();
         }
-        assert!(store.delete("k1").await.unwrap());
+        // The delete appends its own event.
+        assert!(store.delete("k1", &trail[3]).await.unwrap());
         assert_eq!(store.audit_trail("k1").await.unwrap(), trail);
         assert_eq!(store.audit_trail("k2").await.unwrap().len(), 1);
         assert!(store.audit_trail("nobody").await.unwrap().is_empty());
@@ -258,9 +338,11 @@ mod cases {
         let tasks: Vec<_> = (0..n)
             .map(|i| {
                 let store = Arc::clone(&store);
-                tokio::spawn(
-                    async move { store.insert(&record(&format!("k{i:02}"), "acme", i)).await },
-                )
+                tokio::spawn(async move {
+                    store
+                        .insert(&record(&format!("k{i:02}"), "acme", i), &[])
+                        .await
+                })
             })
             .collect();
         for task in tasks {
@@ -272,7 +354,15 @@ mod cases {
             .flat_map(|i| [i, i])
             .map(|i| {
                 let store = Arc::clone(&store);
-                tokio::spawn(async move { store.revoke(&format!("k{i:02}"), t(1_000)).await })
+                tokio::spawn(async move {
+                    store
+                        .revoke(
+                            &format!("k{i:02}"),
+                            t(1_000),
+                            &support::audit(&format!("k{i:02}"), AuditAction::Revoked),
+                        )
+                        .await
+                })
             })
             .collect();
         for task in tasks {
@@ -283,6 +373,9 @@ mod cases {
         for (i, r) in listed.iter().enumerate() {
             assert_eq!(r.id, format!("k{i:02}"));
             assert_eq!(r.revoked_at.is_some(), i % 2 == 0, "{}", r.id);
+            // Of the two concurrent revokes of a key, exactly one wrote its event.
+            let trail = store.audit_trail(&r.id).await.unwrap();
+            assert_eq!(trail.len(), usize::from(i % 2 == 0), "{}: {trail:?}", r.id);
         }
     }
 
@@ -379,7 +472,7 @@ mod cases {
         daily.rotated_from = Some("k1".into());
         let plain = record("k3", "acme", 2);
         for r in [&limited, &daily, &plain] {
-            store.insert(r).await.unwrap();
+            store.insert(r, &[]).await.unwrap();
         }
         assert_eq!(store.get("k1").await.unwrap().as_ref(), Some(&limited));
         assert_eq!(store.get("k2").await.unwrap().as_ref(), Some(&daily));
@@ -465,7 +558,7 @@ mod cases {
         }
         // Inserted in an order unrelated to the page order.
         for r in acme.iter().rev().chain(&globex) {
-            store.insert(r).await.unwrap();
+            store.insert(r, &[]).await.unwrap();
         }
 
         let pages = all_pages(&store, page("acme", 7)).await;
@@ -533,10 +626,10 @@ mod cases {
         add("revoked-and-expired", Some(10), Some(5));
         add("revoked-later", Some(2_000), Some(1_500)); // revoked is revoked, whenever
         for r in &keys {
-            store.insert(r).await.unwrap();
+            store.insert(r, &[]).await.unwrap();
         }
         store
-            .insert(&record("other-org", "globex", 0))
+            .insert(&record("other-org", "globex", 0), &[])
             .await
             .unwrap();
 
@@ -628,7 +721,7 @@ mod cases {
     ) {
         let mut old = record("old", "acme", 0);
         old.rate_limit = Some("1000/1m".parse().unwrap());
-        store.insert(&old).await.unwrap();
+        store.insert(&old, &[]).await.unwrap();
         assert_eq!(
             rotate(&store, &old, "new", 100, 3_600_000).await.unwrap(),
             RotateOutcome::Rotated
@@ -681,8 +774,8 @@ mod cases {
         soon.expires_at = Some(t(500));
         let mut later = record("later", "acme", 0);
         later.expires_at = Some(t(500_000));
-        store.insert(&soon).await.unwrap();
-        store.insert(&later).await.unwrap();
+        store.insert(&soon, &[]).await.unwrap();
+        store.insert(&later, &[]).await.unwrap();
         for (old, new_id) in [(&soon, "soon2"), (&later, "later2")] {
             assert_eq!(
                 rotate(&store, old, new_id, 100, 60_000).await.unwrap(),
@@ -708,7 +801,7 @@ mod cases {
         let mut revoked_later = record("revoked-later", "acme", 0);
         revoked_later.revoked_at = Some(t(1_000_000)); // revoked is revoked
         for r in [&revoked, &expired, &revoked_later] {
-            store.insert(r).await.unwrap();
+            store.insert(r, &[]).await.unwrap();
         }
         let ghost = record("ghost", "acme", 0);
         for (old, expected) in [
@@ -739,8 +832,8 @@ mod cases {
     ) {
         let old = record("old", "acme", 0);
         let taken = record("taken", "acme", 1);
-        store.insert(&old).await.unwrap();
-        store.insert(&taken).await.unwrap();
+        store.insert(&old, &[]).await.unwrap();
+        store.insert(&taken, &[]).await.unwrap();
         let err = rotate(&store, &old, "taken", 100, 60_000)
             .await
             .unwrap_err();
@@ -759,7 +852,7 @@ mod cases {
     ) {
         for round in 0..20 {
             let old = record(&format!("k{round:02}"), "acme", round);
-            store.insert(&old).await.unwrap();
+            store.insert(&old, &[]).await.unwrap();
             let spawn = |new_id: String| {
                 let (store, old) = (Arc::clone(&store), old.clone());
                 tokio::spawn(async move { rotate(&store, &old, &new_id, 100, 60_000).await })
@@ -791,7 +884,7 @@ mod cases {
         let mut outcomes = Vec::new();
         for round in 0..20 {
             let old = record(&format!("k{round:02}"), "acme", round);
-            store.insert(&old).await.unwrap();
+            store.insert(&old, &[]).await.unwrap();
             let new_id = format!("{}-new", old.id);
             let rotation = {
                 let (store, old, new_id) = (Arc::clone(&store), old.clone(), new_id.clone());
@@ -799,7 +892,11 @@ mod cases {
             };
             let revocation = {
                 let (store, id) = (Arc::clone(&store), old.id.clone());
-                tokio::spawn(async move { store.revoke(&id, t(150)).await })
+                tokio::spawn(async move {
+                    store
+                        .revoke(&id, t(150), &support::audit(&id, AuditAction::Revoked))
+                        .await
+                })
             };
             let (rotated, revoked) = tokio::join!(rotation, revocation);
             let (rotated, revoked) = (rotated.unwrap().unwrap(), revoked.unwrap().unwrap());
@@ -818,7 +915,10 @@ mod cases {
                         Some(old.id.clone()),
                         "round {round}"
                     );
-                    assert_eq!(store.audit_trail(&old.id).await.unwrap().len(), 1);
+                    // The rotation's event, then the revoke's.
+                    let trail = store.audit_trail(&old.id).await.unwrap();
+                    assert_eq!(trail.len(), 2, "round {round}: {trail:?}");
+                    assert_eq!(trail[1].action, AuditAction::Revoked, "round {round}");
                 }
                 // The revoke came first: no successor, nothing of the rotation written.
                 RotateOutcome::NotActive => {
@@ -831,7 +931,10 @@ mod cases {
                         "round {round}"
                     );
                     assert_eq!(store.get(&new_id).await.unwrap(), None, "round {round}");
-                    assert!(store.audit_trail(&old.id).await.unwrap().is_empty());
+                    // Only the revoke's event.
+                    let trail = store.audit_trail(&old.id).await.unwrap();
+                    let actions: Vec<AuditAction> = trail.iter().map(|e| e.action).collect();
+                    assert_eq!(actions, [AuditAction::Revoked], "round {round}");
                     assert!(store.audit_trail(&new_id).await.unwrap().is_empty());
                 }
                 other => panic!("round {round}: {other:?}"),
@@ -856,8 +959,8 @@ mod cases {
     ) {
         let mut before = record("k1", "acme", 0);
         before.expires_at = Some(t(5_000));
-        store.insert(&before).await.unwrap();
-        store.insert(&record("k2", "acme", 1)).await.unwrap();
+        store.insert(&before, &[]).await.unwrap();
+        store.insert(&record("k2", "acme", 1), &[]).await.unwrap();
 
         let limit: RateLimit = "100/1h".parse().unwrap();
         let set = KeyUpdate {
@@ -935,7 +1038,7 @@ mod cases {
     pub(crate) async fn update_of_an_unknown_key_is_none_and_writes_nothing(
         store: Arc<dyn KeyStore>,
     ) {
-        store.insert(&record("k1", "acme", 0)).await.unwrap();
+        store.insert(&record("k1", "acme", 0), &[]).await.unwrap();
         let set = KeyUpdate {
             name: Some("x".into()),
             ..KeyUpdate::default()
@@ -969,7 +1072,7 @@ mod cases {
     }
 
     pub(crate) async fn add_usage_sums_counts_of_the_same_key_and_hour(store: Arc<dyn KeyStore>) {
-        store.insert(&record("k1", "acme", 0)).await.unwrap();
+        store.insert(&record("k1", "acme", 0), &[]).await.unwrap();
         store
             .add_usage(&[count("k1", 0, 5, 1), count("k1", 1, 7, 0)])
             .await
@@ -995,7 +1098,10 @@ mod cases {
             [count("ghost", 0, 4, 4)]
         );
         // Like the audit trail, the counts outlive the key.
-        assert!(store.delete("k1").await.unwrap());
+        assert!(store
+            .delete("k1", &support::audit("k1", AuditAction::Deleted))
+            .await
+            .unwrap());
         store.add_usage(&[count("k1", 1, 1, 0)]).await.unwrap();
         assert_eq!(
             store.usage("k1", hour(0)).await.unwrap(),
@@ -1298,6 +1404,8 @@ suite!(
     list_filters_by_org_team_and_owner,
     revoke_keeps_the_row_and_the_first_revocation_time,
     delete_removes_the_key_and_reports_unknown_ids,
+    insert_revoke_and_delete_append_their_events_with_the_change,
+    an_insert_that_conflicts_appends_none_of_its_events,
     set_expiry_sets_and_clears_the_expiry,
     update_hash_replaces_only_the_hash,
     touch_last_used_moves_times_forward_only_and_ignores_unknown_ids,

@@ -298,26 +298,21 @@ impl KeyManager {
         }
     }
 
-    async fn audit(
-        &self,
-        record: &KeyRecord,
-        action: AuditAction,
-        detail: Value,
-    ) -> Result<(), StoreError> {
-        let event = self.event(record, action, detail);
-        self.audit.record(&event);
-        self.store.append_audit(&event).await
-    }
-
     /// Creates a key. The plaintext is in the result and nowhere else.
     pub async fn create(&self, new: NewKey) -> Result<CreatedKey, ManageError> {
         let created = self.prepare(new, None).await?;
         let record = &created.record;
-        self.store.insert(record).await?;
-        // A negative cache entry for this id (someone probed it) must not hide the new key.
+        let event = self.event(record, AuditAction::Created, created_detail(record));
+        // The record and its "created" event are written in one transaction.
+        let inserted = self
+            .store
+            .insert(record, std::slice::from_ref(&event))
+            .await;
+        // A negative cache entry for this id (someone probed it) must not hide the new key;
+        // invalidate even when the write failed: it may have committed before the error.
         self.invalidator.invalidate(&record.id);
-        let detail = created_detail(record);
-        self.audit(record, AuditAction::Created, detail).await?;
+        inserted?;
+        self.audit.record(&event);
         Ok(created)
     }
 
@@ -428,32 +423,36 @@ impl KeyManager {
             return Ok(before);
         }
         let now = self.clock.now();
-        let revoked = self.store.revoke(id, now).await;
+        // The revocation and its event are written in one transaction, so a revoke that
+        // committed and then failed (and is retried, taking the early return above) still
+        // left its event in the trail.
+        let event = self.event(&before, AuditAction::Revoked, Value::Null);
+        let revoked = self.store.revoke(id, now, &event).await;
         // Invalidate even when the write failed: it may have committed before the error.
         self.invalidator.invalidate(id);
         if !revoked? {
             return Err(ManageError::NotFound(id.to_owned()));
         }
-        let record = self.show(id).await?;
-        self.audit(&record, AuditAction::Revoked, Value::Null)
-            .await?;
-        Ok(record)
+        self.audit.record(&event);
+        self.show(id).await
     }
 
     /// Deletes a key. Its audit trail stays.
     pub async fn delete(&self, id: &str) -> Result<(), ManageError> {
         let record = self.show(id).await?;
-        let deleted = self.store.delete(id).await;
+        let event = self.event(
+            &record,
+            AuditAction::Deleted,
+            json!({ "name": record.name }),
+        );
+        // The removal and its event are written in one transaction.
+        let deleted = self.store.delete(id, &event).await;
+        // Invalidate even when the write failed: it may have committed before the error.
         self.invalidator.invalidate(id);
         if !deleted? {
             return Err(ManageError::NotFound(id.to_owned()));
         }
-        self.audit(
-            &record,
-            AuditAction::Deleted,
-            json!({ "name": record.name }),
-        )
-        .await?;
+        self.audit.record(&event);
         Ok(())
     }
 

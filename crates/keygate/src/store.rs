@@ -222,8 +222,9 @@ pub trait KeyStore: Send + Sync + 'static {
     /// The record with this id, or `None`.
     async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
 
-    /// Stores a new record; [`StoreError::Conflict`] if the id exists.
-    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError>;
+    /// Stores a new record and appends `audit` in one transaction; [`StoreError::Conflict`]
+    /// (nothing written) if the id exists.
+    async fn insert(&self, record: &KeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError>;
 
     /// Records matching `filter`, ordered by `created_at` then `id`, oldest first.
     async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError>;
@@ -246,12 +247,19 @@ pub trait KeyStore: Send + Sync + 'static {
         audit: &AuditEvent,
     ) -> Result<Option<KeyRecord>, StoreError>;
 
-    /// Marks the key revoked at `at` (keeps the row). Returns `false` if there is no such key.
-    /// Revoking an already revoked key keeps the first revocation time and returns `true`.
-    async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Marks the key revoked at `at` (keeps the row) and appends `audit`, in one transaction.
+    /// Returns `false` (nothing written) if there is no such key. Revoking an already revoked
+    /// key keeps the first revocation time, appends nothing and returns `true`.
+    async fn revoke(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
 
-    /// Removes the record. Returns `false` if there was no such key. The audit trail stays.
-    async fn delete(&self, id: &str) -> Result<bool, StoreError>;
+    /// Removes the record and appends `audit`, in one transaction. Returns `false` (nothing
+    /// written) if there was no such key. The audit trail stays.
+    async fn delete(&self, id: &str, audit: &AuditEvent) -> Result<bool, StoreError>;
 
     /// Sets or clears the expiry. Returns `false` if there is no such key.
     async fn set_expiry(
@@ -315,8 +323,8 @@ impl<T: KeyStore + ?Sized> KeyStore for std::sync::Arc<T> {
     async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
         (**self).get(id).await
     }
-    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
-        (**self).insert(record).await
+    async fn insert(&self, record: &KeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
+        (**self).insert(record, audit).await
     }
     async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
         (**self).list(filter).await
@@ -335,11 +343,16 @@ impl<T: KeyStore + ?Sized> KeyStore for std::sync::Arc<T> {
     ) -> Result<Option<KeyRecord>, StoreError> {
         (**self).update(id, update, audit).await
     }
-    async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        (**self).revoke(id, at).await
+    async fn revoke(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        (**self).revoke(id, at, audit).await
     }
-    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        (**self).delete(id).await
+    async fn delete(&self, id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
+        (**self).delete(id, audit).await
     }
     async fn set_expiry(
         &self,

@@ -370,7 +370,7 @@ async fn a_request_admitted_after_waiting_for_a_hash_slot_answers_from_a_fresh_r
     // Revoked by another process while it waits, noticed only by reading the store again.
     rig.store
         .inner
-        .revoke(&id, chrono::Utc::now())
+        .revoke(&id, chrono::Utc::now(), &support::revoked_event(&id))
         .await
         .unwrap();
     rig.clock.advance(Duration::from_secs(31));

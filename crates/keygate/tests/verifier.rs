@@ -85,7 +85,7 @@ async fn revoke_by_another_process_bites_after_the_window_and_not_before() {
     // Written straight to the store: this verifier is not told.
     rig.store
         .inner
-        .revoke(&id, chrono::Utc::now())
+        .revoke(&id, chrono::Utc::now(), &support::revoked_event(&id))
         .await
         .unwrap();
     rig.clock.advance(Duration::from_secs(29));

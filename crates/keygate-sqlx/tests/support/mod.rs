@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use keygate::{
-    Argon2Hasher, Argon2Params, KeyRecord, KeyStore, ManualClock, MemoryStore, ScopeSet, Verifier,
+    Argon2Hasher, Argon2Params, AuditAction, AuditEvent, KeyRecord, KeyStore, ManualClock,
+    MemoryStore, ScopeSet, Verifier,
 };
 use keygate_sqlx::{PostgresStore, SqliteStore, StoreOptions};
 use sqlx::postgres::PgPool;
@@ -59,6 +60,19 @@ pub fn record(id: &str, org: &str, created_ms: i64) -> KeyRecord {
         rotated_from: None,
         rotated_to: None,
         rate_limit: None,
+    }
+}
+
+/// An audit event of key `id` (org `acme`, actor `ops`, at `t(0)`), for the store writes
+/// that append one with their change.
+pub fn audit(id: &str, action: AuditAction) -> AuditEvent {
+    AuditEvent {
+        key_id: id.to_owned(),
+        action,
+        at: t(0),
+        org: "acme".to_owned(),
+        actor: Some("ops".to_owned()),
+        detail: serde_json::Value::Null,
     }
 }
 

@@ -57,12 +57,14 @@ impl KeyStore for MemoryStore {
         Ok(self.lock().records.get(id).cloned())
     }
 
-    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+    async fn insert(&self, record: &KeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
+        // One lock for the check and every write: the transaction of this store.
         let mut inner = self.lock();
         if inner.records.contains_key(&record.id) {
             return Err(StoreError::Conflict(record.id.clone()));
         }
         inner.records.insert(record.id.clone(), record.clone());
+        inner.audit.extend(audit.iter().cloned());
         Ok(())
     }
 
@@ -136,14 +138,30 @@ impl KeyStore for MemoryStore {
         Ok(Some(updated))
     }
 
-    async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        Ok(self.update(id, |r| {
-            r.revoked_at.get_or_insert(at);
-        }))
+    async fn revoke(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let Some(record) = inner.records.get_mut(id) else {
+            return Ok(false);
+        };
+        if record.revoked_at.is_none() {
+            record.revoked_at = Some(at);
+            inner.audit.push(audit.clone());
+        }
+        Ok(true)
     }
 
-    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self.lock().records.remove(id).is_some())
+    async fn delete(&self, id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        if inner.records.remove(id).is_none() {
+            return Ok(false);
+        }
+        inner.audit.push(audit.clone());
+        Ok(true)
     }
 
     async fn set_expiry(

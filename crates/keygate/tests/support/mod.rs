@@ -15,6 +15,18 @@ use keygate::{
 };
 use tokio::sync::Notify;
 
+/// A `revoked` event of key `id`, for revokes written straight to a store.
+pub fn revoked_event(id: &str) -> AuditEvent {
+    AuditEvent {
+        key_id: id.to_owned(),
+        action: keygate::AuditAction::Revoked,
+        at: chrono::Utc::now(),
+        org: "acme".to_owned(),
+        actor: None,
+        detail: serde_json::Value::Null,
+    }
+}
+
 /// argon2id with tiny parameters: the same code path, milliseconds faster.
 pub fn cheap_argon2() -> Argon2Hasher {
     Argon2Hasher::with_params(Argon2Params {
@@ -116,10 +128,10 @@ impl KeyStore for TestStore {
         }
         Ok(r)
     }
-    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+    async fn insert(&self, record: &KeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
         self.check()?;
         self.wrote();
-        self.inner.insert(record).await
+        self.inner.insert(record, audit).await
     }
     async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
         self.check()?;
@@ -144,15 +156,20 @@ impl KeyStore for TestStore {
         self.wrote();
         self.inner.update(id, update, audit).await
     }
-    async fn revoke(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn revoke(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
         self.check()?;
         self.wrote();
-        self.inner.revoke(id, at).await
+        self.inner.revoke(id, at, audit).await
     }
-    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
         self.check()?;
         self.wrote();
-        self.inner.delete(id).await
+        self.inner.delete(id, audit).await
     }
     async fn set_expiry(&self, id: &str, at: Option<DateTime<Utc>>) -> Result<bool, StoreError> {
         self.check()?;

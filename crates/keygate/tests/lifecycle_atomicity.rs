@@ -1,0 +1,302 @@
+//! A store write that commits and then times out (issue 10, item 2): the answer is the error,
+//! but the verifier's cache and the audit trail agree with what the store holds, because every
+//! lifecycle change is written in one transaction with its audit event.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keygate::keys_api::{ApiRequest, KeysApi};
+use keygate::{
+    AuditAction, AuditEvent, ErrorResponse, KeyFilter, KeyManager, KeyRecord, KeyStore, KeyUpdate,
+    ManageError, ManualClock, MemoryStore, NewKey, PageQuery, RotateOutcome, Rotation, StoreError,
+    UsageCount, UsageTotals, Verifier,
+};
+use serde_json::Value;
+
+/// A [`MemoryStore`] whose writes, once armed, commit and then answer
+/// [`StoreError::Timeout`]: the answer is lost, the change is not.
+#[derive(Default)]
+struct CommitThenTimeout {
+    inner: MemoryStore,
+    armed: AtomicBool,
+}
+
+impl CommitThenTimeout {
+    fn answer<T>(&self, committed: Result<T, StoreError>) -> Result<T, StoreError> {
+        let value = committed?;
+        if self.armed.load(Ordering::SeqCst) {
+            Err(StoreError::Timeout(Duration::from_secs(2)))
+        } else {
+            Ok(value)
+        }
+    }
+}
+
+#[async_trait]
+impl KeyStore for CommitThenTimeout {
+    async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn insert(&self, record: &KeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
+        self.answer(self.inner.insert(record, audit).await)
+    }
+    async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        self.inner.list(filter).await
+    }
+    async fn list_page(&self, query: &PageQuery) -> Result<Vec<KeyRecord>, StoreError> {
+        self.inner.list_page(query).await
+    }
+    async fn rotate(&self, rotation: &Rotation<'_>) -> Result<RotateOutcome, StoreError> {
+        self.answer(self.inner.rotate(rotation).await)
+    }
+    async fn update(
+        &self,
+        id: &str,
+        update: &KeyUpdate,
+        audit: &AuditEvent,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.answer(self.inner.update(id, update, audit).await)
+    }
+    async fn revoke(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        self.answer(self.inner.revoke(id, at, audit).await)
+    }
+    async fn delete(&self, id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
+        self.answer(self.inner.delete(id, audit).await)
+    }
+    async fn set_expiry(
+        &self,
+        id: &str,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        self.answer(self.inner.set_expiry(id, expires_at).await)
+    }
+    async fn update_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
+        self.inner.update_hash(id, hash).await
+    }
+    async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+        self.inner.touch_last_used(uses).await
+    }
+    async fn add_usage(&self, counts: &[UsageCount]) -> Result<(), StoreError> {
+        self.inner.add_usage(counts).await
+    }
+    async fn usage(
+        &self,
+        key_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<UsageCount>, StoreError> {
+        self.inner.usage(key_id, since).await
+    }
+    async fn usage_totals(
+        &self,
+        key_ids: &[String],
+        day_since: DateTime<Utc>,
+        month_since: DateTime<Utc>,
+    ) -> Result<Vec<UsageTotals>, StoreError> {
+        self.inner
+            .usage_totals(key_ids, day_since, month_since)
+            .await
+    }
+    async fn prune_usage(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.prune_usage(before).await
+    }
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.answer(self.inner.append_audit(event).await)
+    }
+    async fn audit_trail(&self, key_id: &str) -> Result<Vec<AuditEvent>, StoreError> {
+        self.inner.audit_trail(key_id).await
+    }
+}
+
+struct Fixture {
+    store: Arc<CommitThenTimeout>,
+    verifier: Verifier,
+    manager: KeyManager,
+    api: KeysApi,
+}
+
+fn fixture() -> Fixture {
+    let store = Arc::new(CommitThenTimeout::default());
+    let verifier = Verifier::builder(store.clone())
+        .clock(ManualClock::starting_now())
+        // Long enough that only an invalidation can make a cached key fail.
+        .revocation_window(Duration::from_secs(3600))
+        .build();
+    let manager = KeyManager::new(store.clone())
+        .with_verifier(&verifier)
+        .with_actor("ops");
+    let api = KeysApi::new(manager.clone(), verifier.clone());
+    Fixture {
+        store,
+        verifier,
+        manager,
+        api,
+    }
+}
+
+impl Fixture {
+    async fn key(&self, name: &str, scopes: &[&str]) -> (String, String) {
+        let created = self
+            .manager
+            .create(
+                NewKey::new(name, "acme")
+                    .scopes(scopes.iter().copied())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        (
+            created.key.expose_secret().to_owned(),
+            created.record.id.clone(),
+        )
+    }
+
+    async fn call(&self, key: &str, method: &str, path: &str) -> ErrorResponse {
+        let headers = [("x-api-key", key.as_bytes())];
+        self.api
+            .handle(&ApiRequest::new(method, path, &headers))
+            .await
+    }
+
+    async fn actions(&self, id: &str) -> Vec<AuditAction> {
+        self.store
+            .audit_trail(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect()
+    }
+}
+
+fn body(r: &ErrorResponse) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn a_revoke_that_commits_then_times_out_answers_503_bites_at_once_and_is_audited_once() {
+    let f = fixture();
+    let (admin, admin_id) = f.key("admin", &["keys:manage"]).await;
+    let (token, id) = f.key("ci", &["boards:read"]).await;
+    // Cached as active by the verifier before the revoke.
+    assert!(f.verifier.verify(&token).await.is_ok());
+
+    f.store.armed.store(true, Ordering::SeqCst);
+    let r = f
+        .call(&admin, "POST", &format!("/api/v1/keys/{id}/revoke"))
+        .await;
+    assert_eq!(r.status, 503, "{}", body(&r));
+    assert_eq!(body(&r)["error"]["details"]["reason"], "store_unavailable");
+
+    // The store holds the revocation: the very next verification refuses the key.
+    assert_eq!(
+        f.verifier.verify(&token).await.unwrap_err().reason(),
+        "revoked_key"
+    );
+    let trail = f.store.audit_trail(&id).await.unwrap();
+    let revoked: Vec<&AuditEvent> = trail
+        .iter()
+        .filter(|e| e.action == AuditAction::Revoked)
+        .collect();
+    assert_eq!(revoked.len(), 1, "{trail:?}");
+    assert_eq!(revoked[0].actor, Some(format!("key:{admin_id}")));
+
+    // The retry answers the revoked key and writes no second event.
+    f.store.armed.store(false, Ordering::SeqCst);
+    let again = f
+        .call(&admin, "POST", &format!("/api/v1/keys/{id}/revoke"))
+        .await;
+    assert_eq!(again.status, 200, "{}", body(&again));
+    assert_eq!(body(&again)["status"], "revoked");
+    assert_eq!(
+        f.actions(&id).await,
+        [AuditAction::Created, AuditAction::Revoked]
+    );
+}
+
+#[tokio::test]
+async fn a_manager_revoke_that_commits_then_times_out_is_the_error_with_a_complete_trail() {
+    let f = fixture();
+    let (token, id) = f.key("ci", &["boards:read"]).await;
+    assert!(f.verifier.verify(&token).await.is_ok());
+
+    f.store.armed.store(true, Ordering::SeqCst);
+    let err = f.manager.revoke(&id).await.unwrap_err();
+    assert!(
+        matches!(err, ManageError::Store(StoreError::Timeout(_))),
+        "{err:?}"
+    );
+    assert_eq!(
+        f.verifier.verify(&token).await.unwrap_err().reason(),
+        "revoked_key"
+    );
+    let retried = f.manager.revoke(&id).await.unwrap();
+    assert!(retried.revoked_at.is_some());
+    assert_eq!(
+        f.actions(&id).await,
+        [AuditAction::Created, AuditAction::Revoked]
+    );
+    let trail = f.store.audit_trail(&id).await.unwrap();
+    assert_eq!(trail[1].actor.as_deref(), Some("ops"));
+}
+
+#[tokio::test]
+async fn a_create_that_commits_then_times_out_leaves_its_created_event() {
+    let f = fixture();
+    f.store.armed.store(true, Ordering::SeqCst);
+    let err = f
+        .manager
+        .create(NewKey::new("lost", "acme").scopes(["boards:read"]).unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ManageError::Store(StoreError::Timeout(_))),
+        "{err:?}"
+    );
+    let stored = f.store.list(&KeyFilter::all()).await.unwrap();
+    assert_eq!(stored.len(), 1, "the insert committed");
+    let trail = f.store.audit_trail(&stored[0].id).await.unwrap();
+    assert_eq!(
+        trail.iter().map(|e| e.action).collect::<Vec<_>>(),
+        [AuditAction::Created],
+        "{trail:?}"
+    );
+    assert_eq!(trail[0].actor.as_deref(), Some("ops"));
+    assert_eq!(trail[0].org, "acme");
+}
+
+#[tokio::test]
+async fn a_delete_that_commits_then_times_out_leaves_its_deleted_event() {
+    let f = fixture();
+    let (token, id) = f.key("doomed", &["boards:read"]).await;
+    assert!(f.verifier.verify(&token).await.is_ok());
+
+    f.store.armed.store(true, Ordering::SeqCst);
+    let err = f.manager.delete(&id).await.unwrap_err();
+    assert!(
+        matches!(err, ManageError::Store(StoreError::Timeout(_))),
+        "{err:?}"
+    );
+    assert_eq!(
+        f.store.get(&id).await.unwrap(),
+        None,
+        "the delete committed"
+    );
+    assert!(
+        f.verifier.verify(&token).await.is_err(),
+        "a deleted key is refused on the next verification"
+    );
+    assert_eq!(
+        f.actions(&id).await,
+        [AuditAction::Created, AuditAction::Deleted]
+    );
+    let trail = f.store.audit_trail(&id).await.unwrap();
+    assert_eq!(trail[1].actor.as_deref(), Some("ops"));
+}
