@@ -468,6 +468,24 @@ pub async fn run_keys_table<A: AppUnderTest>(app: &A, fixture: &Fixture) -> Keys
         csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
         || csp.clone(),
     );
+    let res = send(TestRequest::get(&format!("{API}/openapi.json"))).await;
+    let doc = r.expect("openapi", &res, 200, None, None);
+    r.check(
+        "openapi",
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1"))
+            && doc["paths"][format!("{API}/{{id}}/rotate")]["post"].is_object(),
+        || {
+            format!(
+                "openapi {} with paths {:?}",
+                doc["openapi"],
+                doc["paths"]
+                    .as_object()
+                    .map(|p| p.keys().collect::<Vec<_>>())
+            )
+        },
+    );
     let res = as_admin(TestRequest::new("PUT", API)).await;
     r.expect("405", &res, 405, Some("method_not_allowed"), None);
     r
