@@ -12,12 +12,18 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
-use keygate::{Argon2Hasher, HashError, KeyHasher, KeyManager, KeyStore, NewKey, Verifier};
+use keygate::{
+    Argon2Hasher, HashError, KeyHasher, KeyManager, KeyStore, NewKey, RateLimit, Verifier,
+};
 
 /// The JSON every scenario answers with.
 pub(crate) const BODY: &str = r#"{"message":"hello"}"#;
 /// Marker of the readiness line.
 pub(crate) const READY: &str = "KEYGATE_BENCH_READY";
+/// The rate limit of the `AxumKeygateRateLimit` key: the most keygate accepts, 1,000,000,000
+/// requests per second (and as large a burst), four orders of magnitude above what one core
+/// serves, so every request goes through the limiter and none is refused by it.
+pub(crate) const NEVER_HIT_LIMIT: &str = "1000000000/1s";
 
 /// Which server to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -28,6 +34,9 @@ pub(crate) enum ServerKind {
     AxumTowerHttp,
     /// axum + keygate's `ApiKeyLayer`.
     AxumKeygate,
+    /// The same server as `AxumKeygate`, but its key carries a rate limit so high that the
+    /// run never reaches it (`NEVER_HIT_LIMIT`): what checking a key's limit costs.
+    AxumKeygateRateLimit,
     /// actix-web, no authentication.
     ActixBare,
     /// actix-web + actix-web-httpauth bearer, token looked up in a `HashMap`.
@@ -87,16 +96,22 @@ struct KeygateSetup {
     id: String,
     hash_calls: Arc<AtomicU64>,
     store: &'static str,
+    /// The key's rate limit as stored (`None`: no limit).
+    rate_limit: Option<RateLimit>,
 }
 
-async fn keygate_setup(dir: &Path) -> Result<KeygateSetup> {
+async fn keygate_setup(dir: &Path, rate_limit: Option<RateLimit>) -> Result<KeygateSetup> {
     let (store, store_name) = open_store(dir).await?;
     let hasher = CountingHasher::new(Argon2Hasher::new());
     let hash_calls = hasher.counter();
     let verifier = Verifier::builder(Arc::clone(&store)).hasher(hasher).build();
     let manager = KeyManager::new(store).with_verifier(&verifier);
+    let mut new = NewKey::new("bench", "bench-org").scopes(["entities:read"])?;
+    if let Some(limit) = rate_limit {
+        new = new.rate_limit(limit);
+    }
     let created = manager
-        .create(NewKey::new("bench", "bench-org").scopes(["entities:read"])?)
+        .create(new)
         .await
         .context("creating the benchmark key")?;
     Ok(KeygateSetup {
@@ -105,6 +120,7 @@ async fn keygate_setup(dir: &Path) -> Result<KeygateSetup> {
         id: created.record.id.clone(),
         hash_calls,
         store: store_name,
+        rate_limit: created.record.rate_limit,
     })
 }
 
@@ -116,10 +132,16 @@ fn peer_token() -> Result<String> {
         .to_owned())
 }
 
-fn announce(port: u16, token: &str, id: &str, store: &str) {
+fn announce(port: u16, token: &str, id: &str, store: &str, rate_limit: Option<RateLimit>) {
     println!(
         "{READY} {}",
-        serde_json::json!({ "port": port, "token": token, "id": id, "store": store })
+        serde_json::json!({
+            "port": port,
+            "token": token,
+            "id": id,
+            "store": store,
+            "rate_limit": rate_limit.map(|l| l.to_string()),
+        })
     );
 }
 
@@ -201,6 +223,7 @@ mod axum_servers {
     pub(super) async fn serve(kind: ServerKind, dir: &Path) -> Result<()> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
+        let mut rate_limit = None;
         let (app, token, id, store) = match kind {
             ServerKind::AxumBare => (
                 Router::new().route("/", get(hello)),
@@ -231,8 +254,17 @@ mod axum_servers {
                     "",
                 )
             }
-            ServerKind::AxumKeygate => {
-                let s = keygate_setup(dir).await?;
+            ServerKind::AxumKeygate | ServerKind::AxumKeygateRateLimit => {
+                let limit = match kind {
+                    ServerKind::AxumKeygateRateLimit => Some(
+                        NEVER_HIT_LIMIT
+                            .parse::<RateLimit>()
+                            .context("the benchmark key's rate limit")?,
+                    ),
+                    _ => None,
+                };
+                let s = keygate_setup(dir, limit).await?;
+                rate_limit = s.rate_limit;
                 let calls = Arc::clone(&s.hash_calls);
                 let verifier = s.verifier.clone();
                 let app = Router::new()
@@ -276,7 +308,7 @@ mod axum_servers {
             }
             _ => anyhow::bail!("{kind:?} is not an axum server"),
         };
-        announce(port, &token, &id, store);
+        announce(port, &token, &id, store, rate_limit);
         axum::serve(listener, app).await?;
         Ok(())
     }
@@ -310,7 +342,7 @@ mod actix {
                 .first()
                 .map(|a| a.port())
                 .context("actix bound no address")?;
-            announce(port, &$token, $id, $store);
+            announce(port, &$token, $id, $store, None);
             server.run().await?;
             Ok(())
         }};
@@ -355,7 +387,7 @@ mod actix {
                 run!(server, token, "", "")
             }
             ServerKind::ActixKeygate => {
-                let s = keygate_setup(dir).await?;
+                let s = keygate_setup(dir, None).await?;
                 let verifier = s.verifier.clone();
                 let server = HttpServer::new(move || {
                     App::new()
