@@ -1,7 +1,8 @@
 //! # keygate-bench
 //!
 //! One invocation runs every scenario of BENCHMARKS.md on 127.0.0.1 and prints one markdown
-//! table: keygate (axum and actix-web) next to the bare frameworks, the usual peers
+//! table: keygate (axum and actix-web; on axum also with a per-key rate limit that is never
+//! hit) next to the bare frameworks, the usual peers
 //! (tower-http's `ValidateRequestHeaderLayer`, actix-web-httpauth, djangorestframework-api-key
 //! on gunicorn), a naive argon2-per-request verifier, keygate under garbage and forged-secret
 //! floods, memory per cached key, and a cold start of 1,000 concurrent first requests.

@@ -61,6 +61,8 @@ struct Server {
     token: String,
     id: String,
     store: String,
+    /// The key's rate limit as the server stored it (empty: none).
+    rate_limit: String,
 }
 
 fn start_server(ctx: &Ctx, kind: ServerKind) -> Result<Server> {
@@ -83,6 +85,7 @@ fn start_server(ctx: &Ctx, kind: ServerKind) -> Result<Server> {
         token: text("token"),
         id: text("id"),
         store: text("store"),
+        rate_limit: text("rate_limit"),
     })
 }
 
@@ -195,7 +198,26 @@ fn http_scenario(ctx: &Ctx, row: &mut Row, kind: ServerKind, refuses: Option<u16
     if !server.store.is_empty() && kind != ServerKind::NaiveArgon2 {
         row.notes.push(format!("store: {}", server.store));
     }
-    if matches!(kind, ServerKind::AxumKeygate) {
+    match kind {
+        ServerKind::AxumKeygate => row.notes.push(
+            "per-key usage counting on (keygate always counts, on the hot path); key without a rate limit"
+                .into(),
+        ),
+        ServerKind::AxumKeygateRateLimit => {
+            if server.rate_limit.is_empty() {
+                bail!("the server's key has no rate limit");
+            }
+            row.notes.push(format!(
+                "per-key usage counting on; key's rate limit {} (as stored), checked on every request: {} of the kept round's {} requests refused",
+                server.rate_limit, m.wrk.non_2xx, m.wrk.requests
+            ));
+        }
+        _ => {}
+    }
+    if matches!(
+        kind,
+        ServerKind::AxumKeygate | ServerKind::AxumKeygateRateLimit
+    ) {
         if let Ok((_, stats)) = http::get_blocking(server.addr, "/stats", None) {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&stats) {
                 row.notes.push(format!(
@@ -501,6 +523,32 @@ fn judge(rows: &mut [Row]) {
                 .push(format!("measured req/s ratio: {}", got.join(", ")));
         }
     }
+    // The rate-limit row against the keygate row it differs from only by the key's limit.
+    // No target: the limit's own cost (criterion's target: ≤ 100 ns) is about 1% of a
+    // request's CPU here, below this machine's run-to-run noise.
+    let limited = "axum-keygate-rate-limit";
+    let cpu = |key: &str| rows.iter().find(|r| r.key == key)?.cpu_per_req_us;
+    let vs_keygate = ratio_of(rows, limited, "axum-keygate")
+        .zip(rps_ratio(rows, limited, "axum-keygate"))
+        .zip(cpu(limited).zip(cpu("axum-keygate")));
+    if let Some(r) = rows
+        .iter_mut()
+        .find(|r| r.key == limited && r.rps.is_some())
+    {
+        if let Some(((x, y), (a, b))) = vs_keygate {
+            r.notes.push(format!(
+                "vs axum + keygate (same run): {x:.2}× per CPU, {y:.2}× req/s, CPU/req {:+.0} ns",
+                (a - b) * 1e3
+            ));
+        }
+        if let Some(us) = r.cpu_per_req_us {
+            r.notes.push(format!(
+                "no target: criterion's target for the limit (≤ 100 ns) is {:.1}% of this CPU/req, \
+                 inside this machine's run-to-run noise",
+                0.1 / us * 100.0
+            ));
+        }
+    }
     for key in ["flood-garbage", "flood-forged"] {
         if let Some(x) = rps_ratio(rows, key, "flood-control") {
             if let Some(r) = rows.iter_mut().find(|r| r.key == key) {
@@ -531,6 +579,11 @@ fn rows() -> Vec<Row> {
         Row::new(
             "axum-keygate",
             "**axum + keygate** (cached valid key)",
+            Family::Axum,
+        ),
+        Row::new(
+            "axum-keygate-rate-limit",
+            "axum + keygate + counting + rate limit (not hit)",
             Family::Axum,
         ),
         Row::new("actix-bare", "actix-web, no auth (ceiling)", Family::Actix),
@@ -634,6 +687,11 @@ pub(crate) fn all(s: Settings) -> Result<()> {
         ("axum-bare", ServerKind::AxumBare, None),
         ("axum-tower-http", ServerKind::AxumTowerHttp, Some(401)),
         ("axum-keygate", ServerKind::AxumKeygate, Some(401)),
+        (
+            "axum-keygate-rate-limit",
+            ServerKind::AxumKeygateRateLimit,
+            Some(401),
+        ),
         ("actix-bare", ServerKind::ActixBare, None),
         ("actix-httpauth", ServerKind::ActixHttpauth, Some(401)),
         ("actix-keygate", ServerKind::ActixKeygate, Some(401)),
