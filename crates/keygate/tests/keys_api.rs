@@ -36,6 +36,26 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
+    /// How many keys the store holds, of every tenant.
+    async fn key_count(&self) -> usize {
+        self.manager
+            .list(&keygate::KeyFilter::all())
+            .await
+            .unwrap()
+            .len()
+    }
+
+    /// `POST /api/v1/keys` of a key named `ci` with `boards:read`, as `admin`.
+    async fn create_ci(&self, admin: &str) -> ErrorResponse {
+        self.call(
+            admin,
+            "POST",
+            "/api/v1/keys",
+            r#"{"name":"ci","scopes":["boards:read"]}"#,
+        )
+        .await
+    }
+
     /// A management key of `org` (and `team`) holding `keys:manage` plus `scopes`.
     async fn admin(&self, org: &str, team: Option<&str>, scopes: &[&str]) -> String {
         let mut new = NewKey::new("admin", org)
@@ -81,14 +101,7 @@ fn reason(r: &ErrorResponse) -> Value {
 async fn created_key_is_shown_once_and_works_at_once_until_revoked() {
     let f = fixture();
     let admin = f.admin("acme", None, &["boards:read"]).await;
-    let r = f
-        .call(
-            &admin,
-            "POST",
-            "/api/v1/keys",
-            r#"{"name":"ci","scopes":["boards:read"]}"#,
-        )
-        .await;
+    let r = f.create_ci(&admin).await;
     assert_eq!(r.status, 201, "{}", body(&r));
     assert_eq!(header(&r, "cache-control"), Some("no-store"));
     let created = body(&r);
@@ -255,14 +268,7 @@ async fn granting_a_scope_the_manager_lacks_is_refused_and_writes_nothing() {
         body(&r)["error"]["details"]["scopes"],
         json!(["boards:write"])
     );
-    assert_eq!(
-        f.manager
-            .list(&keygate::KeyFilter::all())
-            .await
-            .unwrap()
-            .len(),
-        before
-    );
+    assert_eq!(f.key_count().await, before);
 }
 
 #[tokio::test]
@@ -408,28 +414,14 @@ async fn bad_bodies_name_the_field_and_write_nothing() {
         assert_eq!(body(&r)["error"]["code"], "BAD_REQUEST");
         assert_eq!(body(&r)["error"]["details"], expect, "{payload}");
     }
-    assert_eq!(
-        f.manager
-            .list(&keygate::KeyFilter::all())
-            .await
-            .unwrap()
-            .len(),
-        before
-    );
+    assert_eq!(f.key_count().await, before);
 }
 
 #[tokio::test]
 async fn rotation_gives_a_new_plaintext_once_and_a_second_rotation_conflicts() {
     let f = fixture();
     let admin = f.admin("acme", None, &["boards:read"]).await;
-    let r = f
-        .call(
-            &admin,
-            "POST",
-            "/api/v1/keys",
-            r#"{"name":"ci","scopes":["boards:read"]}"#,
-        )
-        .await;
+    let r = f.create_ci(&admin).await;
     let old = body(&r);
     let old_id = old["id"].as_str().unwrap();
     let r = f
@@ -482,14 +474,7 @@ async fn rotation_gives_a_new_plaintext_once_and_a_second_rotation_conflicts() {
 async fn rotating_a_revoked_key_conflicts_and_leaves_no_successor() {
     let f = fixture();
     let admin = f.admin("acme", None, &["boards:read"]).await;
-    let r = f
-        .call(
-            &admin,
-            "POST",
-            "/api/v1/keys",
-            r#"{"name":"ci","scopes":["boards:read"]}"#,
-        )
-        .await;
+    let r = f.create_ci(&admin).await;
     let id = body(&r)["id"].as_str().unwrap().to_owned();
     f.call(&admin, "POST", &format!("/api/v1/keys/{id}/revoke"), "")
         .await;
@@ -598,14 +583,7 @@ async fn session_managers_need_json_from_the_same_origin_to_change_anything() {
         let r = call(refused).await;
         assert_eq!((r.status, reason(&r)), (403, json!("csrf")));
     }
-    assert_eq!(
-        f.manager
-            .list(&keygate::KeyFilter::all())
-            .await
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(f.key_count().await, 0);
     // HTTP/2: no Host header, the authority comes from the URI.
     let h2 = api
         .handle(
@@ -641,14 +619,7 @@ async fn the_page_is_served_with_a_csp_and_unknown_paths_are_404() {
 async fn usage_shows_what_the_key_served_per_day_and_in_the_key_object() {
     let f = fixture();
     let admin = f.admin("acme", None, &["boards:read"]).await;
-    let r = f
-        .call(
-            &admin,
-            "POST",
-            "/api/v1/keys",
-            r#"{"name":"ci","scopes":["boards:read"]}"#,
-        )
-        .await;
+    let r = f.create_ci(&admin).await;
     let created = body(&r);
     assert_eq!(
         created["usage"],
@@ -748,14 +719,7 @@ async fn patch_never_brings_back_an_expired_or_rotated_key_nor_loosens_one_the_m
     assert!(f.verifier.verify(short.key.expose_secret()).await.is_err());
 
     // A rotated-out key keeps its end.
-    let r = f
-        .call(
-            &admin,
-            "POST",
-            "/api/v1/keys",
-            r#"{"name":"ci","scopes":["boards:read"]}"#,
-        )
-        .await;
+    let r = f.create_ci(&admin).await;
     let id = body(&r)["id"].as_str().unwrap().to_owned();
     f.call(
         &admin,
@@ -780,14 +744,7 @@ async fn patch_never_brings_back_an_expired_or_rotated_key_nor_loosens_one_the_m
 async fn debug_output_never_shows_a_plaintext_or_a_header_value() {
     let f = fixture();
     let admin = f.admin("acme", None, &["boards:read"]).await;
-    let r = f
-        .call(
-            &admin,
-            "POST",
-            "/api/v1/keys",
-            r#"{"name":"ci","scopes":["boards:read"]}"#,
-        )
-        .await;
+    let r = f.create_ci(&admin).await;
     let key = body(&r)["key"].as_str().unwrap().to_owned();
     assert!(!format!("{r:?}").contains(&key));
     let headers = [
