@@ -84,8 +84,14 @@ impl KeyStore for FailingStore {
     ) -> Result<bool, StoreError> {
         self.inner.set_expiry(id, expires_at).await
     }
-    async fn update_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
-        self.inner.update_hash(id, hash).await
+    async fn update_hash(
+        &self,
+        id: &str,
+        expected: &str,
+        hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        self.inner.update_hash(id, expected, hash, audit).await
     }
     async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
         self.inner.touch_last_used(uses).await
@@ -308,9 +314,15 @@ impl KeyStore for CountingStore {
         self.record(StoreCall::SetExpiry);
         self.inner.set_expiry(id, expires_at).await
     }
-    async fn update_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
+    async fn update_hash(
+        &self,
+        id: &str,
+        expected: &str,
+        hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
         self.record(StoreCall::UpdateHash);
-        self.inner.update_hash(id, hash).await
+        self.inner.update_hash(id, expected, hash, audit).await
     }
     async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
         self.record(StoreCall::TouchLastUsed);

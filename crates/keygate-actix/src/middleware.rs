@@ -11,7 +11,9 @@ use actix_web::http::header::{HeaderValue, AUTHORIZATION};
 use actix_web::{Error, HttpMessage};
 use keygate::extract::{API_KEY_HEADER, REQUEST_ID_HEADER};
 use keygate::gate::{render_with, renderer_of, require_scopes};
-use keygate::{AuthContext, AuthError, ErrorRenderer, Gate, ScopeName, ScopeRequirement, Verifier};
+use keygate::{
+    AuthContext, AuthError, ErrorRenderer, Gate, GateCheck, ScopeName, ScopeRequirement, Verifier,
+};
 
 use crate::{into_actix_response, MISSING_ACTIX_MIDDLEWARE};
 
@@ -112,50 +114,42 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        // The hot path: a cached key (or a malformed one) is answered without awaiting.
-        let now = {
+        let started = {
             let headers = req.headers();
-            self.gate.check_now(
+            self.gate.start(
                 headers.get_all(API_KEY_HEADER).map(HeaderValue::as_bytes),
                 headers.get_all(AUTHORIZATION).map(HeaderValue::as_bytes),
             )
         };
-        match now {
-            Some(Ok(principal)) => {
+        match started {
+            GateCheck::Done(Ok(principal)) => {
                 admit(&req, principal, &self.gate);
                 let fut = self.service.call(req);
-                return Box::pin(async move { fut.await.map(ServiceResponse::map_into_left_body) });
+                Box::pin(async move { fut.await.map(ServiceResponse::map_into_left_body) })
             }
-            Some(Err(e)) => {
+            GateCheck::Done(Err(e)) => {
                 let res = reject(req, self.gate.context().renderer().as_ref(), &e);
-                return Box::pin(async move { Ok(res) });
+                Box::pin(async move { Ok(res) })
             }
-            None => {}
-        }
-        let service = Rc::clone(&self.service);
-        let gate = self.gate.clone();
-        Box::pin(async move {
-            let outcome = {
-                let headers = req.headers();
+            GateCheck::Pending(check) => {
+                let service = Rc::clone(&self.service);
                 // Wrong secrets are throttled per (key id, client address).
-                gate.check_from(
-                    headers.get_all(API_KEY_HEADER).map(HeaderValue::as_bytes),
-                    headers.get_all(AUTHORIZATION).map(HeaderValue::as_bytes),
-                    req.peer_addr().map(|a| a.ip()),
-                )
-                .await
-            };
-            match outcome {
-                Ok(principal) => {
-                    admit(&req, principal, &gate);
-                    service
-                        .call(req)
-                        .await
-                        .map(ServiceResponse::map_into_left_body)
-                }
-                Err(e) => Ok(reject(req, gate.context().renderer().as_ref(), &e)),
+                let peer = req.peer_addr().map(|a| a.ip());
+                Box::pin(async move {
+                    let gate = check.gate().clone();
+                    match check.finish(peer).await {
+                        Ok(principal) => {
+                            admit(&req, principal, &gate);
+                            service
+                                .call(req)
+                                .await
+                                .map(ServiceResponse::map_into_left_body)
+                        }
+                        Err(e) => Ok(reject(req, gate.context().renderer().as_ref(), &e)),
+                    }
+                })
             }
-        })
+        }
     }
 }
 

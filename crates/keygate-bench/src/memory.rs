@@ -70,8 +70,7 @@ pub(crate) fn measure(keys: usize) -> Result<()> {
         let capacity = keys as u64 + 1024;
         let verifier = Verifier::builder(store)
             .hasher(cheap)
-            .record_capacity(capacity)
-            .verdict_capacity(capacity)
+            .key_capacity(capacity)
             // Long enough that no entry ages out while a million keys are being verified.
             .revocation_window(Duration::from_secs(3600))
             .build();

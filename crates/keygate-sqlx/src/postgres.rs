@@ -600,11 +600,37 @@ impl KeyStore for PostgresStore {
         self.change_and_notify(id, q).await
     }
 
-    async fn update_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
-        let q = sqlx::query("UPDATE keygate_keys SET hash = $1 WHERE id = $2")
-            .bind(hash)
-            .bind(id);
-        self.change_and_notify(id, q).await
+    async fn update_hash(
+        &self,
+        id: &str,
+        expected: &str,
+        hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let timeout = self.timeout;
+        let err = |e| store_error(e, timeout);
+        bounded(timeout, async {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let replaced =
+                sqlx::query("UPDATE keygate_keys SET hash = $1 WHERE id = $2 AND hash = $3")
+                    .bind(hash)
+                    .bind(id)
+                    .bind(expected)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?
+                    .rows_affected()
+                    > 0;
+            if !replaced {
+                tx.rollback().await.map_err(err)?;
+                return Ok(false);
+            }
+            audit_query(audit).execute(&mut *tx).await.map_err(err)?;
+            notify(&mut tx, id).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {

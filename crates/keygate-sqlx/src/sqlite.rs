@@ -618,16 +618,34 @@ impl KeyStore for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn update_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
-        let done = self
-            .run(
-                sqlx::query("UPDATE keygate_keys SET hash = ? WHERE id = ?")
-                    .bind(hash)
-                    .bind(id)
-                    .execute(&self.pool),
-            )
-            .await?;
-        Ok(done.rows_affected() > 0)
+    async fn update_hash(
+        &self,
+        id: &str,
+        expected: &str,
+        hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let event = audit_query(audit)?;
+        let timeout = self.timeout;
+        let err = |e| store_error(e, timeout);
+        bounded(timeout, async {
+            let mut tx = self.begin_immediate().await.map_err(err)?;
+            let done = sqlx::query("UPDATE keygate_keys SET hash = ? WHERE id = ? AND hash = ?")
+                .bind(hash)
+                .bind(id)
+                .bind(expected)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            if done.rows_affected() == 0 {
+                tx.rollback().await.map_err(err)?;
+                return Ok(false);
+            }
+            event.execute(&mut *tx).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {

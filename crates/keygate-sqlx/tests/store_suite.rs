@@ -232,10 +232,36 @@ mod cases {
         assert!(!store.set_expiry("nope", None).await.unwrap());
     }
 
-    pub(crate) async fn update_hash_replaces_only_the_hash(store: Arc<dyn KeyStore>) {
+    pub(crate) async fn update_hash_replaces_only_the_expected_hash_with_its_audit_event(
+        store: Arc<dyn KeyStore>,
+    ) {
         let before = record("k1", "acme", 0);
         store.insert(&before, &[]).await.unwrap();
-        assert!(store.update_hash("k1", "$argon2id$new").await.unwrap());
+        let rehashed = |id: &str| keygate::AuditEvent {
+            key_id: id.into(),
+            action: keygate::AuditAction::Rehashed,
+            at: chrono::Utc::now(),
+            org: "acme".into(),
+            actor: None,
+            detail: serde_json::json!({}),
+        };
+        assert!(
+            !store
+                .update_hash(
+                    "k1",
+                    "$argon2id$not-the-stored-one",
+                    "$argon2id$new",
+                    &rehashed("k1")
+                )
+                .await
+                .unwrap(),
+            "a hash replaced meanwhile is left alone"
+        );
+        assert_eq!(store.get("k1").await.unwrap().unwrap().hash, before.hash);
+        assert!(store
+            .update_hash("k1", &before.hash, "$argon2id$new", &rehashed("k1"))
+            .await
+            .unwrap());
         let after = store.get("k1").await.unwrap().unwrap();
         assert_eq!(after.hash, "$argon2id$new");
         assert_eq!(
@@ -245,7 +271,17 @@ mod cases {
             },
             before
         );
-        assert!(!store.update_hash("nope", "x").await.unwrap());
+        assert!(!store
+            .update_hash("nope", "x", "y", &rehashed("nope"))
+            .await
+            .unwrap());
+        let trail = store.audit_trail("k1").await.unwrap();
+        let actions: Vec<_> = trail.iter().map(|e| e.action).collect();
+        assert_eq!(
+            actions,
+            vec![keygate::AuditAction::Rehashed],
+            "one event, for the one change"
+        );
     }
 
     pub(crate) async fn touch_last_used_moves_times_forward_only_and_ignores_unknown_ids(
@@ -1407,7 +1443,7 @@ suite!(
     insert_revoke_and_delete_append_their_events_with_the_change,
     an_insert_that_conflicts_appends_none_of_its_events,
     set_expiry_sets_and_clears_the_expiry,
-    update_hash_replaces_only_the_hash,
+    update_hash_replaces_only_the_expected_hash_with_its_audit_event,
     touch_last_used_moves_times_forward_only_and_ignores_unknown_ids,
     touch_last_used_writes_a_large_batch,
     audit_trail_is_per_key_in_order_and_outlives_the_key,

@@ -17,7 +17,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
 use crate::rate_limit::RateLimit;
-use crate::scope::{Requirement, Scope};
+use crate::scope::{Requirement, Scope, ScopeRequirement, ScopeSet};
 use crate::token::TokenError;
 
 /// Why a presented credential was refused as malformed (answered as `malformed_key`).
@@ -404,9 +404,43 @@ pub fn request_id(incoming: Option<&[u8]>) -> String {
     }
 }
 
+/// The check lives here, beside the error it answers with, so that scopes stay free of
+/// errors (`error` uses `scope`, never the reverse).
+impl ScopeRequirement {
+    /// Checks `granted`; on failure returns the 403 error naming required and missing scopes.
+    pub fn check(&self, granted: &ScopeSet) -> Result<(), AuthError> {
+        if self.is_satisfied_by(granted) {
+            return Ok(());
+        }
+        let missing = self
+            .scopes()
+            .iter()
+            .filter(|s| !granted.contains(s.as_str()))
+            .cloned()
+            .collect();
+        Err(AuthError::InsufficientScope {
+            requirement: self.kind(),
+            required: self.scopes().to_vec(),
+            missing,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_of_reports_only_missing_scopes() {
+        let granted = ScopeSet::parse(["entities:read"]).unwrap();
+        let req = ScopeRequirement::all_of(["entities:read", "entities:write"]);
+        match req.check(&granted) {
+            Err(AuthError::InsufficientScope { missing, .. }) => {
+                assert_eq!(missing, vec![Scope::new("entities:write").unwrap()])
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     fn render(e: &AuthError) -> (ErrorResponse, Value) {
         let ctx = RenderContext {

@@ -10,7 +10,37 @@ use crate::error::{
 use crate::extract::extract_credential;
 use crate::principal::Principal;
 use crate::scope::ScopeRequirement;
-use crate::verify::Verifier;
+use crate::verify::{PendingVerification, Started, Verifier};
+
+/// What [`Gate::start`] found.
+#[derive(Debug)]
+pub enum GateCheck {
+    /// Answered without awaiting: the principal (`None`: anonymous on an optional gate), or
+    /// the refusal.
+    Done(Result<Option<Arc<Principal>>, AuthError>),
+    /// A cache missed: finish with [`PendingCheck::finish`].
+    Pending(PendingCheck),
+}
+
+/// A [`Gate`] check waiting for the store or argon2; owns what it needs (`'static`).
+#[derive(Debug)]
+pub struct PendingCheck {
+    gate: Gate,
+    pending: PendingVerification,
+}
+
+impl PendingCheck {
+    /// The gate this check runs for.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// Finishes the check for a request from the client at `peer` (`None`: unknown).
+    pub async fn finish(self, peer: Option<IpAddr>) -> Result<Option<Arc<Principal>>, AuthError> {
+        let principal = self.gate.verifier.resume(self.pending, peer).await?;
+        self.gate.admit(principal)
+    }
+}
 
 /// Put in request extensions by every keygate authentication layer/middleware (also when an
 /// optional layer let an anonymous request through), so that scope guards and extractors
@@ -131,42 +161,43 @@ impl Gate {
         A: IntoIterator<Item = &'a [u8]>,
         B: IntoIterator<Item = &'a [u8]>,
     {
-        let token = match extract_credential(api_keys, authorizations) {
-            Ok(t) => t,
-            Err(AuthError::MissingCredentials) if self.optional => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let principal = self.verifier.verify_from(token, peer).await?;
-        if let Some(req) = &self.requirement {
-            self.verifier.require(&principal, req)?;
+        match self.start(api_keys, authorizations) {
+            GateCheck::Done(answer) => answer,
+            GateCheck::Pending(pending) => pending.finish(peer).await,
         }
-        Ok(Some(principal))
     }
 
-    /// [`Gate::check`] without awaiting, when the answer needs no await (a missing or malformed
-    /// credential, or a key both of whose cache entries are fresh). `None`: call
-    /// [`Gate::check_from`]. The cached answers never depend on the client's address, so this
-    /// needs none.
-    pub fn check_now<'a, A, B>(
-        &self,
-        api_keys: A,
-        authorizations: B,
-    ) -> Option<Result<Option<Arc<Principal>>, AuthError>>
+    /// The synchronous part of [`Gate::check`]: the answer when it needs no await (a missing
+    /// or malformed credential, or a key whose cache entry is fresh and holds the token's
+    /// verdict), else a [`PendingCheck`] that resumes from what was found. Extraction,
+    /// parsing and the cache lookup happen once per request either way.
+    pub fn start<'a, A, B>(&self, api_keys: A, authorizations: B) -> GateCheck
     where
         A: IntoIterator<Item = &'a [u8]>,
         B: IntoIterator<Item = &'a [u8]>,
     {
         let token = match extract_credential(api_keys, authorizations) {
             Ok(t) => t,
-            Err(AuthError::MissingCredentials) if self.optional => return Some(Ok(None)),
-            Err(e) => return Some(Err(e)),
-        };
-        Some(self.verifier.verify_cached(token)?.and_then(|principal| {
-            if let Some(req) = &self.requirement {
-                self.verifier.require(&principal, req)?;
+            Err(AuthError::MissingCredentials) if self.optional => {
+                return GateCheck::Done(Ok(None))
             }
-            Ok(Some(principal))
-        }))
+            Err(e) => return GateCheck::Done(Err(e)),
+        };
+        match self.verifier.start(token) {
+            Started::Answered(answer) => GateCheck::Done(answer.and_then(|p| self.admit(p))),
+            Started::Pending(pending) => GateCheck::Pending(PendingCheck {
+                gate: self.clone(),
+                pending,
+            }),
+        }
+    }
+
+    /// The route's scope requirement, checked on a verified principal.
+    fn admit(&self, principal: Arc<Principal>) -> Result<Option<Arc<Principal>>, AuthError> {
+        if let Some(req) = &self.requirement {
+            self.verifier.require(&principal, req)?;
+        }
+        Ok(Some(principal))
     }
 
     /// Renders a rejection, echoing the caller's `x-request-id` when acceptable.

@@ -32,8 +32,10 @@ pub trait KeyHasher: Send + Sync + 'static {
     /// Whether `secret` matches `stored`. A wrong secret is `Ok(false)`, not an error.
     fn verify(&self, secret: &[u8], stored: &str) -> Result<bool, HashError>;
 
-    /// Whether `stored` was made with other parameters than the current ones, and should be
-    /// replaced after the next successful verification.
+    /// Whether `stored` was made with *weaker* parameters than the current ones, and should be
+    /// replaced after the next successful verification. It must never answer `true` both
+    /// ways for two hashers, or two deployments sharing a store (say, during a parameter
+    /// change) would re-hash every key back and forth.
     fn needs_rehash(&self, stored: &str) -> bool {
         let _ = stored;
         false
@@ -58,6 +60,29 @@ impl Argon2Params {
         iterations: 2,
         parallelism: 1,
     };
+}
+
+impl Argon2Params {
+    /// Whether hashes made with `self` are weaker than hashes made with `other`: no more
+    /// memory and no more iterations, and less of at least one. Parameters that trade one for
+    /// the other (say m=19456,t=2 against m=47104,t=1, both OWASP's) are neither weaker nor
+    /// stronger, so an upgrade never goes back and forth. Parallelism does not count.
+    pub fn is_weaker_than(&self, other: &Argon2Params) -> bool {
+        self.memory_kib <= other.memory_kib
+            && self.iterations <= other.iterations
+            && (self.memory_kib < other.memory_kib || self.iterations < other.iterations)
+    }
+}
+
+impl fmt::Display for Argon2Params {
+    /// As in a PHC string: `m=19456,t=2,p=1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "m={},t={},p={}",
+            self.memory_kib, self.iterations, self.parallelism
+        )
+    }
 }
 
 impl Default for Argon2Params {
@@ -188,7 +213,7 @@ impl KeyHasher for Argon2Hasher {
     }
 
     fn verify(&self, secret: &[u8], stored: &str) -> Result<bool, HashError> {
-        if parse_phc_params(stored).is_none() {
+        if phc_params(stored).is_none() {
             return Err(HashError::Malformed(
                 "expected $argon2id$v=19$m=…,t=…,p=…$salt$hash".into(),
             ));
@@ -216,12 +241,12 @@ impl KeyHasher for Argon2Hasher {
     }
 
     fn needs_rehash(&self, stored: &str) -> bool {
-        parse_phc_params(stored) != Some(self.params)
+        phc_params(stored).is_some_and(|p| p.is_weaker_than(&self.params))
     }
 }
 
 /// Reads the parameters out of `$argon2id$v=19$m=…,t=…,p=…$…`; `None` for anything else.
-fn parse_phc_params(phc: &str) -> Option<Argon2Params> {
+pub(crate) fn phc_params(phc: &str) -> Option<Argon2Params> {
     let mut parts = phc.split('$');
     if !parts.next()?.is_empty() || parts.next()? != "argon2id" || parts.next()? != "v=19" {
         return None;
@@ -342,5 +367,28 @@ mod tests {
             stronger.verify(b"k", &old).unwrap(),
             "old hashes still verify"
         );
+    }
+
+    #[test]
+    fn only_weaker_hashes_need_a_rehash_never_both_ways() {
+        let with = |memory_kib, iterations| {
+            Argon2Hasher::with_params(Argon2Params {
+                memory_kib,
+                iterations,
+                parallelism: 1,
+            })
+            .unwrap()
+        };
+        let strong = with(128, 2).hash(b"k").unwrap();
+        let weak = with(64, 1).hash(b"k").unwrap();
+        assert!(!with(64, 1).needs_rehash(&strong), "never downgrade");
+        assert!(with(128, 2).needs_rehash(&weak));
+        // A trade of memory for iterations is neither: no ping-pong between the two.
+        let more_memory = with(128, 1);
+        let more_time = with(64, 2);
+        let a = more_memory.hash(b"k").unwrap();
+        let b = more_time.hash(b"k").unwrap();
+        assert!(!more_memory.needs_rehash(&b) && !more_time.needs_rehash(&a));
+        assert_eq!(Argon2Params::OWASP.to_string(), "m=19456,t=2,p=1");
     }
 }

@@ -52,7 +52,9 @@ use tower_service::Service;
 
 use crate::error::{AuthError, ErrorRenderer, ErrorResponse};
 use crate::extract::{API_KEY_HEADER, REQUEST_ID_HEADER};
-use crate::gate::{render_with, renderer_of, require_scopes, AuthContext, Gate};
+use crate::gate::{
+    render_with, renderer_of, require_scopes, AuthContext, Gate, GateCheck, PendingCheck,
+};
 use crate::principal::Principal;
 use crate::scope::{ScopeName, ScopeRequirement};
 use crate::verify::Verifier;
@@ -218,37 +220,60 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // The hot path: a cached key (or a malformed one) is answered without a boxed future.
         let (api_keys, authorizations) = credential_headers(req.headers());
-        let now = self.gate.check_now(api_keys, authorizations);
-        match now {
-            Some(Ok(principal)) => {
+        match self.gate.start(api_keys, authorizations) {
+            GateCheck::Done(Ok(principal)) => {
                 admit(&mut req, principal, &self.gate);
-                return ResponseFuture {
-                    state: State::Calling {
-                        future: self.inner.call(req),
-                    },
-                };
+                ResponseFuture::calling(self.inner.call(req))
             }
-            Some(Err(e)) => {
-                let rendered = self.gate.render(&e, request_id_header(&req));
-                return ResponseFuture {
-                    state: State::Rejected {
-                        response: Some(into_http_response(rendered)),
-                    },
-                };
+            GateCheck::Done(Err(e)) => {
+                ResponseFuture::rejected(self.gate.render(&e, request_id_header(&req)))
             }
-            None => {}
+            GateCheck::Pending(check) => {
+                let peer = (self.peer)(req.extensions());
+                // The clone may not be ready; keep the ready one for this request (tower's rule).
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::checking(check, peer, req, inner)
+            }
         }
-        // The clone may not be ready; keep the ready one for this request (tower's rule).
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let gate = self.gate.clone();
-        let peer = (self.peer)(req.extensions());
+    }
+}
+
+impl<S, ReqBody> ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>> + Send + 'static,
+    ReqBody: Send + 'static,
+{
+    /// The request was admitted at once: the inner service's future.
+    fn calling(future: S::Future) -> Self {
+        ResponseFuture {
+            state: State::Calling { future },
+        }
+    }
+
+    /// The request was refused at once.
+    fn rejected<ResBody: From<Bytes>>(rendered: ErrorResponse) -> Self
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    {
+        ResponseFuture {
+            state: State::Rejected {
+                response: Some(into_http_response(rendered)),
+            },
+        }
+    }
+
+    /// The check resumes off the hot path (store read, argon2), then calls `inner`.
+    fn checking(
+        check: PendingCheck,
+        peer: Option<IpAddr>,
+        mut req: Request<ReqBody>,
+        inner: S,
+    ) -> Self {
         let check: CheckFuture<S, ReqBody> = Box::pin(async move {
-            let (api_keys, authorizations) = credential_headers(req.headers());
-            let outcome = gate.check_from(api_keys, authorizations, peer).await;
-            let result = match outcome {
+            let gate = check.gate().clone();
+            let result = match check.finish(peer).await {
                 Ok(principal) => {
                     admit(&mut req, principal, &gate);
                     Ok(req)

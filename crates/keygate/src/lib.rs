@@ -39,7 +39,6 @@
 )]
 
 pub mod audit;
-mod cache;
 pub mod clock;
 pub mod duration;
 pub mod error;
@@ -47,6 +46,7 @@ pub mod extract;
 mod flight;
 pub mod gate;
 pub mod hash;
+mod invalidate;
 pub mod keys_api;
 pub mod layer;
 mod limiter;
@@ -61,11 +61,11 @@ mod usage;
 pub mod verify;
 
 pub use audit::{AuditAction, AuditEvent, AuditSink, TracingAuditSink};
-pub use cache::Invalidator;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{AuthError, ErrorRenderer, ErrorResponse, JsonRenderer, Malformed, RenderContext};
-pub use gate::{AuthContext, Gate};
+pub use gate::{AuthContext, Gate, GateCheck, PendingCheck};
 pub use hash::{Argon2Hasher, Argon2Params, HashError, KeyHasher};
+pub use invalidate::Invalidator;
 pub use layer::{ApiKeyLayer, ApiKeyService, RequireScopesLayer, RequireScopesService};
 pub use manage::{CreatedKey, KeyManager, KeyRequest, ManageError, ManagedKeys, Manager, NewKey};
 pub use principal::Principal;
@@ -78,4 +78,4 @@ pub use store::{
 };
 pub use token::{PlaintextKey, TokenError};
 pub use usage::USAGE_RETENTION;
-pub use verify::{ScopeNarrower, Verifier, VerifierBuilder};
+pub use verify::{PendingVerification, ScopeNarrower, Started, Verifier, VerifierBuilder};

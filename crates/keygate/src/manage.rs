@@ -14,9 +14,9 @@ use chrono::{DateTime, DurationRound, NaiveDate, Utc};
 use serde_json::{json, Value};
 
 use crate::audit::{AuditAction, AuditEvent, AuditSink, TracingAuditSink};
-use crate::cache::Invalidator;
 use crate::clock::{Clock, SystemClock};
 use crate::hash::{Argon2Hasher, HashError, KeyHasher};
+use crate::invalidate::Invalidator;
 use crate::rate_limit::RateLimit;
 use crate::record::{KeyRecord, KeyStatus};
 use crate::scope::{Scope, ScopeError, ScopeSet};
@@ -25,7 +25,7 @@ use crate::store::{
     UsageTotals,
 };
 use crate::token::{self, GenerateError, PlaintextKey};
-use crate::verify::Verifier;
+use crate::verify::{HashSlots, Verifier};
 
 mod tenant;
 
@@ -80,6 +80,10 @@ pub enum ManageError {
     /// Key generation failed.
     #[error(transparent)]
     Generate(#[from] GenerateError),
+    /// No hashing slot became free within the queue deadline (the verifier's slots are busy
+    /// checking secrets): retry later (503 `verifier_busy`).
+    #[error("no hashing slot within the queue deadline")]
+    Busy,
 }
 
 fn list_scopes(scopes: &[Scope]) -> String {
@@ -199,6 +203,8 @@ pub struct CreatedKey {
 pub struct KeyManager {
     store: Arc<dyn KeyStore>,
     hasher: Arc<dyn KeyHasher>,
+    /// New keys are hashed in these slots: the verifier's, once [`KeyManager::with_verifier`].
+    slots: HashSlots,
     audit: Arc<dyn AuditSink>,
     invalidator: Invalidator,
     clock: Arc<dyn Clock>,
@@ -236,6 +242,7 @@ impl KeyManager {
         KeyManager {
             store,
             hasher: Arc::new(Argon2Hasher::new()),
+            slots: HashSlots::per_cpu(),
             audit: Arc::new(TracingAuditSink),
             invalidator: Invalidator::detached(),
             clock: Arc::new(SystemClock),
@@ -243,11 +250,13 @@ impl KeyManager {
         }
     }
 
-    /// Shares the verifier's hasher and clock, and invalidates its caches on revoke, delete
-    /// and rotate.
+    /// Shares the verifier's hasher, hashing slots and clock, and invalidates its caches on
+    /// revoke, delete and rotate. New keys are then hashed in the slots that check secrets,
+    /// so creating keys cannot add argon2 runs beyond the verifier's bound.
     pub fn with_verifier(mut self, verifier: &Verifier) -> Self {
         self.invalidator = verifier.invalidator();
         self.hasher = Arc::clone(verifier.hasher());
+        self.slots = verifier.hash_slots().clone();
         self.clock = Arc::clone(verifier.clock());
         self
     }
@@ -338,13 +347,11 @@ impl KeyManager {
         let key = token::generate(&prefix)?;
         let hasher = Arc::clone(&self.hasher);
         let secret = zeroize::Zeroizing::new(key.expose_secret().as_bytes().to_vec());
-        let hash = match tokio::runtime::Handle::try_current() {
-            Ok(h) => h
-                .spawn_blocking(move || hasher.hash(&secret))
-                .await
-                .map_err(|e| HashError::Internal(e.to_string()))??,
-            Err(_) => hasher.hash(&secret)?,
-        };
+        let slot = self.slots.acquire().await.map_err(|_| ManageError::Busy)?;
+        let hash = slot
+            .run(move || hasher.hash(&secret))
+            .await
+            .map_err(|e| HashError::Internal(e.to_string()))??;
         let record = KeyRecord {
             id: key.id().to_owned(),
             prefix,

@@ -12,8 +12,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::AuthError;
-
 /// Longest accepted scope string, in bytes.
 pub const MAX_SCOPE_LEN: usize = 64;
 
@@ -314,24 +312,6 @@ impl ScopeRequirement {
             }
         }
     }
-
-    /// Checks `granted`; on failure returns the 403 error naming required and missing scopes.
-    pub fn check(&self, granted: &ScopeSet) -> Result<(), AuthError> {
-        if self.is_satisfied_by(granted) {
-            return Ok(());
-        }
-        let missing = self
-            .scopes
-            .iter()
-            .filter(|s| !granted.contains(s.as_str()))
-            .cloned()
-            .collect();
-        Err(AuthError::InsufficientScope {
-            requirement: self.kind,
-            required: self.scopes.to_vec(),
-            missing,
-        })
-    }
 }
 
 /// A scope declared once as a type, so that using it is checked by the compiler.
@@ -412,18 +392,6 @@ mod tests {
         ] {
             let e = Scope::new(s).unwrap_err();
             assert!(e.to_string().contains("invalid scope"), "{s}");
-        }
-    }
-
-    #[test]
-    fn all_of_reports_only_missing_scopes() {
-        let granted = ScopeSet::parse(["entities:read"]).unwrap();
-        let req = ScopeRequirement::all_of(["entities:read", "entities:write"]);
-        match req.check(&granted) {
-            Err(AuthError::InsufficientScope { missing, .. }) => {
-                assert_eq!(missing, vec![Scope::new("entities:write").unwrap()])
-            }
-            other => panic!("{other:?}"),
         }
     }
 

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::audit::AuditEvent;
-use crate::cache::Invalidator;
+use crate::invalidate::Invalidator;
 use crate::rate_limit::RateLimit;
 use crate::record::{KeyRecord, KeyStatus};
 
@@ -268,9 +268,17 @@ pub trait KeyStore: Send + Sync + 'static {
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError>;
 
-    /// Replaces the stored hash (upgrade to new hashing parameters). Returns `false` if there
-    /// is no such key.
-    async fn update_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError>;
+    /// Replaces the stored hash `expected` with `hash` (an upgrade to stronger hashing
+    /// parameters) and appends `audit` to the trail, in one transaction. Returns `false`, and
+    /// changes nothing, when there is no such key or its hash is no longer `expected` (rotated,
+    /// or upgraded by another process meanwhile).
+    async fn update_hash(
+        &self,
+        id: &str,
+        expected: &str,
+        hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
 
     /// Records last-use times for many keys at once (one batched write). Unknown ids are
     /// ignored; a time older than the stored one does not move it back.
@@ -361,8 +369,14 @@ impl<T: KeyStore + ?Sized> KeyStore for std::sync::Arc<T> {
     ) -> Result<bool, StoreError> {
         (**self).set_expiry(id, expires_at).await
     }
-    async fn update_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
-        (**self).update_hash(id, hash).await
+    async fn update_hash(
+        &self,
+        id: &str,
+        expected: &str,
+        hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        (**self).update_hash(id, expected, hash, audit).await
     }
     async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
         (**self).touch_last_used(uses).await

@@ -11,10 +11,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use crate::clock::millis_to_datetime;
+use tokio::sync::Notify;
+
+use crate::clock::{millis_to_datetime, Clock};
 use crate::principal::Principal;
 use crate::store::{KeyStore, StoreError, UsageCount};
 
@@ -249,5 +251,67 @@ impl UsageRecorder {
             Ok(Err(e)) => tracing::warn!(error = %e, "keygate: pruning usage counts failed"),
             Err(_) => tracing::warn!("keygate: pruning usage counts timed out"),
         }
+    }
+}
+
+/// A verifier's usage: the recorder its verifications count in, and what writes it behind
+/// (the store, the clock that stamps the hour, the store timeout, the background flusher).
+pub(crate) struct UsageWriter {
+    pub(crate) recorder: UsageRecorder,
+    store: Arc<dyn KeyStore>,
+    clock: Arc<dyn Clock>,
+    timeout: Duration,
+    stop: Arc<Notify>,
+}
+
+impl UsageWriter {
+    pub(crate) fn new(store: Arc<dyn KeyStore>, clock: Arc<dyn Clock>, timeout: Duration) -> Self {
+        UsageWriter {
+            recorder: UsageRecorder::default(),
+            store,
+            clock,
+            timeout,
+            stop: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Writes everything pending now (see [`UsageRecorder::flush`]).
+    pub(crate) async fn flush(&self) -> Result<usize, StoreError> {
+        self.recorder
+            .flush(self.store.as_ref(), self.timeout, self.clock.now_millis())
+            .await
+    }
+
+    /// Stops the background flusher (the caller flushes once more itself).
+    pub(crate) fn stop(&self) {
+        self.stop.notify_waiters();
+        self.stop.notify_one();
+    }
+
+    /// Starts the background flusher, every `every` (at least 10 ms), when a tokio runtime
+    /// is running; it ends on [`UsageWriter::stop`] or once the writer is dropped.
+    pub(crate) fn spawn_flusher(self: &Arc<Self>, every: Duration) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!(
+                "keygate: no tokio runtime at build time; call flush_last_used() yourself"
+            );
+            return;
+        };
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let stop = Arc::clone(&self.stop);
+        let every = every.max(Duration::from_millis(10));
+        handle.spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.notified() => break,
+                }
+                let Some(writer) = weak.upgrade() else { break };
+                // Errors are logged by the recorder and the batch retried next tick.
+                let _ = writer.flush().await;
+            }
+        });
     }
 }

@@ -78,8 +78,14 @@ impl KeyStore for CommitThenTimeout {
     ) -> Result<bool, StoreError> {
         self.answer(self.inner.set_expiry(id, expires_at).await)
     }
-    async fn update_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
-        self.inner.update_hash(id, hash).await
+    async fn update_hash(
+        &self,
+        id: &str,
+        expected: &str,
+        hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        self.inner.update_hash(id, expected, hash, audit).await
     }
     async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
         self.inner.touch_last_used(uses).await

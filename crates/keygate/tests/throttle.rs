@@ -378,3 +378,67 @@ async fn a_request_admitted_after_waiting_for_a_hash_slot_answers_from_a_fresh_r
     holder.await.unwrap();
     assert_eq!(queued.await.unwrap().unwrap_err(), AuthError::RevokedKey);
 }
+
+#[tokio::test(start_paused = true)]
+async fn key_creation_hashes_in_the_verifiers_slots_and_answers_busy_past_the_deadline() {
+    let held = HeldHasher::default();
+    let rig = Rig::with(|b| {
+        b.hasher(held.clone())
+            .hash_concurrency(1)
+            .hash_queue_timeout(Duration::from_secs(2))
+    });
+    let _release = ReleaseOnDrop(held.clone());
+    let (first, _) = rig.key().await;
+    let holder = hold_the_queue(&rig, &held, first).await;
+    let before = rig
+        .store
+        .inner
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .len();
+
+    let manager = rig.manager.clone();
+    let mut creating =
+        tokio::spawn(async move { manager.create(keygate::NewKey::new("second", "acme")).await });
+    // Tokio's paused clock does not advance by itself while a blocking task runs: step it.
+    let mut waited = Duration::ZERO;
+    let answer = loop {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        if creating.is_finished() {
+            break (&mut creating).await.unwrap();
+        }
+        assert!(
+            waited < Duration::from_secs(3),
+            "no answer past the deadline"
+        );
+        tokio::time::advance(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    };
+    assert!(
+        waited >= Duration::from_secs(2),
+        "created while the only hashing slot was taken: {waited:?}"
+    );
+    assert!(
+        matches!(answer, Err(keygate::ManageError::Busy)),
+        "{answer:?}"
+    );
+    assert_eq!(
+        rig.store
+            .inner
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .len(),
+        before,
+        "nothing written"
+    );
+    held.release();
+    holder.await.unwrap();
+    rig.manager
+        .create(keygate::NewKey::new("second", "acme"))
+        .await
+        .expect("a free slot: created");
+}

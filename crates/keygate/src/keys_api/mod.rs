@@ -659,6 +659,12 @@ impl Reply<'_> {
                     json!({ "reason": "store_unavailable" }),
                 )
             }
+            ManageError::Busy => self.error(
+                503,
+                "SERVICE_UNAVAILABLE",
+                "Too busy to hash a new key, retry later",
+                json!({ "reason": "verifier_busy" }),
+            ),
             ManageError::Hash(_) | ManageError::Generate(_) => {
                 tracing::error!(error = %e, "keygate: cannot create a key");
                 self.error(

@@ -172,8 +172,22 @@ impl KeyStore for MemoryStore {
         Ok(self.update(id, |r| r.expires_at = expires_at))
     }
 
-    async fn update_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
-        Ok(self.update(id, |r| r.hash = hash.to_owned()))
+    async fn update_hash(
+        &self,
+        id: &str,
+        expected: &str,
+        hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        match inner.records.get_mut(id) {
+            Some(r) if r.hash == expected => {
+                r.hash = hash.to_owned();
+                inner.audit.push(audit.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {

@@ -56,6 +56,9 @@ impl CountingHasher {
     pub fn verify_count(&self) -> usize {
         self.verifies.load(Ordering::SeqCst)
     }
+    pub fn hashes(&self) -> usize {
+        self.hashes.load(Ordering::SeqCst)
+    }
 }
 
 impl KeyHasher for CountingHasher {
@@ -176,10 +179,16 @@ impl KeyStore for TestStore {
         self.wrote();
         self.inner.set_expiry(id, at).await
     }
-    async fn update_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
+    async fn update_hash(
+        &self,
+        id: &str,
+        expected: &str,
+        hash: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
         self.check()?;
         self.wrote();
-        self.inner.update_hash(id, hash).await
+        self.inner.update_hash(id, expected, hash, audit).await
     }
     async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
         self.check()?;

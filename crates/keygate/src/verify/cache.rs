@@ -1,0 +1,384 @@
+//! The verifier's cache: **one entry per key id**, and a short-lived cache of rejected tokens.
+//!
+//! A [`CachedKey`] holds what the store said about an id (status, grants, expiry, the stored
+//! hash and its fingerprint) and the one token verified against that hash, with how long that
+//! verification stands. It is fresh for the revocation window (never past the key's expiry);
+//! an id the store does not know is cached as absent for a short time.
+//!
+//! Rejected tokens are kept apart, by the keyed digest of the token, for a short time: a
+//! client retrying a wrong secret costs a cache read, not an argon2 run.
+//!
+//! Freshness is judged with the verifier's [`Clock`](crate::Clock), not the cache's own timer,
+//! so tests can move time. Every entry carries the *generation* at which its store read
+//! started; an invalidation stamps the id's stripe with a newer generation, so a store read that
+//! started before a revoke can never put the pre-revoke state back (it is seen as stale and
+//! read again). A stale entry stays in the cache until it is replaced: its verified token is
+//! carried over to the entry read after it when the stored hash did not change.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use subtle::ConstantTimeEq;
+
+use crate::limiter::KeyLimiter;
+use crate::principal::Principal;
+use crate::usage::UsageSlot;
+
+/// The keyed BLAKE3 digest of a presented token.
+pub(crate) type Digest = [u8; 32];
+
+const STRIPES: usize = 1024;
+
+/// Invalidation generations, striped by key id.
+pub(crate) struct Generations {
+    counter: AtomicU64,
+    all: AtomicU64,
+    stripes: Box<[AtomicU64]>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Generations {
+    pub(crate) fn new() -> Self {
+        Generations {
+            counter: AtomicU64::new(1),
+            all: AtomicU64::new(0),
+            stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    /// The generation a store read starting now is stamped with.
+    pub(crate) fn current(&self) -> u64 {
+        self.counter.load(Ordering::SeqCst)
+    }
+
+    fn stripe(&self, id: &str) -> &AtomicU64 {
+        let mut h = self.hasher.build_hasher();
+        h.write(id.as_bytes());
+        // STRIPES is a power of two; the mask keeps the index in bounds.
+        &self.stripes[(h.finish() as usize) & (STRIPES - 1)]
+    }
+
+    /// Marks every entry of `id` read before now as stale.
+    pub(crate) fn bump(&self, id: &str) {
+        let g = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
+        self.stripe(id).fetch_max(g, Ordering::SeqCst);
+    }
+
+    /// Marks every entry read before now as stale.
+    pub(crate) fn bump_all(&self) {
+        let g = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
+        self.all.fetch_max(g, Ordering::SeqCst);
+    }
+
+    /// Whether an entry of `id` read at generation `read_gen` is still current.
+    pub(crate) fn is_current(&self, id: &str, read_gen: u64) -> bool {
+        self.all.load(Ordering::SeqCst) <= read_gen
+            && self.stripe(id).load(Ordering::SeqCst) <= read_gen
+    }
+}
+
+/// What the store said about a known key: everything needed to answer without the store.
+pub(crate) struct KeyState {
+    pub(crate) principal: Arc<Principal>,
+    pub(crate) hash: Box<str>,
+    /// Fingerprint of `hash`: tells verifications made against another hash apart.
+    pub(crate) fingerprint: u64,
+    pub(crate) revoked: bool,
+    pub(crate) expires_at_ms: Option<i64>,
+    pub(crate) usage: Arc<UsageSlot>,
+    /// The key's rate-limit bucket, when it has a limit (shared with the entries that refresh
+    /// this one while the limit stays the same).
+    pub(crate) limiter: Option<Arc<KeyLimiter>>,
+}
+
+/// The token verified against a key's stored hash: its digest, the fingerprint of the hash it
+/// was checked against, and until when the verification stands (it slides while the key is
+/// used). Set once per entry, read with atomics: the hot path never writes to the cache.
+pub(crate) struct VerifiedToken {
+    digest: OnceLock<Digest>,
+    fingerprint: AtomicU64,
+    valid_until_ms: AtomicI64,
+}
+
+impl VerifiedToken {
+    fn none() -> Self {
+        VerifiedToken {
+            digest: OnceLock::new(),
+            fingerprint: AtomicU64::new(0),
+            valid_until_ms: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Whether `digest` was verified against the hash with `fingerprint` and still stands at
+    /// `now`. The digest is compared in constant time.
+    #[inline]
+    pub(crate) fn accepts(&self, digest: &Digest, fingerprint: u64, now: i64) -> bool {
+        match self.digest.get() {
+            Some(d) => {
+                bool::from(d.ct_eq(digest))
+                    && self.fingerprint.load(Ordering::Acquire) == fingerprint
+                    && now < self.valid_until_ms.load(Ordering::Acquire)
+            }
+            None => false,
+        }
+    }
+
+    /// Records that `digest` verified against the hash with `fingerprint`, standing until
+    /// `valid_until_ms`. An entry holds one token: a key has one secret.
+    pub(crate) fn record(&self, digest: Digest, fingerprint: u64, valid_until_ms: i64) {
+        let d = *self.digest.get_or_init(|| digest);
+        if d == digest {
+            self.fingerprint.store(fingerprint, Ordering::Release);
+            self.valid_until_ms
+                .fetch_max(valid_until_ms, Ordering::AcqRel);
+        }
+    }
+
+    /// Keeps the verification of a key in use: renewed to `now + ttl` once less than half of
+    /// `ttl` is left, so it lapses only once the key goes unused.
+    #[inline]
+    pub(crate) fn slide(&self, now: i64, ttl_ms: i64) {
+        let until = self.valid_until_ms.load(Ordering::Relaxed);
+        if until.saturating_sub(now) < ttl_ms / 2 {
+            self.valid_until_ms
+                .fetch_max(now.saturating_add(ttl_ms), Ordering::AcqRel);
+        }
+    }
+
+    /// Points the verification at a new stored hash of the same key (after the verifier
+    /// replaced the hash itself: the token is known good for the new hash too).
+    pub(crate) fn move_to(&self, fingerprint: u64) {
+        self.fingerprint.store(fingerprint, Ordering::Release);
+    }
+
+    /// This verification, carried into the entry read after this one, when it was made
+    /// against the same stored hash.
+    fn carry_into(&self, next: &VerifiedToken, fingerprint: u64) {
+        if let Some(d) = self.digest.get() {
+            if self.fingerprint.load(Ordering::Acquire) == fingerprint {
+                next.record(*d, fingerprint, self.valid_until_ms.load(Ordering::Acquire));
+            }
+        }
+    }
+}
+
+/// The cache entry of one key id.
+pub(crate) struct CachedKey {
+    /// `None`: the id is unknown to the store (negative entry).
+    pub(crate) key: Option<KeyState>,
+    /// Clock time (ms) after which the entry must be read again.
+    pub(crate) fresh_until_ms: i64,
+    /// Generation at which the store read started.
+    pub(crate) read_gen: u64,
+    /// The token verified against `key`'s hash, if any.
+    pub(crate) verified: VerifiedToken,
+}
+
+impl CachedKey {
+    /// A new entry; the verification of `previous` is carried over when the stored hash is
+    /// the same.
+    pub(crate) fn new(
+        key: Option<KeyState>,
+        fresh_until_ms: i64,
+        read_gen: u64,
+        previous: Option<&CachedKey>,
+    ) -> Self {
+        let verified = VerifiedToken::none();
+        if let (Some(state), Some(prev)) = (&key, previous) {
+            prev.verified.carry_into(&verified, state.fingerprint);
+        }
+        CachedKey {
+            key,
+            fresh_until_ms,
+            read_gen,
+            verified,
+        }
+    }
+}
+
+/// A rejected token: the fingerprint of the hash it failed against ([`ABSENT`] when its id is
+/// unknown) and until when the rejection stands.
+#[derive(Clone, Copy)]
+pub(crate) struct Rejection {
+    fingerprint: u64,
+    valid_until_ms: i64,
+}
+
+/// The fingerprint a rejection carries when its token named an id the store does not know.
+const ABSENT: u64 = 0;
+
+/// The cache of keys by id, the rejected tokens, and the generations that keep both honest.
+pub(crate) struct KeyCache {
+    entries: moka::sync::Cache<Box<str>, Arc<CachedKey>>,
+    rejections: moka::sync::Cache<Digest, Rejection>,
+    generations: Generations,
+}
+
+impl KeyCache {
+    /// `capacity` keys, as many rejected tokens; entries are dropped by moka `linger` after
+    /// they stop being fresh (they are judged by the verifier's clock before that).
+    pub(crate) fn new(
+        capacity: u64,
+        linger: std::time::Duration,
+        rejected: std::time::Duration,
+    ) -> Self {
+        KeyCache {
+            entries: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_idle(linger)
+                .build(),
+            rejections: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(rejected)
+                .build(),
+            generations: Generations::new(),
+        }
+    }
+
+    /// The entry of `id`, fresh or not.
+    #[inline]
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<CachedKey>> {
+        self.entries.get(id)
+    }
+
+    /// Whether `entry` of `id` may be answered from at `now`: within its freshness, and read
+    /// after the last change made to the key in this process.
+    #[inline]
+    pub(crate) fn is_fresh(&self, id: &str, entry: &CachedKey, now: i64) -> bool {
+        now < entry.fresh_until_ms && self.generations.is_current(id, entry.read_gen)
+    }
+
+    pub(crate) fn insert(&self, id: &str, entry: Arc<CachedKey>) {
+        self.entries.insert(id.into(), entry);
+    }
+
+    /// The generation a store read starting now is stamped with.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generations.current()
+    }
+
+    /// Makes the entry of `id` stale (its next use reads the store).
+    pub(crate) fn invalidate(&self, id: &str) {
+        self.generations.bump(id);
+    }
+
+    /// Makes every entry stale. Entries stay until replaced, so verified tokens carry over.
+    pub(crate) fn invalidate_all(&self) {
+        self.generations.bump_all();
+    }
+
+    /// Whether `digest` was rejected against the hash with `fingerprint` and the rejection
+    /// still stands at `now`.
+    #[inline]
+    pub(crate) fn is_rejected(&self, digest: &Digest, fingerprint: u64, now: i64) -> bool {
+        self.rejections
+            .get(digest)
+            .is_some_and(|r| r.fingerprint == fingerprint && now < r.valid_until_ms)
+    }
+
+    /// Whether `digest` names an unknown id and was refused already (still standing at `now`).
+    #[inline]
+    pub(crate) fn is_rejected_absent(&self, digest: &Digest, now: i64) -> bool {
+        self.is_rejected(digest, ABSENT, now)
+    }
+
+    /// Remembers that `digest` failed against the hash with `fingerprint`.
+    pub(crate) fn reject(&self, digest: Digest, fingerprint: u64, valid_until_ms: i64) {
+        self.rejections.insert(
+            digest,
+            Rejection {
+                fingerprint,
+                valid_until_ms,
+            },
+        );
+    }
+
+    /// Remembers that `digest` named an unknown id.
+    pub(crate) fn reject_absent(&self, digest: Digest, valid_until_ms: i64) {
+        self.reject(digest, ABSENT, valid_until_ms);
+    }
+
+    /// Number of cached keys and rejected tokens (approximate).
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.entries.entry_count(), self.rejections.entry_count())
+    }
+
+    /// Runs moka's pending housekeeping.
+    pub(crate) fn run_pending_tasks(&self) {
+        self.entries.run_pending_tasks();
+        self.rejections.run_pending_tasks();
+    }
+}
+
+/// 64-bit fingerprint of a stored hash string (changes when the hash is replaced; never
+/// [`ABSENT`]).
+pub(crate) fn fingerprint(hash: &str) -> u64 {
+    let d = blake3::hash(hash.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d.as_bytes()[..8]);
+    u64::from_le_bytes(b).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bump_after_a_read_started_makes_it_stale() {
+        let g = Generations::new();
+        let read = g.current();
+        assert!(g.is_current("k1", read));
+        g.bump("k1");
+        assert!(!g.is_current("k1", read));
+        assert!(g.is_current("k1", g.current()));
+    }
+
+    #[test]
+    fn bump_all_makes_every_read_stale() {
+        let g = Generations::new();
+        let read = g.current();
+        g.bump_all();
+        assert!(!g.is_current("anything", read));
+    }
+
+    #[test]
+    fn a_verified_token_accepts_only_its_digest_its_hash_and_its_time() {
+        let v = VerifiedToken::none();
+        assert!(!v.accepts(&[1; 32], 7, 0));
+        v.record([1; 32], 7, 100);
+        assert!(v.accepts(&[1; 32], 7, 99));
+        assert!(!v.accepts(&[1; 32], 7, 100), "lapsed");
+        assert!(!v.accepts(&[2; 32], 7, 0), "another token");
+        assert!(!v.accepts(&[1; 32], 8, 0), "another stored hash");
+        v.record([2; 32], 7, 1000);
+        assert!(!v.accepts(&[2; 32], 7, 0), "one token per entry");
+    }
+
+    #[test]
+    fn a_verification_slides_only_past_half_its_ttl() {
+        let v = VerifiedToken::none();
+        v.record([1; 32], 7, 100);
+        v.slide(40, 100);
+        assert!(
+            !v.accepts(&[1; 32], 7, 100),
+            "more than half left: unchanged"
+        );
+        v.slide(60, 100);
+        assert!(v.accepts(&[1; 32], 7, 159));
+        assert!(!v.accepts(&[1; 32], 7, 160));
+    }
+
+    #[test]
+    fn a_verification_carries_over_only_to_the_same_hash() {
+        let old = CachedKey::new(None, 0, 0, None);
+        old.verified.record([1; 32], 7, 100);
+        let same = VerifiedToken::none();
+        old.verified.carry_into(&same, 7);
+        assert!(same.accepts(&[1; 32], 7, 50));
+        let other = VerifiedToken::none();
+        old.verified.carry_into(&other, 8);
+        assert!(!other.accepts(&[1; 32], 8, 50));
+    }
+}

@@ -1,0 +1,535 @@
+//! [`Verifier`]: from a presented token to a [`Principal`], or why not.
+//!
+//! A verification takes these steps (`docs/architecture.md` draws them):
+//!
+//! 1. Parse and checksum ([`token::parse`]): a malformed key costs no store, cache or hash work.
+//! 2. Keyed digest of the token (BLAKE3, keyed with a per-process random key).
+//! 3. The key's cache entry by id ([`cache`]): fresh for the revocation window; on a miss, one
+//!    coalesced store read ([`load`]); unknown ids are cached as absent briefly.
+//! 4. The secret: answered from the entry when this token was verified against the stored hash
+//!    (the verification slides while the key is used) or rejected recently; otherwise argon2
+//!    in a bounded hashing slot ([`hashing`]), throttled per (id, client address) and per id
+//!    ([`throttle`]), coalesced per token ([`secret`]).
+//! 5. Status, only *after* the secret verified; then the key's own rate limit (GCRA, per
+//!    node); scopes are checked by the caller ([`Verifier::require`]).
+//! 6. Usage counted on the entry's atomics; written behind with the last-use time (`usage`).
+//!
+//! Steps 1–5 run synchronously when the entry is fresh and the token's verdict is in it —
+//! the hot path: a keyed hash and a cache read. Otherwise the fast path hands what it found
+//! (id, digest, entry) to the slow path as a [`PendingVerification`], which resumes from there.
+
+mod builder;
+mod cache;
+mod hashing;
+mod load;
+mod secret;
+mod telemetry;
+mod throttle;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tracing::Instrument;
+use zeroize::Zeroizing;
+
+pub use builder::VerifierBuilder;
+pub(crate) use hashing::HashSlots;
+pub use load::ScopeNarrower;
+
+use self::builder::Settings;
+use self::cache::{CachedKey, Digest, KeyCache};
+use self::secret::Presented;
+use self::telemetry::CacheKind;
+use crate::clock::{duration_millis, Clock};
+use crate::error::{AuthError, Malformed};
+use crate::extract::extract_credential;
+use crate::flight::Flights;
+use crate::hash::KeyHasher;
+use crate::invalidate::{InvalidationTarget, Invalidator};
+use crate::limiter::Limiters;
+use crate::principal::Principal;
+use crate::scope::ScopeRequirement;
+use crate::store::{KeyStore, StoreError};
+use crate::token;
+use crate::usage::UsageWriter;
+
+/// Verifies API keys against a [`KeyStore`], with one cache entry per key.
+///
+/// Cheap to clone (one `Arc`); share one per process.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::sync::Arc;
+/// use keygate::{KeyManager, MemoryStore, NewKey, Verifier};
+///
+/// let store = Arc::new(MemoryStore::new());
+/// let verifier = Verifier::builder(store.clone()).build();
+/// let manager = KeyManager::new(store).with_verifier(&verifier);
+/// let created = manager
+///     .create(NewKey::new("ci", "acme").scopes(["entities:read"]).unwrap())
+///     .await
+///     .unwrap();
+/// let principal = verifier.verify(created.key.expose_secret()).await.unwrap();
+/// assert_eq!(principal.org, "acme");
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Verifier {
+    core: Arc<VerifierCore>,
+}
+
+/// Everything the clones of one [`Verifier`] share.
+pub(crate) struct VerifierCore {
+    store: Arc<dyn KeyStore>,
+    hasher: Arc<dyn KeyHasher>,
+    clock: Arc<dyn Clock>,
+    narrower: Option<Arc<dyn ScopeNarrower>>,
+    digest_key: Zeroizing<[u8; 32]>,
+    keys: Arc<KeyCache>,
+    /// One store read per id at a time.
+    loads: Flights<String, Result<Arc<CachedKey>, Arc<StoreError>>>,
+    /// One argon2 run per (token digest, fingerprint of the stored hash) at a time.
+    checks: Flights<(Digest, u64), Result<bool, Arc<secret::CheckFailure>>>,
+    throttle: throttle::Throttle,
+    /// Rate-limit buckets of recently cached keys, so a record refresh keeps its bucket.
+    limiters: Limiters,
+    slots: HashSlots,
+    usage: Arc<UsageWriter>,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (keys, rejections) = self.core.keys.counts();
+        f.debug_struct("Verifier")
+            .field("settings", &self.core.settings)
+            .field("cached_keys", &keys)
+            .field("cached_rejections", &rejections)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A verification the cached path could not answer: what it found (the token's id and
+/// digest, the key's entry when there was one), for the slow path to resume from.
+///
+/// Made by [`Verifier::start`]; finish it with [`Verifier::resume`]. It owns a copy of the
+/// token (wiped when dropped), so it can move into a `'static` future.
+pub struct PendingVerification {
+    token: Zeroizing<String>,
+    id: Box<str>,
+    digest: Digest,
+    entry: Option<Arc<CachedKey>>,
+    span: tracing::Span,
+}
+
+impl std::fmt::Debug for PendingVerification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingVerification")
+            .field("key_id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Verifier::start`] found.
+#[derive(Debug)]
+pub enum Started {
+    /// Answered from the cache (or refused as malformed) without awaiting.
+    Answered(Result<Arc<Principal>, AuthError>),
+    /// A cache missed: [`Verifier::resume`] reads the store and checks the secret as needed.
+    Pending(PendingVerification),
+}
+
+impl Verifier {
+    /// Verifies a token: the principal, or why not. Scopes are not checked here; see
+    /// [`Verifier::authorize`]. Every accepted verification spends one request of the key's
+    /// own [`RateLimit`](crate::RateLimit), if it has one; once spent, the answer is
+    /// [`AuthError::RateLimited`] until a request is free again. The client's address is not
+    /// known: wrong secrets are throttled per id (see [`Verifier::verify_from`]).
+    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
+        self.verify_from(token, None).await
+    }
+
+    /// [`Verifier::verify`] for a token presented by the client at `peer` (the connection's
+    /// remote address, as the adapter knows it). Wrong secrets are throttled per (id, `peer`),
+    /// so failures from one client cannot stop another client's correct secret from being
+    /// checked; `None` throttles per id. Answers 429 `too_many_attempts` while throttled.
+    pub async fn verify_from(
+        &self,
+        token: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<Arc<Principal>, AuthError> {
+        match self.start(token) {
+            Started::Answered(answer) => answer,
+            Started::Pending(pending) => self.resume(pending, peer).await,
+        }
+    }
+
+    /// The synchronous part of a verification: the answer when the key's entry is fresh and
+    /// holds this token's verdict (or the token is malformed), else what was found, for
+    /// [`Verifier::resume`]. Middleware uses this to answer the hot path without a future.
+    pub fn start(&self, token: &str) -> Started {
+        let span = telemetry::verify_span();
+        match self.core.start(token, &span) {
+            Started::Answered(answer) => {
+                Started::Answered(telemetry::report_outcome(&span, answer))
+            }
+            pending => pending,
+        }
+    }
+
+    /// Finishes a verification [`Verifier::start`] could not answer: reads the store and runs
+    /// argon2 as needed, from where the cached path stopped. `peer` is the client's address
+    /// when the adapter knows it (see [`Verifier::verify_from`]).
+    pub async fn resume(
+        &self,
+        pending: PendingVerification,
+        peer: Option<IpAddr>,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let span = pending.span.clone();
+        let answer = self
+            .core
+            .resume(pending, peer)
+            .instrument(span.clone())
+            .await;
+        telemetry::report_outcome(&span, answer)
+    }
+
+    /// The answer without awaiting, when it needs none (see [`Verifier::start`]); `None` when
+    /// a cache missed.
+    pub fn verify_cached(&self, token: &str) -> Option<Result<Arc<Principal>, AuthError>> {
+        match self.start(token) {
+            Started::Answered(answer) => Some(answer),
+            Started::Pending(_) => None,
+        }
+    }
+
+    /// Verifies a token and checks a scope requirement (403 when unmet).
+    pub async fn authorize(
+        &self,
+        token: &str,
+        requirement: &ScopeRequirement,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let p = self.verify(token).await?;
+        self.require(&p, requirement)?;
+        Ok(p)
+    }
+
+    /// Extracts the credential from header values (see [`extract_credential`]) and verifies
+    /// it.
+    pub async fn verify_headers<'a, A, B>(
+        &self,
+        api_keys: A,
+        authorizations: B,
+    ) -> Result<Arc<Principal>, AuthError>
+    where
+        A: IntoIterator<Item = &'a [u8]>,
+        B: IntoIterator<Item = &'a [u8]>,
+    {
+        let token = extract_credential(api_keys, authorizations)?;
+        self.verify(token).await
+    }
+
+    /// Checks `principal`'s scopes against `requirement` (403 when unmet), counting a refusal
+    /// in the key's usage. Every keygate scope guard and extractor goes through here.
+    pub fn require(
+        &self,
+        principal: &Principal,
+        requirement: &ScopeRequirement,
+    ) -> Result<(), AuthError> {
+        let checked = principal.require(requirement);
+        if checked.is_err() {
+            self.record_refusal(&principal.id);
+        }
+        checked
+    }
+
+    /// Counts a request of key `id` that verified (and was counted as accepted) but was then
+    /// refused by the route (a missing scope, a spent rate limit) as refused instead. A no-op
+    /// when the key is not cached here (it is, for any key that was just verified).
+    pub fn record_refusal(&self, id: &str) {
+        if let Some(key) = self
+            .core
+            .keys
+            .get(id)
+            .as_deref()
+            .and_then(|e| e.key.as_ref())
+        {
+            self.core.usage.recorder.reclassify_as_refused(&key.usage);
+        }
+    }
+
+    /// A handle that drops this verifier's cached state for a key (or all keys).
+    pub fn invalidator(&self) -> Invalidator {
+        let target: Arc<dyn InvalidationTarget> = Arc::clone(&self.core.keys) as _;
+        Invalidator::new(Arc::downgrade(&target))
+    }
+
+    /// Writes pending last-use times and usage counts now, in one batched store call each.
+    /// Returns how many keys' last-use times were written.
+    pub async fn flush_last_used(&self) -> Result<usize, StoreError> {
+        self.core.usage.flush().await
+    }
+
+    /// Number of keys whose last use is waiting to be written.
+    pub fn pending_last_used(&self) -> usize {
+        self.core.usage.recorder.pending()
+    }
+
+    /// Graceful shutdown: stops the background flusher and writes pending last-use times and
+    /// usage counts.
+    pub async fn shutdown(&self) -> Result<usize, StoreError> {
+        self.core.usage.stop();
+        self.flush_last_used().await
+    }
+
+    /// The store this verifier reads.
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.core.store
+    }
+
+    /// The hasher this verifier checks secrets with.
+    pub fn hasher(&self) -> &Arc<dyn KeyHasher> {
+        &self.core.hasher
+    }
+
+    /// The clock this verifier reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.core.clock
+    }
+
+    /// The configured revocation window.
+    pub fn revocation_window(&self) -> std::time::Duration {
+        self.core.settings.revocation_window
+    }
+
+    /// Number of cached keys and of cached rejected tokens (approximate; for metrics and
+    /// benchmarks).
+    pub fn cached_entries(&self) -> (u64, u64) {
+        self.core.keys.counts()
+    }
+
+    /// Runs the cache's pending housekeeping (eviction bookkeeping). Useful before reading
+    /// [`Verifier::cached_entries`].
+    pub async fn run_cache_maintenance(&self) {
+        self.core.keys.run_pending_tasks();
+    }
+
+    /// The hashing slots this verifier runs argon2 in (key managers share them).
+    pub(crate) fn hash_slots(&self) -> &HashSlots {
+        &self.core.slots
+    }
+}
+
+impl InvalidationTarget for KeyCache {
+    fn invalidate(&self, id: &str) {
+        KeyCache::invalidate(self, id);
+    }
+
+    fn invalidate_all(&self) {
+        KeyCache::invalidate_all(self);
+    }
+}
+
+impl VerifierCore {
+    fn store_unavailable(&self) -> AuthError {
+        AuthError::StoreUnavailable {
+            retry_after_secs: self.settings.retry_after_secs,
+        }
+    }
+
+    /// The token's shape, checksum and prefix.
+    fn parse<'t>(&self, token: &'t str) -> Result<token::ParsedToken<'t>, AuthError> {
+        let parsed =
+            token::parse(token).map_err(|e| AuthError::MalformedKey(Malformed::Token(e)))?;
+        if let Some(accepted) = &self.settings.accepted_prefixes {
+            if !accepted.iter().any(|p| p == parsed.prefix()) {
+                return Err(AuthError::MalformedKey(Malformed::WrongPrefix));
+            }
+        }
+        Ok(parsed)
+    }
+
+    fn digest(&self, token: &str) -> Digest {
+        *blake3::keyed_hash(&self.digest_key, token.as_bytes()).as_bytes()
+    }
+
+    /// The hot path: one parse, one keyed hash, one cache read. Answers when the entry is
+    /// fresh and holds the token's verdict; otherwise hands over what it found.
+    fn start(&self, token: &str, span: &tracing::Span) -> Started {
+        let parsed = match self.parse(token) {
+            Ok(p) => p,
+            Err(e) => return Started::Answered(Err(e)),
+        };
+        let id = parsed.id();
+        let digest = self.digest(token);
+        let now = self.clock.now_millis();
+        let entry = self.keys.get(id);
+        if let Some(e) = entry.as_deref().filter(|e| self.keys.is_fresh(id, e, now)) {
+            if let Some(answer) = self.answer_cached(e, &digest, now) {
+                span.record("key_id", id);
+                telemetry::cache_lookup(span, CacheKind::Record, true);
+                if e.key.is_some() {
+                    telemetry::cache_lookup(span, CacheKind::Verdict, true);
+                }
+                return Started::Answered(answer);
+            }
+        }
+        span.record("key_id", id);
+        Started::Pending(PendingVerification {
+            token: Zeroizing::new(token.to_owned()),
+            id: id.into(),
+            digest,
+            entry,
+            span: span.clone(),
+        })
+    }
+
+    /// The answer from a fresh entry, when it holds the token's verdict.
+    #[inline]
+    fn answer_cached(
+        &self,
+        entry: &CachedKey,
+        digest: &Digest,
+        now: i64,
+    ) -> Option<Result<Arc<Principal>, AuthError>> {
+        let Some(key) = &entry.key else {
+            // An unknown id: answered here only when this very token was refused already;
+            // otherwise the slow path counts it toward the throttle like a wrong secret.
+            return self
+                .keys
+                .is_rejected_absent(digest, now)
+                .then_some(Err(AuthError::InvalidKey));
+        };
+        let accepted = if entry.verified.accepts(digest, key.fingerprint, now) {
+            entry
+                .verified
+                .slide(now, duration_millis(self.settings.verified_ttl));
+            true
+        } else if self.keys.is_rejected(digest, key.fingerprint, now) {
+            false
+        } else {
+            return None;
+        };
+        Some(self.decide(accepted, entry, now))
+    }
+
+    /// The slow path, resumed from what [`VerifierCore::start`] found.
+    async fn resume(
+        &self,
+        pending: PendingVerification,
+        peer: Option<IpAddr>,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let PendingVerification {
+            token,
+            id,
+            digest,
+            entry,
+            span,
+        } = pending;
+        let now = self.clock.now_millis();
+        let entry = match entry.filter(|e| self.keys.is_fresh(&id, e, now)) {
+            Some(fresh) => {
+                telemetry::cache_lookup(&span, CacheKind::Record, true);
+                fresh
+            }
+            None => self.load(&id, &span).await?,
+        };
+        if entry.key.is_none() {
+            return Err(self.refuse_unknown(&id, peer, digest, now));
+        }
+        // Another request may have settled this token since the fast path looked.
+        if let Some(answer) = self.answer_cached(&entry, &digest, now) {
+            telemetry::cache_lookup(&span, CacheKind::Verdict, true);
+            return answer;
+        }
+        telemetry::cache_lookup(&span, CacheKind::Verdict, false);
+        // Boxed: the cold path's state (argon2, coalescing) would otherwise make every
+        // verification's future large.
+        Box::pin(self.check_and_decide(&token, &id, peer, entry, digest, now)).await
+    }
+
+    /// The secret checked by argon2, then status and rate limit. The check may have waited
+    /// for a hashing slot: an accepted secret is answered from a record no older than the
+    /// revocation window (read again when the one it started with aged out meanwhile).
+    async fn check_and_decide(
+        &self,
+        token: &str,
+        id: &str,
+        peer: Option<IpAddr>,
+        entry: Arc<CachedKey>,
+        digest: Digest,
+        now: i64,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let Some(key) = &entry.key else {
+            return Err(AuthError::InvalidKey);
+        };
+        let presented = Presented {
+            token,
+            id,
+            digest,
+            peer,
+        };
+        let accepted = self.check_secret(&presented, &entry, key, now).await?;
+        let later = self.clock.now_millis();
+        if !accepted || self.keys.is_fresh(id, &entry, later) {
+            return self.decide(accepted, &entry, now);
+        }
+        let span = tracing::Span::current();
+        let fresh = self.load(id, &span).await?;
+        let Some(fresh_key) = &fresh.key else {
+            // Deleted while the secret was being checked.
+            return Err(AuthError::InvalidKey);
+        };
+        if fresh
+            .verified
+            .accepts(&digest, fresh_key.fingerprint, later)
+        {
+            return self.decide(true, &fresh, later);
+        }
+        // The stored hash changed meanwhile: check against the new one, once.
+        let accepted = self
+            .check_secret(&presented, &fresh, fresh_key, later)
+            .await?;
+        self.decide(accepted, &fresh, later)
+    }
+
+    /// The answer once the secret was checked: status only after the secret verified, then
+    /// the key's rate limit; the request counted in the key's usage. A request refused for its
+    /// rate limit still counts as a use of the key (`last_used_at`): it was presented with its
+    /// right secret.
+    #[inline]
+    fn decide(
+        &self,
+        accepted: bool,
+        entry: &CachedKey,
+        now: i64,
+    ) -> Result<Arc<Principal>, AuthError> {
+        let Some(key) = &entry.key else {
+            return Err(AuthError::InvalidKey);
+        };
+        let refusal = if !accepted {
+            AuthError::InvalidKey
+        } else if key.revoked {
+            // Only now, with the secret proven, may the key's state be revealed.
+            AuthError::RevokedKey
+        } else if key.expires_at_ms.is_some_and(|e| e <= now) {
+            AuthError::ExpiredKey
+        } else {
+            self.usage.recorder.touch(&key.usage, now);
+            if let Some(limiter) = &key.limiter {
+                if let Err(retry_after_secs) = limiter.check() {
+                    // A use of the key (last_used_at), counted as refused.
+                    self.usage.recorder.reclassify_as_refused(&key.usage);
+                    return Err(telemetry::rate_limited(
+                        &key.principal.id,
+                        limiter.limit(),
+                        retry_after_secs,
+                    ));
+                }
+            }
+            return Ok(Arc::clone(&key.principal));
+        };
+        self.usage.recorder.refuse(&key.usage);
+        Err(refusal)
+    }
+}

@@ -1,0 +1,206 @@
+//! [`Throttle`]: bounds how many wrong secrets are hashed for one key id.
+//!
+//! Failures are counted per (id, client address) and per id across all addresses, in fixed
+//! windows. A client that spent its own failures, or any client of an id whose budget is spent,
+//! has its *not yet verified* secrets for that id answered 429 `too_many_attempts` without
+//! hashing until the window ends. The throttle never turns a verdict into `invalid_key`: the
+//! verifier consults it only before hashing, and a secret already verified is answered without
+//! it. Unknown ids are counted exactly like known ones, so the answers do not tell whether an
+//! id exists.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::duration_millis;
+
+/// Wrong secrets counted in one failure window (per client, or per id).
+struct FailureWindow {
+    started_ms: AtomicI64,
+    count: AtomicU32,
+}
+
+impl FailureWindow {
+    fn new(now: i64) -> Arc<Self> {
+        Arc::new(FailureWindow {
+            started_ms: AtomicI64::new(now),
+            count: AtomicU32::new(0),
+        })
+    }
+
+    /// `Some(seconds until the window ends)` when `limit` failures were counted in the window
+    /// running at `now`.
+    fn blocks(&self, now: i64, window_ms: i64, limit: u32) -> Option<u32> {
+        let left = self
+            .started_ms
+            .load(Ordering::Relaxed)
+            .saturating_add(window_ms)
+            .saturating_sub(now);
+        (left > 0 && self.count.load(Ordering::Relaxed) >= limit).then(|| {
+            // Whole seconds, rounded up: retrying earlier would be refused again.
+            u32::try_from(left.saturating_add(999) / 1000).unwrap_or(u32::MAX)
+        })
+    }
+
+    /// Counts one failure at `now`, starting a new window when the last one ended; returns
+    /// the count in the window.
+    fn count_failure(&self, now: i64, window_ms: i64) -> u32 {
+        if now.saturating_sub(self.started_ms.load(Ordering::Relaxed)) >= window_ms {
+            self.started_ms.store(now, Ordering::Relaxed);
+            self.count.store(0, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed).saturating_add(1)
+    }
+
+    /// Takes back one counted failure.
+    fn forgive(&self) {
+        let _ = self
+            .count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+}
+
+/// Failure counts per (id, client address) and per id.
+pub(crate) struct Throttle {
+    /// `None` as the address: the adapter does not know it (such clients share one count).
+    per_client: moka::sync::Cache<(Box<str>, Option<IpAddr>), Arc<FailureWindow>>,
+    per_id: moka::sync::Cache<Box<str>, Arc<FailureWindow>>,
+    per_client_limit: u32,
+    per_id_limit: u32,
+    window_ms: i64,
+}
+
+impl Throttle {
+    /// At most `per_client` failures per (id, address) and `per_id` per id in each `window`;
+    /// counts of at most `capacity` ids and clients are kept.
+    pub(crate) fn new(capacity: u64, per_client: u32, per_id: u32, window: Duration) -> Self {
+        let linger = window.saturating_mul(2).max(Duration::from_secs(1));
+        Throttle {
+            per_client: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(linger)
+                .build(),
+            per_id: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(linger)
+                .build(),
+            per_client_limit: per_client,
+            per_id_limit: per_id,
+            window_ms: duration_millis(window),
+        }
+    }
+
+    /// `Some(seconds until it may try again)` when `peer` may not have another secret for
+    /// `id` hashed at `now`: it spent its own failures, or the id spent its budget.
+    pub(crate) fn blocked(&self, id: &str, peer: Option<IpAddr>, now: i64) -> Option<u32> {
+        let client = self
+            .per_client
+            .get(&(id.into(), peer))
+            .and_then(|w| w.blocks(now, self.window_ms, self.per_client_limit));
+        let all = self
+            .per_id
+            .get(id)
+            .and_then(|w| w.blocks(now, self.window_ms, self.per_id_limit));
+        client.max(all)
+    }
+
+    /// Counts a failure of `peer` for `id` at `now` (logged when a limit is reached).
+    pub(crate) fn count_failure(&self, id: &str, peer: Option<IpAddr>, now: i64) {
+        let client = self
+            .per_client
+            .get_with((id.into(), peer), || FailureWindow::new(now))
+            .count_failure(now, self.window_ms);
+        if client == self.per_client_limit {
+            tracing::warn!(
+                key_id = id,
+                client = ?peer,
+                failures = client,
+                "keygate: throttling a client of this key id after repeated wrong secrets"
+            );
+        }
+        let all = self
+            .per_id
+            .get_with(id.into(), || FailureWindow::new(now))
+            .count_failure(now, self.window_ms);
+        if all == self.per_id_limit {
+            tracing::warn!(
+                key_id = id,
+                failures = all,
+                "keygate: throttling every unverified client of this key id: its failure budget is spent"
+            );
+        }
+    }
+
+    /// Takes back a failure counted before a check that then succeeded.
+    pub(crate) fn forgive(&self, id: &str, peer: Option<IpAddr>) {
+        if let Some(w) = self.per_client.get(&(id.into(), peer)) {
+            w.forgive();
+        }
+        if let Some(w) = self.per_id.get(id) {
+            w.forgive();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)));
+    const B: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2)));
+
+    fn throttle() -> Throttle {
+        Throttle::new(100, 3, 5, Duration::from_secs(60))
+    }
+
+    #[test]
+    fn a_client_is_blocked_after_its_own_limit_and_others_are_not() {
+        let t = throttle();
+        for _ in 0..2 {
+            t.count_failure("k", A, 0);
+        }
+        assert_eq!(t.blocked("k", A, 0), None, "2 of 3");
+        t.count_failure("k", A, 0);
+        assert_eq!(t.blocked("k", A, 1_000), Some(59));
+        assert_eq!(t.blocked("k", B, 1_000), None, "another client");
+        assert_eq!(t.blocked("other", A, 1_000), None, "another id");
+    }
+
+    #[test]
+    fn the_id_budget_blocks_every_client_once_spent_from_many_addresses() {
+        let t = throttle();
+        for i in 0..5u8 {
+            let peer = Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 0, i)));
+            t.count_failure("k", peer, 0);
+        }
+        assert_eq!(t.blocked("k", A, 0), Some(60));
+        assert_eq!(t.blocked("k", None, 0), Some(60));
+    }
+
+    #[test]
+    fn the_block_ends_with_its_window_rounded_up_to_whole_seconds() {
+        let t = throttle();
+        for _ in 0..3 {
+            t.count_failure("k", A, 0);
+        }
+        assert_eq!(t.blocked("k", A, 59_001), Some(1));
+        assert_eq!(t.blocked("k", A, 60_000), None);
+        t.count_failure("k", A, 60_000);
+        assert_eq!(
+            t.blocked("k", A, 60_000),
+            None,
+            "a new window starts at one"
+        );
+    }
+
+    #[test]
+    fn a_forgiven_failure_does_not_count() {
+        let t = throttle();
+        for _ in 0..3 {
+            t.count_failure("k", A, 0);
+        }
+        t.forgive("k", A);
+        assert_eq!(t.blocked("k", A, 0), None);
+    }
+}
