@@ -1,4 +1,33 @@
 //! The whole run: every scenario, in one invocation, then one table.
+//!
+//! # Method: interleaved rounds
+//!
+//! On a shared 2-core VM the throughput of one server drifts by more than the differences this
+//! harness is after (best-of-N runs measured the same axum + keygate server at 0.73× and 0.91×
+//! of bare axum in one run, and a peer at 1.18× the framework it wraps). So servers that are
+//! compared are not measured one after the other in separate runs but in interleaved rounds:
+//!
+//! - Per framework, every server of the comparison is started first and they all run side by
+//!   side, each with one worker thread pinned to CPU 0 (only the one being measured gets
+//!   requests; the others are idle). Then `--pairs` rounds (default 5, 3 with `--quick`), each
+//!   measuring every server once in the same order: bare, keygate, then the peers (axum:
+//!   rate limit, tower-http; actix-web: actix-web-httpauth). Bare and keygate are thus measured
+//!   back to back in every round: bare, keygate, …, bare, keygate, … Every measurement has the
+//!   same warm-up (2 s, 1 s with `--quick`), duration (5 s, 2 s with `--quick`), connections
+//!   and pinning, with wrk pinned to CPU 1.
+//! - Django without auth and djangorestframework-api-key (one gunicorn, two paths) run in
+//!   rounds the same way.
+//! - The floods run against one axum + keygate server in `min(--pairs, 3)` rounds of: the
+//!   control (a second client sending the same valid requests), the forged-secret flood, the
+//!   garbage flood. In each, the second client starts `FLOOD_LEAD` before the valid client,
+//!   whose measurement is the same in all three.
+//! - Naive argon2 and the flood baseline (valid traffic alone) are measured once.
+//!
+//! Round `i` of a row and round `i` of its reference make one pair and one ratio; the report
+//! (`report.rs`) gives the median with its min–max, and judges the targets on the median.
+//! Timing of the default run on 2 cores: axum 4 servers × 5 rounds × 7 s, actix-web 3 × 5 × 7 s,
+//! Django 2 × 5 × 7 s, floods 3 × 3 × 7 s plus the baseline, then memory and cold start:
+//! about 7–8 minutes.
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener};
