@@ -20,7 +20,8 @@
 //! - The floods run against one axum + keygate server in `min(--pairs, 3)` rounds of: the
 //!   control (a second client sending the same valid requests), the forged-secret flood, the
 //!   garbage flood. In each, the second client starts `FLOOD_LEAD` before the valid client,
-//!   whose measurement is the same in all three.
+//!   whose measurement is the same in all three; the three second clients are the same
+//!   Lua-scripted wrk (also pinned to CPU 1), only their token file differs.
 //! - Naive argon2 and the flood baseline (valid traffic alone) are measured once.
 //!
 //! Round `i` of a row and round `i` of its reference make one pair and one ratio; the report
@@ -425,8 +426,9 @@ fn django(ctx: &Ctx, bare: &mut Row, keyed: &mut Row) -> Result<String> {
     Ok(project.versions)
 }
 
-/// Token files for the floods.
-fn flood_files(ctx: &Ctx, server: &Server) -> Result<(PathBuf, PathBuf, PathBuf)> {
+/// Token files for the second clients: forged, garbage, valid (the control's), and the Lua
+/// script that sends them.
+fn flood_files(ctx: &Ctx, server: &Server) -> Result<(PathBuf, PathBuf, PathBuf, PathBuf)> {
     let n = 20_000;
     let prefix = server
         .token
@@ -460,11 +462,13 @@ fn flood_files(ctx: &Ctx, server: &Server) -> Result<(PathBuf, PathBuf, PathBuf)
     }
     let f = ctx.dir.join("forged.txt");
     let g = ctx.dir.join("garbage.txt");
+    let v = ctx.dir.join("valid.txt");
     let lua = ctx.dir.join("tokens.lua");
     fs::write(&f, forged)?;
     fs::write(&g, garbage)?;
+    fs::write(&v, format!("{}\n", server.token))?;
     fs::write(&lua, wrk::TOKEN_FILE_LUA)?;
-    Ok((f, g, lua))
+    Ok((f, g, v, lua))
 }
 
 fn hash_calls(addr: SocketAddr) -> Option<u64> {
@@ -525,29 +529,23 @@ fn attack(
     let server = start_server(ctx, ServerKind::AxumKeygate)?;
     let auth = format!("Bearer {}", server.token);
     sanity(server.addr, "/", &auth, Some(401))?;
-    let (forged, garbage, lua) = flood_files(ctx, &server)?;
+    let (forged, garbage, valid_file, lua) = flood_files(ctx, &server)?;
     let valid = ctx.spec(server.addr, &auth, ctx.s.duration);
     let m = measure(ctx, server.proc.pid(), &valid)?;
     fill(baseline, None, std::slice::from_ref(&m));
     baseline.notes.push(single_note(ctx));
 
     // The control "flood" is a second client sending the same valid requests: what the
-    // valid client loses there is the server's one core being shared, not keygate.
-    let second = |file: Option<&PathBuf>| {
-        let flood = WrkSpec {
-            duration: ctx.s.duration + Duration::from_secs(2),
-            ..valid.clone()
-        };
-        match file {
-            Some(file) => WrkSpec {
-                headers: Vec::new(),
-                script: Some((lua.clone(), vec![file.display().to_string()])),
-                ..flood
-            },
-            None => flood,
-        }
+    // valid client loses there is the server's one core being shared, not keygate. All three
+    // second clients are the same wrk with the same Lua script (so they cost the load
+    // generator's core alike), only the token file differs.
+    let second = |file: &PathBuf| WrkSpec {
+        duration: ctx.s.duration + Duration::from_secs(2),
+        headers: Vec::new(),
+        script: Some((lua.clone(), vec![file.display().to_string()])),
+        ..valid.clone()
     };
-    let floods = [second(None), second(Some(&forged)), second(Some(&garbage))];
+    let floods = [second(&valid_file), second(&forged), second(&garbage)];
     let rounds = ctx.flood_pairs();
     let mut got: [Vec<(Measured, FloodRound)>; 3] = Default::default();
     for round in 1..=rounds {
