@@ -8,13 +8,14 @@
 //! floods, memory per cached key, and a cold start of 1,000 concurrent first requests.
 //!
 //! ```text
-//! cargo run --release -p keygate-bench            # full run, ≤ 10 minutes
-//! cargo run --release -p keygate-bench -- --quick # ≤ 2 minutes
+//! cargo run --release -p keygate-bench            # full run, about 8 minutes on 2 cores
+//! cargo run --release -p keygate-bench -- --quick # about 2.5 minutes
 //! ```
 //!
 //! Servers run as child processes of this binary (`keygate-bench serve KIND`), one worker
 //! thread each, pinned to CPU 0; `wrk` (one thread) is pinned to CPU 1. Every child is killed
-//! at the end, on error and on Ctrl-C.
+//! at the end, on error and on Ctrl-C. Servers that are compared are measured in interleaved
+//! rounds and compared pair by pair (`run.rs`, `report.rs`).
 
 mod children;
 mod cold;
@@ -36,7 +37,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "keygate-bench", version)]
 struct Cli {
-    /// Short run (≤ 2 minutes): 3 interleaved rounds of 2 s measurements after 1 s warm-up,
+    /// Short run (about 2.5 minutes): 3 interleaved rounds of 2 s measurements after 1 s warm-up,
     /// memory at 100k keys only.
     #[arg(long)]
     quick: bool,
