@@ -8,13 +8,14 @@
 //! floods, memory per cached key, and a cold start of 1,000 concurrent first requests.
 //!
 //! ```text
-//! cargo run --release -p keygate-bench            # full run, ≤ 10 minutes
-//! cargo run --release -p keygate-bench -- --quick # ≤ 2 minutes
+//! cargo run --release -p keygate-bench            # full run, about 8 minutes on 2 cores
+//! cargo run --release -p keygate-bench -- --quick # about 2.5 minutes
 //! ```
 //!
 //! Servers run as child processes of this binary (`keygate-bench serve KIND`), one worker
 //! thread each, pinned to CPU 0; `wrk` (one thread) is pinned to CPU 1. Every child is killed
-//! at the end, on error and on Ctrl-C.
+//! at the end, on error and on Ctrl-C. Servers that are compared are measured in interleaved
+//! rounds and compared pair by pair (`run.rs`, `report.rs`).
 
 mod children;
 mod cold;
@@ -22,6 +23,7 @@ mod drf;
 mod http;
 mod machine;
 mod memory;
+mod paired;
 mod report;
 mod run;
 mod servers;
@@ -35,15 +37,17 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "keygate-bench", version)]
 struct Cli {
-    /// Short run (≤ 2 minutes): 3 s per measurement, one round, memory at 100k keys only.
+    /// Short run (about 2.5 minutes): 3 interleaved rounds of 2 s measurements after 1 s warm-up,
+    /// memory at 100k keys only.
     #[arg(long)]
     quick: bool,
-    /// Seconds of each measurement (default 10, or 3 with --quick).
+    /// Seconds of each measurement (default 5, or 2 with --quick).
     #[arg(long)]
     duration: Option<u64>,
-    /// Measurement rounds per throughput scenario, best kept (default 2, or 1 with --quick).
+    /// Interleaved pairs per framework comparison (default 5, or 3 with --quick); the floods
+    /// use at most 3.
     #[arg(long)]
-    rounds: Option<u32>,
+    pairs: Option<u32>,
     /// Concurrent connections of the load generator.
     #[arg(long, default_value_t = 32)]
     connections: u32,
@@ -85,14 +89,12 @@ fn main() -> anyhow::Result<()> {
         Some(Internal::Memory { keys }) => memory::measure(keys),
         None => run::all(run::Settings {
             quick: cli.quick,
-            duration: std::time::Duration::from_secs(cli.duration.unwrap_or(if cli.quick {
-                3
-            } else {
-                10
-            })),
-            warmup: std::time::Duration::from_secs(if cli.quick { 1 } else { 3 }),
+            duration: std::time::Duration::from_secs(
+                cli.duration.unwrap_or(if cli.quick { 2 } else { 5 }).max(1),
+            ),
+            warmup: std::time::Duration::from_secs(if cli.quick { 1 } else { 2 }),
             connections: cli.connections,
-            rounds: cli.rounds.unwrap_or(if cli.quick { 1 } else { 2 }),
+            pairs: cli.pairs.unwrap_or(if cli.quick { 3 } else { 5 }).max(1),
             only: cli.only,
             pin: !cli.no_pin,
             out: cli.out,

@@ -1,4 +1,34 @@
 //! The whole run: every scenario, in one invocation, then one table.
+//!
+//! # Method: interleaved rounds
+//!
+//! On a shared 2-core VM the throughput of one server drifts by more than the differences this
+//! harness is after (best-of-N runs measured the same axum + keygate server at 0.73× and 0.91×
+//! of bare axum in one run, and a peer at 1.18× the framework it wraps). So servers that are
+//! compared are not measured one after the other in separate runs but in interleaved rounds:
+//!
+//! - Per framework, every server of the comparison is started first and they all run side by
+//!   side, each with one worker thread pinned to CPU 0 (only the one being measured gets
+//!   requests; the others are idle). Then `--pairs` rounds (default 5, 3 with `--quick`), each
+//!   measuring every server once in the same order: bare, keygate, then the peers (axum:
+//!   rate limit, tower-http; actix-web: actix-web-httpauth). Bare and keygate are thus measured
+//!   back to back in every round: bare, keygate, …, bare, keygate, … Every measurement has the
+//!   same warm-up (2 s, 1 s with `--quick`), duration (5 s, 2 s with `--quick`), connections
+//!   and pinning, with wrk pinned to CPU 1.
+//! - Django without auth and djangorestframework-api-key (one gunicorn, two paths) run in
+//!   rounds the same way.
+//! - The floods run against one axum + keygate server in `min(--pairs, 3)` rounds of: the
+//!   control (a second client sending the same valid requests), the forged-secret flood, the
+//!   garbage flood. In each, the second client starts `FLOOD_LEAD` before the valid client,
+//!   whose measurement is the same in all three; the three second clients are the same
+//!   Lua-scripted wrk (also pinned to CPU 1), only their token file differs.
+//! - Naive argon2 and the flood baseline (valid traffic alone) are measured once.
+//!
+//! Round `i` of a row and round `i` of its reference make one pair and one ratio; the report
+//! (`report.rs`) gives the median with its min–max, and judges the targets on the median.
+//! Timing of the default run on 2 cores: axum 4 servers × 5 rounds × 7 s, actix-web 3 × 5 × 7 s,
+//! Django 2 × 5 × 7 s, floods 3 × 3 × 7 s plus the baseline, then memory and cold start:
+//! about 7–8 minutes.
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener};
@@ -9,6 +39,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::children::{self, Proc};
+use crate::paired::{self, Sample};
 use crate::report::{self, Family, Row};
 use crate::servers::{ServerKind, READY};
 use crate::wrk::{self, WrkReport, WrkSpec};
@@ -21,7 +52,8 @@ pub(crate) struct Settings {
     pub(crate) duration: Duration,
     pub(crate) warmup: Duration,
     pub(crate) connections: u32,
-    pub(crate) rounds: u32,
+    /// Interleaved rounds (pairs) per framework comparison.
+    pub(crate) pairs: u32,
     pub(crate) only: Vec<String>,
     pub(crate) pin: bool,
     pub(crate) out: Option<PathBuf>,
@@ -40,6 +72,12 @@ struct Ctx {
 impl Ctx {
     fn wanted(&self, key: &str) -> bool {
         self.s.only.is_empty() || self.s.only.iter().any(|o| key.contains(o.as_str()))
+    }
+
+    /// Interleaved rounds of the flood comparison: at most 3 (each round runs three
+    /// second-client measurements).
+    fn flood_pairs(&self) -> u32 {
+        self.s.pairs.min(3)
     }
 
     fn spec(&self, addr: SocketAddr, authorization: &str, duration: Duration) -> WrkSpec {
@@ -120,52 +158,103 @@ struct Measured {
     served: f64,
 }
 
-fn fill(row: &mut Row, m: &Measured) {
-    row.rps = Some(m.wrk.rps);
-    row.p50_us = Some(m.wrk.p50_us);
-    row.p99_us = Some(m.wrk.p99_us);
-    row.server_cpu = Some(m.cpu_seconds / m.wall);
-    if m.served > 0.0 {
-        row.cpu_per_req_us = Some(m.cpu_seconds * 1e6 / m.served);
+impl Measured {
+    fn cpu_per_req_us(&self) -> Option<f64> {
+        (self.served > 0.0).then(|| self.cpu_seconds * 1e6 / self.served)
     }
-    if m.wrk.non_2xx > 0 {
-        row.notes
-            .push(format!("{} non-2xx responses", m.wrk.non_2xx));
-    }
-    if m.wrk.socket_errors > 0 {
-        row.notes
-            .push(format!("{} socket errors", m.wrk.socket_errors));
+
+    fn sample(&self) -> Sample {
+        Sample {
+            rps: self.wrk.rps,
+            cpu_per_req_us: self.cpu_per_req_us(),
+        }
     }
 }
 
-/// Warms up, then measures with wrk while sampling the server's CPU time.
-///
-/// With several `rounds`, the round with the highest throughput is kept: on a machine shared
-/// with other work, the best round is the one least disturbed by it.
-fn measure(ctx: &Ctx, pid: u32, spec: &WrkSpec, rounds: u32) -> Result<Measured> {
+/// Fills a row from its measurements: one per round of `group` (the figures shown are the
+/// medians of the rounds), or a single one (`group` `None`: compared as a separate run).
+fn fill(row: &mut Row, group: Option<&'static str>, ms: &[Measured]) {
+    let med = |f: &dyn Fn(&Measured) -> Option<f64>| {
+        paired::median(&ms.iter().filter_map(f).collect::<Vec<_>>())
+    };
+    row.rps = med(&|m| Some(m.wrk.rps));
+    row.p50_us = med(&|m| Some(m.wrk.p50_us));
+    row.p99_us = med(&|m| Some(m.wrk.p99_us));
+    row.server_cpu = med(&|m| Some(m.cpu_seconds / m.wall));
+    row.cpu_per_req_us = med(&|m| m.cpu_per_req_us());
+    row.samples = ms.iter().map(Measured::sample).collect();
+    row.group = group;
+    let rounds = if ms.len() > 1 { " (all rounds)" } else { "" };
+    let non_2xx: u64 = ms.iter().map(|m| m.wrk.non_2xx).sum();
+    if non_2xx > 0 {
+        row.notes
+            .push(format!("{non_2xx} non-2xx responses{rounds}"));
+    }
+    let socket_errors: u64 = ms.iter().map(|m| m.wrk.socket_errors).sum();
+    if socket_errors > 0 {
+        row.notes
+            .push(format!("{socket_errors} socket errors{rounds}"));
+    }
+}
+
+/// The method note of a row measured on its own.
+fn single_note(ctx: &Ctx) -> String {
+    format!(
+        "method: one measurement ({} s warm-up + {} s), compared as a separate run",
+        ctx.s.warmup.as_secs(),
+        ctx.s.duration.as_secs()
+    )
+}
+
+/// The method note of the rows measured in interleaved rounds.
+fn rounds_note(rounds: u32, order: &[&str], each: &str) -> String {
+    format!(
+        "method: paired, {rounds} interleaved rounds of {} ({each}); medians of the rounds",
+        order.join(" → "),
+    )
+}
+
+/// Warms up, then measures once with wrk while sampling the server's CPU time.
+fn measure(ctx: &Ctx, pid: u32, spec: &WrkSpec) -> Result<Measured> {
     if !ctx.s.warmup.is_zero() {
         let mut w = spec.clone();
         w.duration = ctx.s.warmup;
         wrk::run(&w)?;
     }
-    let mut best: Option<Measured> = None;
-    for _ in 0..rounds.max(1) {
-        let cpu0 = machine::tree_cpu_seconds(pid);
-        let t0 = Instant::now();
-        let report = wrk::run(spec)?;
-        let cpu_seconds = machine::tree_cpu_seconds(pid) - cpu0;
-        let wall = t0.elapsed().as_secs_f64().max(report.seconds);
-        let m = Measured {
-            cpu_seconds,
-            wall,
-            served: report.requests as f64,
-            wrk: report,
-        };
-        if best.as_ref().is_none_or(|b| m.wrk.rps > b.wrk.rps) {
-            best = Some(m);
+    let cpu0 = machine::tree_cpu_seconds(pid);
+    let t0 = Instant::now();
+    let report = wrk::run(spec)?;
+    let cpu_seconds = machine::tree_cpu_seconds(pid) - cpu0;
+    let wall = t0.elapsed().as_secs_f64().max(report.seconds);
+    Ok(Measured {
+        cpu_seconds,
+        wall,
+        served: report.requests as f64,
+        wrk: report,
+    })
+}
+
+/// One server (or one path of a server) of a comparison measured in interleaved rounds.
+struct Member {
+    key: &'static str,
+    pid: u32,
+    spec: WrkSpec,
+    samples: Vec<Measured>,
+}
+
+/// Measures `members` in `rounds` interleaved rounds: in each round every member once, in
+/// order, each with the same warm-up, duration, connections and pinning (`measure`). Every
+/// member's server runs for the whole sequence; only the one being measured gets requests.
+fn interleave(ctx: &Ctx, members: &mut [Member], rounds: u32) -> Result<()> {
+    for round in 1..=rounds {
+        for m in members.iter_mut() {
+            children::stop_if_interrupted();
+            eprintln!("keygate-bench:   round {round}/{rounds}: {}", m.key);
+            let x = measure(ctx, m.pid, &m.spec).with_context(|| m.key)?;
+            m.samples.push(x);
         }
     }
-    best.context("no measurement round ran")
+    Ok(())
 }
 
 /// Checks the server answers 200 to the valid request and refuses one without credentials.
@@ -183,18 +272,52 @@ fn sanity(addr: SocketAddr, path: &str, authorization: &str, refuses: Option<u16
     Ok(())
 }
 
-/// One of our own servers, measured with one valid header.
-fn http_scenario(ctx: &Ctx, row: &mut Row, kind: ServerKind, refuses: Option<u16>) -> Result<()> {
-    let server = start_server(ctx, kind)?;
-    let auth = format!("Bearer {}", server.token);
-    sanity(server.addr, "/", &auth, refuses)?;
-    let m = measure(
-        ctx,
-        server.proc.pid(),
-        &ctx.spec(server.addr, &auth, ctx.s.duration),
-        ctx.s.rounds,
-    )?;
-    fill(row, &m);
+/// A scenario served by one of our own servers: its row key, server, and the status a request
+/// without credentials must get (`None`: no authentication).
+type Step = (&'static str, ServerKind, Option<u16>);
+
+/// The servers of one framework compared in interleaved rounds: the bare server first, the
+/// keygate server second (the pair the target is about, measured back to back), then the
+/// others. All are started first and run side by side, all pinned alike.
+fn framework(ctx: &Ctx, rows: &mut [Row], group: &'static str, steps: &[Step]) -> Result<()> {
+    let mut servers = Vec::new();
+    for &(key, kind, refuses) in steps {
+        let server = start_server(ctx, kind).with_context(|| key)?;
+        let auth = format!("Bearer {}", server.token);
+        sanity(server.addr, "/", &auth, refuses).with_context(|| key)?;
+        servers.push((key, kind, server, auth));
+    }
+    let mut members: Vec<Member> = servers
+        .iter()
+        .map(|(key, _, server, auth)| Member {
+            key,
+            pid: server.proc.pid(),
+            spec: ctx.spec(server.addr, auth, ctx.s.duration),
+            samples: Vec::new(),
+        })
+        .collect();
+    interleave(ctx, &mut members, ctx.s.pairs)?;
+    let order: Vec<&str> = steps.iter().map(|s| s.0).collect();
+    let note = rounds_note(
+        ctx.s.pairs,
+        &order,
+        &format!(
+            "each {} s warm-up + {} s, servers side by side",
+            ctx.s.warmup.as_secs(),
+            ctx.s.duration.as_secs()
+        ),
+    );
+    for ((key, kind, server, _), m) in servers.iter().zip(&members) {
+        let row = get(rows, key);
+        fill(row, Some(group), &m.samples);
+        row.notes.push(note.clone());
+        server_notes(row, *kind, server, &m.samples)?;
+    }
+    Ok(())
+}
+
+/// What a server tells about itself: store, usage counting, rate limit, argon2 checks.
+fn server_notes(row: &mut Row, kind: ServerKind, server: &Server, ms: &[Measured]) -> Result<()> {
     if !server.store.is_empty() && kind != ServerKind::NaiveArgon2 {
         row.notes.push(format!("store: {}", server.store));
     }
@@ -207,9 +330,11 @@ fn http_scenario(ctx: &Ctx, row: &mut Row, kind: ServerKind, refuses: Option<u16
             if server.rate_limit.is_empty() {
                 bail!("the server's key has no rate limit");
             }
+            let refused: u64 = ms.iter().map(|m| m.wrk.non_2xx).sum();
+            let requests: u64 = ms.iter().map(|m| m.wrk.requests).sum();
             row.notes.push(format!(
-                "per-key usage counting on; key's rate limit {} (as stored), checked on every request: {} of the kept round's {} requests refused",
-                server.rate_limit, m.wrk.non_2xx, m.wrk.requests
+                "per-key usage counting on; key's rate limit {} (as stored), checked on every request: {refused} of the measured {requests} requests refused",
+                server.rate_limit
             ));
         }
         _ => {}
@@ -218,16 +343,27 @@ fn http_scenario(ctx: &Ctx, row: &mut Row, kind: ServerKind, refuses: Option<u16
         kind,
         ServerKind::AxumKeygate | ServerKind::AxumKeygateRateLimit
     ) {
-        if let Ok((_, stats)) = http::get_blocking(server.addr, "/stats", None) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&stats) {
-                row.notes.push(format!(
-                    "argon2 checks in the whole run: {}",
-                    v["hash_verify_calls"]
-                ));
-            }
+        if let Some(calls) = hash_calls(server.addr) {
+            row.notes
+                .push(format!("argon2 checks in the whole run: {calls}"));
         }
     }
     Ok(())
+}
+
+/// One of our own servers measured on its own (no pair).
+fn http_scenario(ctx: &Ctx, row: &mut Row, kind: ServerKind, refuses: Option<u16>) -> Result<()> {
+    let server = start_server(ctx, kind)?;
+    let auth = format!("Bearer {}", server.token);
+    sanity(server.addr, "/", &auth, refuses)?;
+    let m = measure(
+        ctx,
+        server.proc.pid(),
+        &ctx.spec(server.addr, &auth, ctx.s.duration),
+    )?;
+    fill(row, None, std::slice::from_ref(&m));
+    row.notes.push(single_note(ctx));
+    server_notes(row, kind, &server, std::slice::from_ref(&m))
 }
 
 fn free_port() -> Result<u16> {
@@ -249,7 +385,8 @@ fn wait_until_up(addr: SocketAddr, path: &str, limit: Duration) -> Result<()> {
     }
 }
 
-/// Django: no auth (AllowAny) and djangorestframework-api-key, one gunicorn for both.
+/// Django: no auth (AllowAny) and djangorestframework-api-key, one gunicorn for both, measured
+/// in interleaved rounds (no auth, then the API key).
 fn django(ctx: &Ctx, bare: &mut Row, keyed: &mut Row) -> Result<String> {
     let project = drf::prepare(&ctx.cache, &ctx.dir.join("django"))?;
     let port = free_port()?;
@@ -259,23 +396,39 @@ fn django(ctx: &Ctx, bare: &mut Row, keyed: &mut Row) -> Result<String> {
     wait_until_up(addr, "/open", Duration::from_secs(60))?;
     let auth = format!("Api-Key {}", project.key);
     sanity(addr, "/", &auth, Some(403))?;
-    let mk = |path: &str| WrkSpec {
-        url: format!("http://{addr}{path}"),
-        ..ctx.spec(addr, &auth, ctx.s.duration)
+    let mk = |key: &'static str, path: &str| Member {
+        key,
+        pid: proc.pid(),
+        spec: WrkSpec {
+            url: format!("http://{addr}{path}"),
+            ..ctx.spec(addr, &auth, ctx.s.duration)
+        },
+        samples: Vec::new(),
     };
-    if ctx.wanted(bare.key) {
-        let m = measure(ctx, proc.pid(), &mk("/open"), ctx.s.rounds)?;
-        fill(bare, &m);
-    }
-    let m = measure(ctx, proc.pid(), &mk("/"), ctx.s.rounds)?;
-    fill(keyed, &m);
+    let mut members = [mk(bare.key, "/open"), mk(keyed.key, "/")];
+    interleave(ctx, &mut members, ctx.s.pairs)?;
+    let note = rounds_note(
+        ctx.s.pairs,
+        &[bare.key, keyed.key],
+        &format!(
+            "each {} s warm-up + {} s, one gunicorn",
+            ctx.s.warmup.as_secs(),
+            ctx.s.duration.as_secs()
+        ),
+    );
+    let [b, k] = members;
+    fill(bare, Some("django"), &b.samples);
+    fill(keyed, Some("django"), &k.samples);
+    bare.notes.push(note.clone());
+    keyed.notes.push(note);
     keyed.notes.push("store: SQLite (Django ORM)".into());
     drop(proc);
     Ok(project.versions)
 }
 
-/// Token files for the floods.
-fn flood_files(ctx: &Ctx, server: &Server) -> Result<(PathBuf, PathBuf, PathBuf)> {
+/// Token files for the second clients: forged, garbage, valid (the control's), and the Lua
+/// script that sends them.
+fn flood_files(ctx: &Ctx, server: &Server) -> Result<(PathBuf, PathBuf, PathBuf, PathBuf)> {
     let n = 20_000;
     let prefix = server
         .token
@@ -309,11 +462,13 @@ fn flood_files(ctx: &Ctx, server: &Server) -> Result<(PathBuf, PathBuf, PathBuf)
     }
     let f = ctx.dir.join("forged.txt");
     let g = ctx.dir.join("garbage.txt");
+    let v = ctx.dir.join("valid.txt");
     let lua = ctx.dir.join("tokens.lua");
     fs::write(&f, forged)?;
     fs::write(&g, garbage)?;
+    fs::write(&v, format!("{}\n", server.token))?;
     fs::write(&lua, wrk::TOKEN_FILE_LUA)?;
-    Ok((f, g, lua))
+    Ok((f, g, v, lua))
 }
 
 fn hash_calls(addr: SocketAddr) -> Option<u64> {
@@ -321,73 +476,122 @@ fn hash_calls(addr: SocketAddr) -> Option<u64> {
     serde_json::from_str::<serde_json::Value>(&body).ok()?["hash_verify_calls"].as_u64()
 }
 
-/// Valid traffic alone, then during each flood, against one axum + keygate server.
+/// How long the second client of a flood (or of the control) runs before the valid client's
+/// measurement starts.
+const FLOOD_LEAD: Duration = Duration::from_millis(500);
+
+/// What one flood (or control) measurement gave besides the valid client's figures.
+struct FloodRound {
+    /// The second client's report.
+    second: WrkReport,
+    /// argon2 checks the server ran while the second client was sending.
+    hash_calls: Option<u64>,
+}
+
+/// One measurement of the valid client while a second client sends `flood` (started
+/// `FLOOD_LEAD` earlier, ending after the valid client).
+fn flood_once(server: &Server, valid: &WrkSpec, flood: &WrkSpec) -> Result<(Measured, FloodRound)> {
+    let calls0 = hash_calls(server.addr);
+    let flooding = wrk::start(flood)?;
+    std::thread::sleep(FLOOD_LEAD);
+    let cpu0 = machine::tree_cpu_seconds(server.proc.pid());
+    let t0 = Instant::now();
+    let report = wrk::run(valid)?;
+    let cpu_seconds = machine::tree_cpu_seconds(server.proc.pid()) - cpu0;
+    let wall = t0.elapsed().as_secs_f64().max(report.seconds);
+    let second = wrk::finish(flooding, flood)?;
+    let served = report.requests as f64 + second.rps * wall;
+    let hash_calls = calls0
+        .zip(hash_calls(server.addr))
+        .map(|(a, b)| b.saturating_sub(a));
+    Ok((
+        Measured {
+            wrk: report,
+            cpu_seconds,
+            wall,
+            served,
+        },
+        FloodRound { second, hash_calls },
+    ))
+}
+
+/// Valid traffic alone (once), then against one axum + keygate server in interleaved rounds
+/// of: the control (a second client sending the same valid requests), the forged-secret
+/// flood, the garbage flood. Every member of a round runs the same way: second client started
+/// `FLOOD_LEAD` before the valid client, valid client measured for the same duration.
 fn attack(
     ctx: &Ctx,
     baseline: &mut Row,
     control_row: &mut Row,
-    garbage_row: &mut Row,
     forged_row: &mut Row,
+    garbage_row: &mut Row,
 ) -> Result<()> {
     let server = start_server(ctx, ServerKind::AxumKeygate)?;
     let auth = format!("Bearer {}", server.token);
     sanity(server.addr, "/", &auth, Some(401))?;
-    let (forged, garbage, lua) = flood_files(ctx, &server)?;
+    let (forged, garbage, valid_file, lua) = flood_files(ctx, &server)?;
     let valid = ctx.spec(server.addr, &auth, ctx.s.duration);
-    // One round, like each flood it is compared with.
-    let m = measure(ctx, server.proc.pid(), &valid, 1)?;
-    fill(baseline, &m);
-    for (row, file) in [
-        (control_row, None),
-        (garbage_row, Some(garbage)),
-        (forged_row, Some(forged)),
-    ] {
-        // The control "flood" is a second client sending the same valid requests: what the
-        // valid client loses there is the load generator's shared core, not the server.
-        let flood = match file {
-            Some(file) => WrkSpec {
-                headers: Vec::new(),
-                script: Some((lua.clone(), vec![file.display().to_string()])),
-                duration: ctx.s.duration + Duration::from_secs(2),
-                ..valid.clone()
-            },
-            None => WrkSpec {
-                duration: ctx.s.duration + Duration::from_secs(2),
-                ..valid.clone()
-            },
-        };
-        let calls0 = hash_calls(server.addr);
-        let flooding = wrk::start(&flood)?;
-        std::thread::sleep(Duration::from_millis(500));
-        let cpu0 = machine::tree_cpu_seconds(server.proc.pid());
-        let t0 = Instant::now();
-        let report = wrk::run(&valid)?;
-        let cpu_seconds = machine::tree_cpu_seconds(server.proc.pid()) - cpu0;
-        let wall = t0.elapsed().as_secs_f64().max(report.seconds);
-        let flood_report = wrk::finish(flooding, &flood)?;
-        let served = report.requests as f64 + flood_report.rps * wall;
-        fill(
-            row,
-            &Measured {
-                wrk: report,
-                cpu_seconds,
-                wall,
-                served,
-            },
-        );
+    let m = measure(ctx, server.proc.pid(), &valid)?;
+    fill(baseline, None, std::slice::from_ref(&m));
+    baseline.notes.push(single_note(ctx));
+
+    // The control "flood" is a second client sending the same valid requests: what the
+    // valid client loses there is the server's one core being shared, not keygate. All three
+    // second clients are the same wrk with the same Lua script (so they cost the load
+    // generator's core alike), only the token file differs.
+    let second = |file: &PathBuf| WrkSpec {
+        duration: ctx.s.duration + Duration::from_secs(2),
+        headers: Vec::new(),
+        script: Some((lua.clone(), vec![file.display().to_string()])),
+        ..valid.clone()
+    };
+    let floods = [second(&valid_file), second(&forged), second(&garbage)];
+    let rounds = ctx.flood_pairs();
+    let mut got: [Vec<(Measured, FloodRound)>; 3] = Default::default();
+    for round in 1..=rounds {
+        for (i, (flood, name)) in floods
+            .iter()
+            .zip(["control", "forged", "garbage"])
+            .enumerate()
+        {
+            children::stop_if_interrupted();
+            eprintln!("keygate-bench:   round {round}/{rounds}: {name}");
+            got[i].push(flood_once(&server, &valid, flood).with_context(|| name)?);
+        }
+    }
+    let note = rounds_note(
+        rounds,
+        &["flood-control", "flood-forged", "flood-garbage"],
+        &format!(
+            "second client started {:.1} s before the valid client's {} s",
+            FLOOD_LEAD.as_secs_f64(),
+            ctx.s.duration.as_secs()
+        ),
+    );
+    for (row, rounds) in [control_row, forged_row, garbage_row].into_iter().zip(got) {
+        let (ms, fr): (Vec<Measured>, Vec<FloodRound>) = rounds.into_iter().unzip();
+        fill(row, Some("flood"), &ms);
+        row.notes.push(note.clone());
+        let rps: Vec<f64> = fr.iter().map(|f| f.second.rps).collect();
+        let refused: u64 = fr.iter().map(|f| f.second.non_2xx).sum();
+        let sent: u64 = fr.iter().map(|f| f.second.requests).sum();
         row.notes.push(format!(
-            "second client: {} req/s, {} of them refused",
-            flood_report.rps.round(),
-            if flood_report.non_2xx == flood_report.requests {
+            "second client: {:.0} req/s (median), {} of them refused",
+            paired::median(&rps).unwrap_or(0.0),
+            if refused == sent {
                 "all".to_owned()
             } else {
-                format!("{}/{}", flood_report.non_2xx, flood_report.requests)
+                format!("{refused}/{sent}")
             }
         ));
-        if let (Some(a), Some(b)) = (calls0, hash_calls(server.addr)) {
-            row.notes
-                .push(format!("argon2 checks during the flood: {}", b - a));
-        }
+        let calls: Vec<String> = fr
+            .iter()
+            .map(|f| f.hash_calls.map_or("?".into(), |c| c.to_string()))
+            .collect();
+        row.notes.push(format!(
+            "argon2 checks during the second client, per round: {}",
+            calls.join(", ")
+        ));
     }
     Ok(())
 }
@@ -439,133 +643,6 @@ fn memory_scenario(ctx: &Ctx, row: &mut Row, keys: usize) -> Result<()> {
         v["failed"],
     ));
     Ok(())
-}
-
-/// Throughput ratio of two rows at equal server CPU: requests per server-CPU-second of `key`
-/// over that of `base` (the load generator, not the server, is what saturates first here).
-fn ratio_of(rows: &[Row], key: &str, base: &str) -> Option<f64> {
-    let a = rows.iter().find(|r| r.key == key)?.cpu_per_req_us?;
-    let b = rows.iter().find(|r| r.key == base)?.cpu_per_req_us?;
-    (a > 0.0).then(|| b / a)
-}
-
-/// Ratio of measured requests per second (what clients got).
-fn rps_ratio(rows: &[Row], key: &str, base: &str) -> Option<f64> {
-    let a = rows.iter().find(|r| r.key == key)?.rps?;
-    let b = rows.iter().find(|r| r.key == base)?.rps?;
-    (b > 0.0).then(|| a / b)
-}
-
-/// Ratios to the bare framework of each family, and the targets.
-fn judge(rows: &mut [Row]) {
-    let bare = |f: Family| match f {
-        Family::Axum => Some("axum-bare"),
-        Family::Actix => Some("actix-bare"),
-        Family::Django => Some("django-bare"),
-        Family::None => None,
-    };
-    let ratios: Vec<Option<f64>> = rows
-        .iter()
-        .map(|r| bare(r.family).and_then(|b| ratio_of(rows, r.key, b)))
-        .collect();
-    for (r, x) in rows.iter_mut().zip(ratios) {
-        if r.rps.is_some() {
-            r.ratio = x;
-        }
-    }
-    let mut verdicts: Vec<(usize, Vec<(String, bool)>)> = Vec::new();
-    for (i, r) in rows.iter().enumerate() {
-        let mut checks = Vec::new();
-        let mut check = |label: &str, key: &str, base: &str, min: f64| {
-            let by_rps = key.starts_with("flood");
-            let x = if by_rps {
-                rps_ratio(rows, key, base)
-            } else {
-                ratio_of(rows, key, base)
-            };
-            if let Some(x) = x {
-                checks.push((format!("{label} ≥ {min}×: {x:.2}×"), x >= min));
-            }
-        };
-        match r.key {
-            "axum-keygate" => {
-                check("bare", "axum-keygate", "axum-bare", 0.90);
-                check("tower-http", "axum-keygate", "axum-tower-http", 0.95);
-                check("DRF-api-key", "axum-keygate", "drf-api-key", 20.0);
-            }
-            "actix-keygate" => {
-                check("bare", "actix-keygate", "actix-bare", 0.90);
-                check("DRF-api-key", "actix-keygate", "drf-api-key", 20.0);
-            }
-            "flood-garbage" => check("valid alone", "flood-garbage", "flood-baseline", 0.70),
-            "flood-forged" => check("valid alone", "flood-forged", "flood-baseline", 0.70),
-            "flood-control" => {
-                if let Some(x) = rps_ratio(rows, "flood-control", "flood-baseline") {
-                    checks.push((format!("none (reference: {x:.2}× kept)"), true));
-                }
-            }
-            _ => {}
-        }
-        if !checks.is_empty() {
-            verdicts.push((i, checks));
-        }
-    }
-    for (key, bases) in [
-        ("axum-keygate", ["axum-bare", "axum-tower-http"]),
-        ("actix-keygate", ["actix-bare", "actix-httpauth"]),
-    ] {
-        let got: Vec<String> = bases
-            .iter()
-            .filter_map(|b| rps_ratio(rows, key, b).map(|x| format!("{x:.2}× {b}")))
-            .collect();
-        if let (false, Some(r)) = (got.is_empty(), rows.iter_mut().find(|r| r.key == key)) {
-            r.notes
-                .push(format!("measured req/s ratio: {}", got.join(", ")));
-        }
-    }
-    // The rate-limit row against the keygate row it differs from only by the key's limit.
-    // No target: the limit's own cost (criterion's target: ≤ 100 ns) is about 1% of a
-    // request's CPU here, below this machine's run-to-run noise.
-    let limited = "axum-keygate-rate-limit";
-    let cpu = |key: &str| rows.iter().find(|r| r.key == key)?.cpu_per_req_us;
-    let vs_keygate = ratio_of(rows, limited, "axum-keygate")
-        .zip(rps_ratio(rows, limited, "axum-keygate"))
-        .zip(cpu(limited).zip(cpu("axum-keygate")));
-    if let Some(r) = rows
-        .iter_mut()
-        .find(|r| r.key == limited && r.rps.is_some())
-    {
-        if let Some(((x, y), (a, b))) = vs_keygate {
-            r.notes.push(format!(
-                "vs axum + keygate (same run): {x:.2}× per CPU, {y:.2}× req/s, CPU/req {:+.0} ns",
-                (a - b) * 1e3
-            ));
-        }
-        if let Some(us) = r.cpu_per_req_us {
-            r.notes.push(format!(
-                "no target: criterion's target for the limit (≤ 100 ns) is {:.1}% of this CPU/req, \
-                 inside this machine's run-to-run noise",
-                0.1 / us * 100.0
-            ));
-        }
-    }
-    for key in ["flood-garbage", "flood-forged"] {
-        if let Some(x) = rps_ratio(rows, key, "flood-control") {
-            if let Some(r) = rows.iter_mut().find(|r| r.key == key) {
-                r.notes
-                    .push(format!("valid traffic kept vs the control: {x:.2}×"));
-            }
-        }
-    }
-    for (i, checks) in verdicts {
-        let r = &mut rows[i];
-        r.target = checks
-            .iter()
-            .map(|(t, _)| t.clone())
-            .collect::<Vec<_>>()
-            .join("<br>");
-        r.met = (r.key != "flood-control").then(|| checks.iter().all(|(_, ok)| *ok));
-    }
 }
 
 fn rows() -> Vec<Row> {
@@ -683,25 +760,53 @@ pub(crate) fn all(s: Settings) -> Result<()> {
     let mut rows = rows();
     let mut django_versions = String::new();
 
-    let steps: &[(&str, ServerKind, Option<u16>)] = &[
-        ("axum-bare", ServerKind::AxumBare, None),
-        ("axum-tower-http", ServerKind::AxumTowerHttp, Some(401)),
-        ("axum-keygate", ServerKind::AxumKeygate, Some(401)),
+    // Per framework: bare first, keygate second (the pair the target is about), then the
+    // others of the family; the first two always run when any of the family is wanted (the
+    // references of the others' ratios).
+    let families: [(&str, &[Step]); 2] = [
         (
-            "axum-keygate-rate-limit",
-            ServerKind::AxumKeygateRateLimit,
-            Some(401),
+            "axum",
+            &[
+                ("axum-bare", ServerKind::AxumBare, None),
+                ("axum-keygate", ServerKind::AxumKeygate, Some(401)),
+                (
+                    "axum-keygate-rate-limit",
+                    ServerKind::AxumKeygateRateLimit,
+                    Some(401),
+                ),
+                ("axum-tower-http", ServerKind::AxumTowerHttp, Some(401)),
+            ],
         ),
-        ("actix-bare", ServerKind::ActixBare, None),
-        ("actix-httpauth", ServerKind::ActixHttpauth, Some(401)),
-        ("actix-keygate", ServerKind::ActixKeygate, Some(401)),
+        (
+            "actix",
+            &[
+                ("actix-bare", ServerKind::ActixBare, None),
+                ("actix-keygate", ServerKind::ActixKeygate, Some(401)),
+                ("actix-httpauth", ServerKind::ActixHttpauth, Some(401)),
+            ],
+        ),
     ];
-    for &(key, kind, refuses) in steps {
-        if ctx.wanted(key) {
-            eprintln!("keygate-bench: {key}");
-            let row = get(&mut rows, key);
-            let r = http_scenario(&ctx, row, kind, refuses);
-            record(get(&mut rows, key), r);
+    for (group, all_steps) in families {
+        if !all_steps.iter().any(|s| ctx.wanted(s.0)) {
+            continue;
+        }
+        let steps: Vec<Step> = all_steps
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| *i < 2 || ctx.wanted(s.0))
+            .map(|(_, s)| *s)
+            .collect();
+        eprintln!(
+            "keygate-bench: {group}: {} in {} interleaved rounds",
+            steps.iter().map(|s| s.0).collect::<Vec<_>>().join(", "),
+            ctx.s.pairs
+        );
+        if let Err(e) = framework(&ctx, &mut rows, group, &steps) {
+            children::stop_if_interrupted();
+            eprintln!("keygate-bench: {group}: {e:#}");
+            for s in &steps {
+                get(&mut rows, s.0).notes.push(format!("error: {e:#}"));
+            }
         }
     }
     if ctx.wanted("drf-api-key") || ctx.wanted("django-bare") {
@@ -734,7 +839,7 @@ pub(crate) fn all(s: Settings) -> Result<()> {
         let mut c = get(&mut rows, "flood-control").clone();
         let mut g = get(&mut rows, "flood-garbage").clone();
         let mut f = get(&mut rows, "flood-forged").clone();
-        let r = attack(&ctx, &mut b, &mut c, &mut g, &mut f);
+        let r = attack(&ctx, &mut b, &mut c, &mut f, &mut g);
         record(&mut b, r);
         *get(&mut rows, "flood-baseline") = b;
         *get(&mut rows, "flood-control") = c;
@@ -764,10 +869,15 @@ pub(crate) fn all(s: Settings) -> Result<()> {
         record(get(&mut rows, "cold-start"), r);
     }
     children::stop_if_interrupted();
-    judge(&mut rows);
+    report::judge(&mut rows);
+    // The rows asked for, and those measured as their references.
     let rows: Vec<Row> = rows
         .into_iter()
-        .filter(|r| ctx.wanted(r.key) || (r.key.starts_with("flood") && ctx.wanted("flood")))
+        .filter(|r| {
+            ctx.wanted(r.key)
+                || r.rps.is_some()
+                || (r.key.starts_with("flood") && ctx.wanted("flood"))
+        })
         .collect();
 
     let mut out = String::new();
@@ -781,13 +891,20 @@ pub(crate) fn all(s: Settings) -> Result<()> {
         date.format("%Y-%m-%d %H:%M"),
     ));
     out.push_str(&format!(
-        "Load: wrk 1 thread, {} connections, {} s per measurement after {} s warm-up, best of {} \
-         round(s) per throughput scenario (one round per flood and its baseline); {}. \
+        "Load: wrk 1 thread, {} connections, {} s per measurement after {} s warm-up. \
+         Each framework's servers (bare first, keygate second, then its peers) and Django \
+         without/with the API key in {} interleaved rounds; the flood control, forged-secret \
+         and garbage floods in {} interleaved rounds (the second client started {:.1} s before \
+         the valid client, no warm-up); figures are medians of the rounds, ratios between rows \
+         of the same rounds are medians of per-round pairs (min–max in brackets); naive argon2 \
+         and the flood baseline measured once; {}. \
          rustc processes at start: {compilers}; load average at start: {load}.\n",
         ctx.s.connections,
         ctx.s.duration.as_secs(),
         ctx.s.warmup.as_secs(),
-        ctx.s.rounds,
+        ctx.s.pairs,
+        ctx.flood_pairs(),
+        FLOOD_LEAD.as_secs_f64(),
         if pin {
             "server pinned to CPU 0 (one worker thread), wrk pinned to CPU 1"
         } else {
