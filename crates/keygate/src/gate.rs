@@ -22,23 +22,21 @@ pub enum GateCheck {
     Pending(PendingCheck),
 }
 
-/// A [`Gate`] check waiting for the store or argon2; owns what it needs (`'static`).
+/// A [`Gate`] check waiting for the store or argon2; owns what it needs (`'static`, boxed).
 #[derive(Debug)]
-pub struct PendingCheck {
-    gate: Gate,
-    pending: PendingVerification,
-}
+pub struct PendingCheck(Box<(Gate, PendingVerification)>);
 
 impl PendingCheck {
     /// The gate this check runs for.
     pub fn gate(&self) -> &Gate {
-        &self.gate
+        &self.0 .0
     }
 
     /// Finishes the check for a request from the client at `peer` (`None`: unknown).
     pub async fn finish(self, peer: Option<IpAddr>) -> Result<Option<Arc<Principal>>, AuthError> {
-        let principal = self.gate.verifier.resume(self.pending, peer).await?;
-        self.gate.admit(principal)
+        let (gate, pending) = *self.0;
+        let principal = gate.verifier.resume(pending, peer).await?;
+        gate.admit(principal)
     }
 }
 
@@ -185,10 +183,9 @@ impl Gate {
         };
         match self.verifier.start(token) {
             Started::Answered(answer) => GateCheck::Done(answer.and_then(|p| self.admit(p))),
-            Started::Pending(pending) => GateCheck::Pending(PendingCheck {
-                gate: self.clone(),
-                pending,
-            }),
+            Started::Pending(pending) => {
+                GateCheck::Pending(PendingCheck(Box::new((self.clone(), pending))))
+            }
         }
     }
 

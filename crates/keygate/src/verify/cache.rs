@@ -19,8 +19,6 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use subtle::ConstantTimeEq;
-
 use crate::limiter::KeyLimiter;
 use crate::principal::Principal;
 use crate::usage::UsageSlot;
@@ -112,12 +110,18 @@ impl VerifiedToken {
     }
 
     /// Whether `digest` was verified against the hash with `fingerprint` and still stands at
-    /// `now`. The digest is compared in constant time.
+    /// `now`.
+    ///
+    /// The digests are compared with `==`, not in constant time: they are keyed with a
+    /// per-process secret key, so learning how many leading bytes of one's own token's digest
+    /// match tells nothing about any token (the verdict cache this replaces compared them by
+    /// hash-map lookup, just as variable in time). The secret itself is only ever checked by
+    /// argon2.
     #[inline]
     pub(crate) fn accepts(&self, digest: &Digest, fingerprint: u64, now: i64) -> bool {
         match self.digest.get() {
             Some(d) => {
-                bool::from(d.ct_eq(digest))
+                d == digest
                     && self.fingerprint.load(Ordering::Acquire) == fingerprint
                     && now < self.valid_until_ms.load(Ordering::Acquire)
             }

@@ -113,8 +113,12 @@ impl std::fmt::Debug for Verifier {
 /// digest, the key's entry when there was one), for the slow path to resume from.
 ///
 /// Made by [`Verifier::start`]; finish it with [`Verifier::resume`]. It owns a copy of the
-/// token (wiped when dropped), so it can move into a `'static` future.
-pub struct PendingVerification {
+/// token (wiped when dropped), so it can move into a `'static` future. Boxed, so that the
+/// hot path's answers stay small.
+pub struct PendingVerification(Box<Found>);
+
+/// What a [`PendingVerification`] carries.
+struct Found {
     token: Zeroizing<String>,
     id: Box<str>,
     digest: Digest,
@@ -125,7 +129,7 @@ pub struct PendingVerification {
 impl std::fmt::Debug for PendingVerification {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PendingVerification")
-            .field("key_id", &self.id)
+            .field("key_id", &self.0.id)
             .finish_non_exhaustive()
     }
 }
@@ -160,7 +164,9 @@ impl Verifier {
     ) -> Result<Arc<Principal>, AuthError> {
         match self.start(token) {
             Started::Answered(answer) => answer,
-            Started::Pending(pending) => self.resume(pending, peer).await,
+            // Boxed: the slow path's state (store read, argon2, coalescing) would otherwise
+            // make every verification's future, cached ones included, kilobytes large.
+            Started::Pending(pending) => Box::pin(self.resume(pending, peer)).await,
         }
     }
 
@@ -185,7 +191,7 @@ impl Verifier {
         pending: PendingVerification,
         peer: Option<IpAddr>,
     ) -> Result<Arc<Principal>, AuthError> {
-        let span = pending.span.clone();
+        let span = pending.0.span.clone();
         let answer = self
             .core
             .resume(pending, peer)
@@ -375,13 +381,13 @@ impl VerifierCore {
             }
         }
         span.record("key_id", id);
-        Started::Pending(PendingVerification {
+        Started::Pending(PendingVerification(Box::new(Found {
             token: Zeroizing::new(token.to_owned()),
             id: id.into(),
             digest,
             entry,
             span: span.clone(),
-        })
+        })))
     }
 
     /// The answer from a fresh entry, when it holds the token's verdict.
@@ -419,13 +425,13 @@ impl VerifierCore {
         pending: PendingVerification,
         peer: Option<IpAddr>,
     ) -> Result<Arc<Principal>, AuthError> {
-        let PendingVerification {
+        let Found {
             token,
             id,
             digest,
             entry,
             span,
-        } = pending;
+        } = *pending.0;
         let now = self.clock.now_millis();
         let entry = match entry.filter(|e| self.keys.is_fresh(&id, e, now)) {
             Some(fresh) => {
