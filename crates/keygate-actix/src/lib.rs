@@ -23,7 +23,7 @@
 //! keygate::scope!(pub EntitiesRead = "entities:read");
 //!
 //! async fn me(who: Principal) -> HttpResponse {
-//!     HttpResponse::Ok().body(who.org.clone())
+//!     HttpResponse::Ok().body(who.org.to_string())
 //! }
 //!
 //! async fn entities(_: keygate_actix::Scoped<EntitiesRead>) -> HttpResponse {

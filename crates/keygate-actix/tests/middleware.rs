@@ -31,11 +31,11 @@ async fn setup() -> (Verifier, String) {
 }
 
 async fn me(p: Principal) -> HttpResponse {
-    HttpResponse::Ok().body(p.org.clone())
+    HttpResponse::Ok().body(p.org.to_string())
 }
 
 async fn maybe(p: Option<Principal>) -> HttpResponse {
-    HttpResponse::Ok().body(p.map_or("anonymous".to_owned(), |p| p.org.clone()))
+    HttpResponse::Ok().body(p.map_or("anonymous".to_owned(), |p| p.org.to_string()))
 }
 
 async fn boards(_: Scoped<BoardsWrite>) -> HttpResponse {

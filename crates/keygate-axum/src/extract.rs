@@ -86,7 +86,7 @@ fn principal_of(parts: &Parts) -> Result<Arc<keygate::Principal>, AuthError> {
 ///
 /// ```
 /// async fn handler(who: keygate_axum::Principal) -> String {
-///     who.org.clone() // derefs to keygate::Principal
+///     who.org.to_string() // derefs to keygate::Principal
 /// }
 /// ```
 #[derive(Clone, Debug)]

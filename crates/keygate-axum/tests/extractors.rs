@@ -59,7 +59,7 @@ async fn whoami(who: Principal) -> String {
 }
 
 async fn maybe(who: Option<Principal>) -> String {
-    who.map_or_else(|| "anonymous".to_owned(), |p| p.org.clone())
+    who.map_or_else(|| "anonymous".to_owned(), |p| p.org.to_string())
 }
 
 async fn read_boards(who: Scoped<BoardsRead>) -> String {

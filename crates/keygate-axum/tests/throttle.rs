@@ -33,7 +33,10 @@ async fn app_and_key() -> (Router, String) {
         .await
         .unwrap();
     let app = Router::new()
-        .route("/me", get(|who: Principal| async move { who.org.clone() }))
+        .route(
+            "/me",
+            get(|who: Principal| async move { who.org.to_string() }),
+        )
         .route_layer(ApiKeyLayer::new(verifier));
     (app, created.key.expose_secret().to_owned())
 }

@@ -110,11 +110,6 @@ fn fixture() -> Fixture {
     Fixture { verifier, token }
 }
 
-/// Runs the caches' pending maintenance, so that the measured call does not.
-fn settle(verifier: &Verifier) {
-    ready(verifier.run_cache_maintenance());
-}
-
 /// Warm-up calls of the measured path, the last thing each setup does: first-call costs
 /// (tracing callsite registration, lazy statics) are paid, and the allocator's per-thread cache
 /// holds the chunks the measured call allocates, whatever the setup's threads left behind.
@@ -128,7 +123,6 @@ fn setup_parse() -> &'static str {
 
 fn setup_verify_cached() -> &'static Fixture {
     let f = Box::leak(Box::new(fixture()));
-    settle(&f.verifier);
     for _ in 0..WARM_UP {
         assert!(matches!(f.verifier.verify_cached(&f.token), Some(Ok(_))));
     }
@@ -169,7 +163,6 @@ fn setup_layer_cached() -> (&'static Guarded, http::Request<()>) {
             .layer(ApiKeyLayer::new(f.verifier.clone()))
             .service(tower::service_fn(ok as fn(_) -> _)),
     ));
-    settle(&f.verifier);
     let measured = request(&f.token);
     for _ in 0..WARM_UP {
         assert!(call(guarded.clone(), request(&f.token)));
@@ -180,7 +173,6 @@ fn setup_layer_cached() -> (&'static Guarded, http::Request<()>) {
 fn setup_reject_garbage() -> (&'static Verifier, &'static str) {
     let f: &'static Fixture = Box::leak(Box::new(fixture()));
     let garbage: &'static str = "x".repeat(200).leak();
-    settle(&f.verifier);
     for _ in 0..WARM_UP {
         assert!(ready(f.verifier.verify(garbage)).is_err());
     }

@@ -17,9 +17,9 @@ use crate::machine::self_rss_bytes;
 /// Marker of the result line.
 pub(crate) const RESULT: &str = "KEYGATE_BENCH_MEMORY";
 
-async fn settle(verifier: &Verifier) {
+/// Lets the verifier's background work (the last-used flusher) and the allocator settle.
+async fn settle(_verifier: &Verifier) {
     for _ in 0..3 {
-        verifier.run_cache_maintenance().await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -99,15 +99,15 @@ pub(crate) fn measure(keys: usize) -> Result<()> {
         }
         settle(&verifier).await;
         let after = self_rss_bytes();
-        let (records, verdicts) = verifier.cached_entries();
+        let (keys, rejections) = verifier.cached_entries();
         let per_key = after.saturating_sub(before) as f64 / keys as f64;
         println!(
             "{RESULT} {}",
             serde_json::json!({
                 "keys": keys,
                 "failed": failed,
-                "cached_records": records,
-                "cached_verdicts": verdicts,
+                "cached_keys": keys,
+                "cached_rejections": rejections,
                 "rss_before": before,
                 "rss_after": after,
                 "bytes_per_key": per_key,

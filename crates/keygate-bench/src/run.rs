@@ -635,11 +635,11 @@ fn memory_scenario(ctx: &Ctx, row: &mut Row, keys: usize) -> Result<()> {
     row.target = "≤ 512 B/key".into();
     row.met = Some(per_key <= 512.0);
     row.notes.push(format!(
-        "**{per_key:.0} B per cached key** (RSS {:.1} → {:.1} MiB; {} records, {} verdicts cached; {} failed)",
+        "**{per_key:.0} B per cached key** (RSS {:.1} → {:.1} MiB; {} keys, {} rejected tokens cached; {} failed)",
         v["rss_before"].as_f64().unwrap_or(0.0) / 1048576.0,
         v["rss_after"].as_f64().unwrap_or(0.0) / 1048576.0,
-        v["cached_records"],
-        v["cached_verdicts"],
+        v["cached_keys"],
+        v["cached_rejections"],
         v["failed"],
     ));
     Ok(())

@@ -276,11 +276,11 @@ mod axum_servers {
                             let calls = Arc::clone(&calls);
                             let verifier = verifier.clone();
                             async move {
-                                let (records, verdicts) = verifier.cached_entries();
+                                let (keys, rejections) = verifier.cached_entries();
                                 axum::Json(serde_json::json!({
                                     "hash_verify_calls": calls.load(Ordering::Relaxed),
-                                    "cached_records": records,
-                                    "cached_verdicts": verdicts,
+                                    "cached_keys": keys,
+                                    "cached_rejections": rejections,
                                 }))
                             }
                         }),

@@ -243,10 +243,9 @@ async fn run(args: &Args, stores: &Stores) -> anyhow::Result<bool> {
                 next_sample += every;
                 let t = started.elapsed().as_secs();
                 lock(&samples).push((t, rss, floor));
-                verifier.run_cache_maintenance().await;
-                let (records, verdicts) = verifier.cached_entries();
+                let (keys, rejections) = verifier.cached_entries();
                 println!(
-                    "t={t:>4}s rss={rss} KiB floor={floor} KiB answered={} pool={} cached records={records} verdicts={verdicts}",
+                    "t={t:>4}s rss={rss} KiB floor={floor} KiB answered={} pool={} cached keys={keys} rejections={rejections}",
                     ANSWERED.load(Ordering::Relaxed),
                     pool.len()
                 );

@@ -15,7 +15,7 @@
 //!     .layer(RequireScopesLayer::all_of(["entities:read"]))
 //!     .service(service_fn(|req: Request<()>| async move {
 //!         let who = req.extensions().get::<Arc<keygate::Principal>>().unwrap();
-//!         Ok::<_, std::convert::Infallible>(Response::new(Bytes::from(who.org.clone())))
+//!         Ok::<_, std::convert::Infallible>(Response::new(Bytes::from(who.org.to_string())))
 //!     }));
 //! let res = svc.oneshot(Request::new(())).await.unwrap();
 //! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);

@@ -1,9 +1,12 @@
 //! [`Principal`]: who a verified request acts for.
 
+use std::borrow::Borrow;
 use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::error::AuthError;
 use crate::scope::{ScopeRequirement, ScopeSet};
@@ -19,8 +22,8 @@ pub struct Principal {
     pub id: String,
     /// The key's name.
     pub name: String,
-    /// Organization.
-    pub org: String,
+    /// Organization (shared by every cached key of the organization).
+    pub org: Label,
     /// Team inside the organization.
     pub team: Option<String>,
     /// The user the key acts for.
@@ -28,7 +31,7 @@ pub struct Principal {
     /// Effective scopes.
     pub scopes: ScopeSet,
     /// The key's prefix, naming its environment (`mk_live`, `mk_test`, …).
-    pub environment: String,
+    pub environment: Label,
     /// When the key expires.
     pub expires_at: Option<DateTime<Utc>>,
     /// Application metadata stored with the key.
@@ -59,5 +62,101 @@ impl fmt::Debug for Principal {
             .field("environment", &self.environment)
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
+    }
+}
+
+/// An immutable, cheaply shared string: a [`Principal`]'s organization and environment. The
+/// verifier hands every cached key of one organization the same allocation. It reads like a
+/// `&str` (`Deref`, `as_str`, comparisons with `str` and `String`).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Label(Arc<str>);
+
+impl Label {
+    /// A label holding `s`.
+    pub fn new(s: &str) -> Self {
+        Label(Arc::from(s))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Wraps an already shared string.
+    pub(crate) fn from_shared(s: Arc<str>) -> Self {
+        Label(s)
+    }
+}
+
+impl Deref for Label {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Label {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Label {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Serialize for Label {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl From<&str> for Label {
+    fn from(s: &str) -> Self {
+        Label::new(s)
+    }
+}
+
+impl From<String> for Label {
+    fn from(s: String) -> Self {
+        Label(Arc::from(s))
+    }
+}
+
+impl From<Label> for String {
+    fn from(l: Label) -> Self {
+        l.0.as_ref().to_owned()
+    }
+}
+
+impl PartialEq<str> for Label {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Label {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Label {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
     }
 }

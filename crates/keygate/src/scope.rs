@@ -71,6 +71,11 @@ impl Scope {
         }
     }
 
+    /// A scope over an already validated, shared string.
+    pub(crate) fn from_shared(s: Arc<str>) -> Self {
+        Scope(s)
+    }
+
     /// The scope as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -115,15 +120,36 @@ impl<'de> Deserialize<'de> for Scope {
     }
 }
 
-/// A set of scopes, kept sorted and without duplicates.
-#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ScopeSet(Vec<Scope>);
+/// A set of scopes, kept sorted and without duplicates (also when deserialized). Cheap to
+/// clone: the scopes are shared, and the verifier gives every cached key with the same
+/// grants the same set.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ScopeSet(Arc<[Scope]>);
+
+impl Default for ScopeSet {
+    fn default() -> Self {
+        ScopeSet::new()
+    }
+}
+
+impl Serialize for ScopeSet {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for ScopeSet {
+    /// A list of scopes, in any order, duplicates allowed: sorted and deduplicated here, so
+    /// that [`ScopeSet::contains`] (a binary search) holds for any input.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Vec::<Scope>::deserialize(d)?.into_iter().collect())
+    }
+}
 
 impl ScopeSet {
     /// An empty set.
     pub fn new() -> Self {
-        ScopeSet(Vec::new())
+        ScopeSet(Arc::from([]))
     }
 
     /// Parses every string as a scope; fails on the first invalid one.
@@ -170,6 +196,11 @@ impl ScopeSet {
         )
     }
 
+    /// The same set, its scopes' strings replaced by `intern`'s (shared) ones.
+    pub(crate) fn map_scopes(&self, mut intern: impl FnMut(&Scope) -> Scope) -> ScopeSet {
+        ScopeSet(self.0.iter().map(&mut intern).collect())
+    }
+
     /// The scopes as strings.
     pub fn to_strings(&self) -> Vec<String> {
         self.0.iter().map(|s| s.as_str().to_owned()).collect()
@@ -181,7 +212,7 @@ impl FromIterator<Scope> for ScopeSet {
         let mut v: Vec<Scope> = iter.into_iter().collect();
         v.sort();
         v.dedup();
-        ScopeSet(v)
+        ScopeSet(v.into())
     }
 }
 
@@ -400,6 +431,17 @@ mod tests {
         let granted = ScopeSet::parse(["boards:read"]).unwrap();
         assert!(ScopeRequirement::any_of(["boards:read", "boards:write"]).is_satisfied_by(&granted));
         assert!(!ScopeRequirement::any_of(["x:y"]).is_satisfied_by(&granted));
+    }
+
+    #[test]
+    fn a_deserialized_set_is_sorted_and_deduplicated_so_contains_holds() {
+        let set: ScopeSet = serde_json::from_str(r#"["b:w","a:r","b:w","c:x"]"#).unwrap();
+        assert_eq!(set.to_strings(), vec!["a:r", "b:w", "c:x"]);
+        assert!(set.contains("a:r") && set.contains("c:x"));
+        assert_eq!(
+            serde_json::to_string(&set).unwrap(),
+            r#"["a:r","b:w","c:x"]"#
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ async fn echo_org(req: Request<()>) -> Result<Response<Bytes>, Infallible> {
     let org = req
         .extensions()
         .get::<Arc<Principal>>()
-        .map_or("anonymous".to_owned(), |p| p.org.clone());
+        .map_or("anonymous".to_owned(), |p| p.org.to_string());
     Ok(Response::new(Bytes::from(org)))
 }
 

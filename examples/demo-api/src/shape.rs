@@ -47,11 +47,11 @@ impl From<&keygate::Principal> for Me {
         Me {
             id: p.id.clone(),
             name: p.name.clone(),
-            org: p.org.clone(),
+            org: p.org.to_string(),
             team: p.team.clone(),
             owner: p.owner.clone(),
             scopes: p.scopes.to_strings(),
-            environment: p.environment.clone(),
+            environment: p.environment.to_string(),
             expires_at: p.expires_at,
         }
     }

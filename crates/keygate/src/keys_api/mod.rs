@@ -399,7 +399,7 @@ impl KeysApi {
                 let p = verifier.verify_from(token, req.peer).await?;
                 verifier.require(&p, &ScopeRequirement::all_of([MANAGE_SCOPE]))?;
                 Ok(Manager {
-                    org: p.org.clone(),
+                    org: p.org.to_string(),
                     team: p.team.clone(),
                     owner: p.owner.clone(),
                     scopes: p.scopes.clone(),

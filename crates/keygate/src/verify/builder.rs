@@ -188,17 +188,7 @@ impl VerifierBuilder {
     /// the store's change notifications when it pushes them.
     pub fn build(self) -> Verifier {
         let s = &self.settings;
-        // An entry stays while its key is used: its verified token slides for `verified_ttl`.
-        let linger = s
-            .verified_ttl
-            .max(s.revocation_window)
-            .max(s.absent_ttl)
-            .saturating_add(Duration::from_secs(1));
-        let keys = KeyCache::new(
-            self.capacity,
-            linger,
-            s.rejected_ttl.max(Duration::from_secs(1)),
-        );
+        let keys = KeyCache::new(self.capacity);
         let id_budget = s
             .id_failure_budget
             .unwrap_or_else(|| s.max_failures.saturating_mul(4));
@@ -222,6 +212,7 @@ impl VerifierBuilder {
             checks: Flights::new(),
             throttle,
             limiters,
+            interner: Default::default(),
             slots,
             usage,
             settings: self.settings,

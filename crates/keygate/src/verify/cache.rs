@@ -8,6 +8,8 @@
 //! Rejected tokens are kept apart, by the keyed digest of the token, for a short time: a
 //! client retrying a wrong secret costs a cache read, not an argon2 run.
 //!
+//! Entries leave by eviction (capacity) or replacement; a stale one stays until then.
+//!
 //! Freshness is judged with the verifier's [`Clock`](crate::Clock), not the cache's own timer,
 //! so tests can move time. Every entry carries the *generation* at which its store read
 //! started; an invalidation stamps the id's stripe with a newer generation, so a store read that
@@ -214,29 +216,23 @@ pub(crate) struct Rejection {
 const ABSENT: u64 = 0;
 
 /// The cache of keys by id, the rejected tokens, and the generations that keep both honest.
+///
+/// Both maps are `quick_cache` caches (S3-FIFO eviction by count): freshness is judged by the
+/// entries' own times on the verifier's clock, so no timer-based expiry is needed, and its
+/// per-entry overhead is a fraction of moka's (BENCHMARKS.md, "memory per cached key").
 pub(crate) struct KeyCache {
-    entries: moka::sync::Cache<Box<str>, Arc<CachedKey>>,
-    rejections: moka::sync::Cache<Digest, Rejection>,
+    entries: quick_cache::sync::Cache<Box<str>, Arc<CachedKey>>,
+    rejections: quick_cache::sync::Cache<Digest, Rejection>,
     generations: Generations,
 }
 
 impl KeyCache {
-    /// `capacity` keys, as many rejected tokens; entries are dropped by moka `linger` after
-    /// they stop being fresh (they are judged by the verifier's clock before that).
-    pub(crate) fn new(
-        capacity: u64,
-        linger: std::time::Duration,
-        rejected: std::time::Duration,
-    ) -> Self {
+    /// At most about `capacity` keys and as many rejected tokens.
+    pub(crate) fn new(capacity: u64) -> Self {
+        let capacity = usize::try_from(capacity).unwrap_or(usize::MAX).max(16);
         KeyCache {
-            entries: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_idle(linger)
-                .build(),
-            rejections: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(rejected)
-                .build(),
+            entries: quick_cache::sync::Cache::new(capacity),
+            rejections: quick_cache::sync::Cache::new(capacity),
             generations: Generations::new(),
         }
     }
@@ -304,15 +300,10 @@ impl KeyCache {
         self.reject(digest, ABSENT, valid_until_ms);
     }
 
-    /// Number of cached keys and rejected tokens (approximate).
+    /// Number of cached keys and rejected tokens.
     pub(crate) fn counts(&self) -> (u64, u64) {
-        (self.entries.entry_count(), self.rejections.entry_count())
-    }
-
-    /// Runs moka's pending housekeeping.
-    pub(crate) fn run_pending_tasks(&self) {
-        self.entries.run_pending_tasks();
-        self.rejections.run_pending_tasks();
+        let n = |len: usize| u64::try_from(len).unwrap_or(u64::MAX);
+        (n(self.entries.len()), n(self.rejections.len()))
     }
 }
 

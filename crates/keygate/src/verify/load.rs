@@ -132,11 +132,11 @@ impl VerifierCore {
         let principal = Arc::new(Principal {
             id,
             name,
-            org,
+            org: self.interner.label(org),
             team,
             owner,
-            scopes,
-            environment: prefix,
+            scopes: self.interner.scopes(&scopes),
+            environment: self.interner.label(prefix),
             expires_at,
             metadata,
         });

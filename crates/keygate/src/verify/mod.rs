@@ -21,6 +21,7 @@
 mod builder;
 mod cache;
 mod hashing;
+mod intern;
 mod load;
 mod secret;
 mod telemetry;
@@ -93,6 +94,8 @@ pub(crate) struct VerifierCore {
     throttle: throttle::Throttle,
     /// Rate-limit buckets of recently cached keys, so a record refresh keeps its bucket.
     limiters: Limiters,
+    /// Shared strings and scope sets of the cached keys.
+    interner: intern::Interner,
     slots: HashSlots,
     usage: Arc<UsageWriter>,
     settings: Settings,
@@ -312,12 +315,6 @@ impl Verifier {
     /// benchmarks).
     pub fn cached_entries(&self) -> (u64, u64) {
         self.core.keys.counts()
-    }
-
-    /// Runs the cache's pending housekeeping (eviction bookkeeping). Useful before reading
-    /// [`Verifier::cached_entries`].
-    pub async fn run_cache_maintenance(&self) {
-        self.core.keys.run_pending_tasks();
     }
 
     /// The hashing slots this verifier runs argon2 in (key managers share them).

@@ -191,7 +191,7 @@ impl VerifierCore {
         let keys = Arc::clone(&self.keys);
         let entry = Arc::clone(entry);
         let id = id.to_owned();
-        let org = key.principal.org.clone();
+        let org = key.principal.org.to_string();
         let old_hash = key.hash.clone();
         handle.spawn(async move {
             let Some(slot) = slots.acquire_unbounded().await else {

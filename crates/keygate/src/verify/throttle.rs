@@ -53,11 +53,11 @@ impl FailureWindow {
         self.count.fetch_add(1, Ordering::Relaxed).saturating_add(1)
     }
 
-    /// Takes back one counted failure.
-    fn forgive(&self) {
-        let _ = self
-            .count
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    /// Takes back one counted failure; `true` when none is left.
+    fn forgive(&self) -> bool {
+        self.count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .map_or(true, |before| before <= 1)
     }
 }
 
@@ -132,14 +132,25 @@ impl Throttle {
         }
     }
 
-    /// Takes back a failure counted before a check that then succeeded.
+    /// Takes back a failure counted before a check that then succeeded. A count back at zero
+    /// is dropped, so a key's first verification leaves nothing behind here (a failure
+    /// counted concurrently in that instant may be dropped with it: one in a window at most).
     pub(crate) fn forgive(&self, id: &str, peer: Option<IpAddr>) {
-        if let Some(w) = self.per_client.get(&(id.into(), peer)) {
-            w.forgive();
+        let client = (id.into(), peer);
+        if self.per_client.get(&client).is_some_and(|w| w.forgive()) {
+            self.per_client.invalidate(&client);
         }
-        if let Some(w) = self.per_id.get(id) {
-            w.forgive();
+        if self.per_id.get(id).is_some_and(|w| w.forgive()) {
+            self.per_id.invalidate(id);
         }
+    }
+
+    /// Number of (id, client) and id counts kept (approximate).
+    #[cfg(test)]
+    fn counts(&self) -> (u64, u64) {
+        self.per_client.run_pending_tasks();
+        self.per_id.run_pending_tasks();
+        (self.per_client.entry_count(), self.per_id.entry_count())
     }
 }
 
@@ -202,5 +213,21 @@ mod tests {
         }
         t.forgive("k", A);
         assert_eq!(t.blocked("k", A, 0), None);
+    }
+
+    #[test]
+    fn a_success_forgiven_back_to_zero_leaves_no_count_behind() {
+        let t = throttle();
+        t.count_failure("k", A, 0);
+        t.forgive("k", A);
+        assert_eq!(t.counts(), (0, 0));
+        t.count_failure("k", A, 0);
+        t.count_failure("k", B, 0);
+        t.forgive("k", A);
+        assert_eq!(
+            t.counts(),
+            (1, 1),
+            "B's failure still counts, for B and for the id"
+        );
     }
 }
