@@ -224,8 +224,9 @@ pub fn table(k: &Keys) -> Vec<Case> {
     cases
 }
 
-/// The error table of DESIGN.md row by row, where the key is read from, request ids, items
-/// and tenant isolation, request bodies, unknown routes and methods.
+/// The error table (`docs/architecture.md`, "The error table") row by row, where the key is
+/// read from, request ids, items and tenant isolation, request bodies, unknown routes and
+/// methods.
 pub fn base_cases(k: &Keys) -> Vec<Case> {
     let get = TestRequest::get;
     let post = TestRequest::post;
@@ -258,7 +259,7 @@ pub fn base_cases(k: &Keys) -> Vec<Case> {
                 .body(BodyCheck::Equals("/status", json!("ok")))
                 .store(StoreAccess::Untouched),
         ),
-        // --- the error table of DESIGN.md, row by row
+        // --- the error table of docs/architecture.md, row by row
         case(
             "no key header: 401 missing_credentials, plain challenge",
             get(ME),

@@ -2,7 +2,8 @@
 //!
 //! Every way a request can fail authentication is an [`AuthError`]; an [`ErrorRenderer`] turns
 //! it into an [`ErrorResponse`] (status, headers, body bytes) that each adapter copies into its
-//! framework's response type. The default [`JsonRenderer`] writes the envelope of DESIGN.md:
+//! framework's response type. The default [`JsonRenderer`] writes this envelope (see
+//! `docs/architecture.md`, "Error envelope" and "The error table"):
 //!
 //! ```json
 //! {"error":{"code":"UNAUTHORIZED","message":"Invalid API key","details":{"reason":"invalid_key"}},

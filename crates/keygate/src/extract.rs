@@ -1,9 +1,10 @@
 //! Finding the credential in request headers — one function for every adapter.
 //!
-//! Rules (DESIGN.md): `X-Api-Key: <key>` or `Authorization: Bearer <key>` (scheme
-//! case-insensitive). When both are present `X-Api-Key` wins. A repeated header, an empty,
-//! non-ASCII or over-long value, another scheme, or `Bearer` without a token is malformed and
-//! refused before any store or hash work. Keys in the query string are never read.
+//! Rules (`docs/architecture.md`, "Credential extraction"): `X-Api-Key: <key>` or
+//! `Authorization: Bearer <key>` (scheme case-insensitive). When both are present `X-Api-Key`
+//! wins. A repeated header, an empty, non-ASCII or over-long value, another scheme, or `Bearer`
+//! without a token is malformed and refused before any store or hash work. Keys in the query
+//! string are never read.
 
 use crate::error::{AuthError, Malformed};
 use crate::token::MAX_TOKEN_LEN;

@@ -1,4 +1,5 @@
-//! The verification path of DESIGN.md, behaviour by behaviour.
+//! The verification path (`docs/architecture.md`, "The verification path"), behaviour by
+//! behaviour.
 
 mod support;
 

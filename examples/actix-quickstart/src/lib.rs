@@ -27,7 +27,7 @@ use keygate_actix::{into_actix_response, ApiKeyAuth, Principal, RequireScopes, S
 
 const API: &str = "/api/v1";
 
-/// Registers the demo API of DESIGN.md over `state`:
+/// Registers the demo API (`docs/architecture.md`, "The demo API") over `state`:
 /// `App::new().configure(|c| actix_quickstart::configure(c, state))`.
 pub fn configure(cfg: &mut web::ServiceConfig, state: DemoState) {
     let verifier = state.verifier.clone();

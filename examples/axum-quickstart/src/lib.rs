@@ -24,7 +24,7 @@ use demo_api::{
 use keygate::extract::REQUEST_ID_HEADER;
 use keygate_axum::{require_scopes, ApiKeyLayer, Principal, Rendered, Scoped};
 
-/// The demo API of DESIGN.md over `state`.
+/// The demo API (`docs/architecture.md`, "The demo API") over `state`.
 pub fn app(state: DemoState) -> Router {
     let api = Router::new()
         .route("/api/v1/me", get(me))

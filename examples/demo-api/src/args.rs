@@ -1,4 +1,5 @@
-//! Command-line arguments of the quickstarts (the contract of DESIGN.md).
+//! Command-line arguments of the quickstarts (the contract in `docs/architecture.md`, "The
+//! demo API").
 
 use std::net::SocketAddr;
 use std::time::Duration;
