@@ -10,8 +10,8 @@ use actix_web::dev::Payload;
 use actix_web::http::header::HeaderValue;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use keygate::adapter::{render_with, renderer_of, require_principal, require_scopes};
 use keygate::extract::REQUEST_ID_HEADER;
-use keygate::gate::{render_with, renderer_of, require_principal, require_scopes};
 use keygate::{AuthContext, AuthError, ErrorResponse, ScopeName, ScopeRequirement};
 
 use crate::{into_actix_response, MISSING_ACTIX_MIDDLEWARE};

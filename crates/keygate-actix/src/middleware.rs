@@ -9,8 +9,8 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::header::{HeaderValue, AUTHORIZATION};
 use actix_web::{Error, HttpMessage};
+use keygate::adapter::{render_with, renderer_of, require_scopes};
 use keygate::extract::{API_KEY_HEADER, REQUEST_ID_HEADER};
-use keygate::gate::{render_with, renderer_of, require_scopes};
 use keygate::{
     AuthContext, AuthError, ErrorRenderer, Gate, GateCheck, ScopeName, ScopeRequirement, Verifier,
 };

@@ -9,8 +9,8 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
+use keygate::adapter::{render_with, renderer_of, require_principal, require_scopes};
 use keygate::extract::REQUEST_ID_HEADER;
-use keygate::gate::{render_with, renderer_of, require_principal, require_scopes};
 use keygate::{AuthContext, AuthError, ErrorResponse, ScopeName, ScopeRequirement};
 
 use crate::{Rendered, MISSING_AXUM_LAYER};

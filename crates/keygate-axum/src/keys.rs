@@ -5,8 +5,8 @@ use axum::extract::Request;
 use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
+use keygate::adapter::into_http_response;
 use keygate::keys_api::{ApiRequest, KeysApi, MAX_BODY_BYTES};
-use keygate::layer::into_http_response;
 
 use crate::connect_info_peer;
 

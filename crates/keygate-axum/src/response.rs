@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use keygate::layer::into_http_response;
+use keygate::adapter::into_http_response;
 use keygate::ErrorResponse;
 
 /// A rendered error — by a keygate renderer, or by the application in keygate's envelope

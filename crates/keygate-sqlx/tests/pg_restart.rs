@@ -146,7 +146,7 @@ async fn a_postgres_restart_under_load_is_503_never_401_and_recovers_by_itself()
         .await
         .unwrap_err();
     assert!(matches!(err, AuthError::StoreUnavailable { .. }), "{err:?}");
-    let rendered = keygate::gate::render_with(&keygate::JsonRenderer::default(), &err, None);
+    let rendered = keygate::adapter::render_with(&keygate::JsonRenderer::default(), &err, None);
     assert_eq!(rendered.status, 503);
     assert!(rendered.headers.iter().any(|(n, _)| *n == "retry-after"));
     // Past the window even the cached key needs the store: 503, still never 401.

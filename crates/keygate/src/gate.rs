@@ -199,13 +199,12 @@ impl Gate {
 
     /// Renders a rejection, echoing the caller's `x-request-id` when acceptable.
     pub fn render(&self, error: &AuthError, request_id_header: Option<&[u8]>) -> ErrorResponse {
-        render_with(self.context.renderer.as_ref(), error, request_id_header)
+        render_rejection(self.context.renderer.as_ref(), error, request_id_header)
     }
 }
 
-/// Renders `error` with `renderer` (or the default one when `None`), echoing the caller's
-/// `x-request-id` when acceptable.
-pub fn render_with(
+/// Renders `error` with `renderer`, echoing the caller's `x-request-id` when acceptable.
+pub(crate) fn render_rejection(
     renderer: &dyn ErrorRenderer,
     error: &AuthError,
     request_id_header: Option<&[u8]>,
@@ -217,45 +216,5 @@ pub fn render_with(
             request_id: &id,
             now: chrono::Utc::now(),
         },
-    )
-}
-
-/// The principal a guard or extractor needs, or why there is none: no credential (the
-/// authentication layer ran in optional mode) or no layer at all (`missing_layer` names it).
-pub fn require_principal<'p>(
-    principal: Option<&'p Arc<Principal>>,
-    context: Option<&AuthContext>,
-    missing_layer: &'static str,
-) -> Result<&'p Arc<Principal>, AuthError> {
-    match (principal, context) {
-        (Some(p), _) => Ok(p),
-        (None, Some(_)) => Err(AuthError::MissingCredentials),
-        (None, None) => Err(AuthError::Misconfigured(missing_layer)),
-    }
-}
-
-/// What a scope guard or extractor downstream of the layer runs: the principal the layer
-/// admitted (see [`require_principal`]) if it holds `requirement`, else 403, counted as a
-/// refusal in the key's usage.
-pub fn require_scopes<'p>(
-    principal: Option<&'p Arc<Principal>>,
-    context: Option<&AuthContext>,
-    missing_layer: &'static str,
-    requirement: &ScopeRequirement,
-) -> Result<&'p Arc<Principal>, AuthError> {
-    let p = require_principal(principal, context, missing_layer)?;
-    match context {
-        Some(c) => c.verifier.require(p, requirement)?,
-        None => p.require(requirement)?,
-    }
-    Ok(p)
-}
-
-/// The renderer to use downstream of the layer: the layer's, or the default when the layer
-/// is missing.
-pub fn renderer_of(context: Option<&AuthContext>) -> Arc<dyn ErrorRenderer> {
-    context.map_or_else(
-        || Arc::new(JsonRenderer::default()) as Arc<dyn ErrorRenderer>,
-        |c| Arc::clone(&c.renderer),
     )
 }

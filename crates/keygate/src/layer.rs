@@ -22,7 +22,7 @@
 //! # }
 //! ```
 //!
-//! Rejections are rendered by the gate's [`ErrorRenderer`](crate::ErrorRenderer) into the
+//! Rejections are rendered by the gate's [`ErrorRenderer`] into the
 //! response body type `B` of the inner service, which only needs `B: From<Bytes>` (true of
 //! axum's `Body`, `http_body_util::Full<Bytes>`, `String`-free `Bytes` bodies, …).
 //!
@@ -44,41 +44,21 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::header::HeaderValue;
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::adapter::{
+    into_http_response, render_with, renderer_of, require_scopes, MISSING_TOWER_LAYER,
+};
 use crate::error::{AuthError, ErrorRenderer, ErrorResponse};
 use crate::extract::{API_KEY_HEADER, REQUEST_ID_HEADER};
-use crate::gate::{
-    render_with, renderer_of, require_scopes, AuthContext, Gate, GateCheck, PendingCheck,
-};
+use crate::gate::{AuthContext, Gate, GateCheck, PendingCheck};
 use crate::principal::Principal;
 use crate::scope::{ScopeName, ScopeRequirement};
 use crate::verify::Verifier;
-
-/// What a scope guard or extractor answers when no authentication layer ran before it.
-pub const MISSING_TOWER_LAYER: &str =
-    "keygate: no ApiKeyLayer in front of this route; add `.layer(ApiKeyLayer::new(verifier))` outside the scope guard or extractor";
-
-/// Copies a rendered rejection into an `http` 1.x response.
-pub fn into_http_response<B: From<Bytes>>(rendered: ErrorResponse) -> Response<B> {
-    let mut res = Response::new(B::from(rendered.body));
-    *res.status_mut() =
-        StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    for (name, value) in rendered.headers {
-        // A custom renderer may hand us anything: skip what is not a valid header.
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            res.headers_mut().append(n, v);
-        }
-    }
-    res
-}
 
 /// Marks the credential headers sensitive before the request reaches the application: their
 /// `Debug` output becomes `Sensitive`, so a handler that logs or panics with the request (or its

@@ -38,6 +38,8 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+#[doc(hidden)]
+pub mod adapter;
 pub mod audit;
 pub mod clock;
 pub mod duration;

@@ -67,7 +67,7 @@ use serde_json::{json, Value};
 
 use crate::error::{envelope, request_id, AuthError, ErrorResponse, JsonRenderer, RenderContext};
 use crate::extract::{extract_credential, API_KEY_HEADER, REQUEST_ID_HEADER};
-use crate::gate::render_with;
+use crate::gate::render_rejection as render_with;
 use crate::manage::{CreatedKey, KeyManager, ManageError, ManagedKeys, Manager};
 use crate::record::{KeyRecord, KeyStatus};
 use crate::scope::ScopeRequirement;

@@ -4,12 +4,12 @@
 //!
 //! 1. Parse and checksum ([`token::parse`]): a malformed key costs no store, cache or hash work.
 //! 2. Keyed digest of the token (BLAKE3, keyed with a per-process random key).
-//! 3. The key's cache entry by id ([`cache`]): fresh for the revocation window; on a miss, one
-//!    coalesced store read ([`load`]); unknown ids are cached as absent briefly.
+//! 3. The key's cache entry by id (`verify/cache.rs`): fresh for the revocation window; on a miss, one
+//!    coalesced store read (`verify/load.rs`); unknown ids are cached as absent briefly.
 //! 4. The secret: answered from the entry when this token was verified against the stored hash
 //!    (the verification slides while the key is used) or rejected recently; otherwise argon2
-//!    in a bounded hashing slot ([`hashing`]), throttled per (id, client address) and per id
-//!    ([`throttle`]), coalesced per token ([`secret`]).
+//!    in a bounded hashing slot (`verify/hashing.rs`), throttled per (id, client address) and per id
+//!    (`verify/throttle.rs`), coalesced per token (`verify/secret.rs`).
 //! 5. Status, only *after* the secret verified; then the key's own rate limit (GCRA, per
 //!    node); scopes are checked by the caller ([`Verifier::require`]).
 //! 6. Usage counted on the entry's atomics; written behind with the last-use time (`usage`).
