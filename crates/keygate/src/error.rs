@@ -401,8 +401,33 @@ pub fn request_id(incoming: Option<&[u8]>) -> String {
             // Every byte was checked to be ASCII just above.
             String::from_utf8_lossy(v).into_owned()
         }
-        _ => uuid::Uuid::new_v4().to_string(),
+        _ => new_request_id(),
     }
+}
+
+/// A fresh random-looking UUID v4 without a system call: the keyed BLAKE3 of a per-process
+/// counter, keyed with 32 bytes of OS randomness drawn once. Rejections are where floods
+/// land, and `Uuid::new_v4` asks the OS for randomness on every call.
+fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let key = KEY.get_or_init(|| {
+        let mut k = [0u8; 32];
+        if getrandom::fill(&mut k).is_err() {
+            // Without OS randomness the ids stay unique (the counter), only predictable.
+            k = *blake3::hash(format!("{:?}", std::time::SystemTime::now()).as_bytes()).as_bytes();
+        }
+        k
+    });
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let digest = blake3::keyed_hash(key, &n.to_le_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest.as_bytes()[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
 }
 
 /// The check lives here, beside the error it answers with, so that scopes stay free of
@@ -574,5 +599,15 @@ mod tests {
         assert_ne!(request_id(Some(b"bad\r\nvalue")), "bad\r\nvalue");
         assert_eq!(request_id(Some(&[b'a'; 200])).len(), 36);
         assert_eq!(request_id(None).len(), 36);
+    }
+
+    #[test]
+    fn generated_request_ids_are_distinct_uuid_v4s() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| request_id(None)).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in ids.iter().take(10) {
+            let u = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(u.get_version_num(), 4, "{id}");
+        }
     }
 }
