@@ -124,6 +124,32 @@ impl PostgresStore {
 
     /// Runs a one-row change and, if it touched the row, announces `id` on
     /// [`NOTIFY_CHANNEL`] in the same transaction (delivered on commit).
+    /// Runs `change` of key `id` and, when it changed a row, appends `audit` and notifies
+    /// the other processes, in one transaction: `false` (and nothing written) when no row
+    /// changed.
+    async fn change_with_audit(
+        &self,
+        id: &str,
+        change: sqlx::query::Query<'_, Postgres, PgArguments>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let timeout = self.timeout;
+        let err = |e| store_error(e, timeout);
+        bounded(timeout, async {
+            let mut tx = self.pool.begin().await.map_err(err)?;
+            let changed = change.execute(&mut *tx).await.map_err(err)?.rows_affected() > 0;
+            if !changed {
+                tx.rollback().await.map_err(err)?;
+                return Ok(false);
+            }
+            audit_query(audit).execute(&mut *tx).await.map_err(err)?;
+            notify(&mut tx, id).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn change_and_notify(
         &self,
         id: &str,
@@ -566,27 +592,8 @@ impl KeyStore for PostgresStore {
     }
 
     async fn delete(&self, id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
-        let timeout = self.timeout;
-        let err = |e| store_error(e, timeout);
-        bounded(timeout, async {
-            let mut tx = self.pool.begin().await.map_err(err)?;
-            let deleted = sqlx::query("DELETE FROM keygate_keys WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?
-                .rows_affected()
-                > 0;
-            if !deleted {
-                tx.rollback().await.map_err(err)?;
-                return Ok(false);
-            }
-            audit_query(audit).execute(&mut *tx).await.map_err(err)?;
-            notify(&mut tx, id).await.map_err(err)?;
-            tx.commit().await.map_err(err)?;
-            Ok(true)
-        })
-        .await
+        let change = sqlx::query("DELETE FROM keygate_keys WHERE id = $1").bind(id);
+        self.change_with_audit(id, change, audit).await
     }
 
     async fn set_expiry(
@@ -607,30 +614,11 @@ impl KeyStore for PostgresStore {
         hash: &str,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let timeout = self.timeout;
-        let err = |e| store_error(e, timeout);
-        bounded(timeout, async {
-            let mut tx = self.pool.begin().await.map_err(err)?;
-            let replaced =
-                sqlx::query("UPDATE keygate_keys SET hash = $1 WHERE id = $2 AND hash = $3")
-                    .bind(hash)
-                    .bind(id)
-                    .bind(expected)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err)?
-                    .rows_affected()
-                    > 0;
-            if !replaced {
-                tx.rollback().await.map_err(err)?;
-                return Ok(false);
-            }
-            audit_query(audit).execute(&mut *tx).await.map_err(err)?;
-            notify(&mut tx, id).await.map_err(err)?;
-            tx.commit().await.map_err(err)?;
-            Ok(true)
-        })
-        .await
+        let change = sqlx::query("UPDATE keygate_keys SET hash = $1 WHERE id = $2 AND hash = $3")
+            .bind(hash)
+            .bind(id)
+            .bind(expected);
+        self.change_with_audit(id, change, audit).await
     }
 
     async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {

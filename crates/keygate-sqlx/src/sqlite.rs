@@ -51,6 +51,30 @@ fn config_error(e: sqlx::Error) -> StoreError {
 }
 
 impl SqliteStore {
+    /// Runs `change` and, when it changed a row, appends `audit`, in one immediate
+    /// transaction: `false` (and nothing written) when no row changed.
+    async fn change_with_audit(
+        &self,
+        change: SqliteQuery<'_>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let event = audit_query(audit)?;
+        let timeout = self.timeout;
+        let err = |e| store_error(e, timeout);
+        bounded(timeout, async {
+            let mut tx = self.begin_immediate().await.map_err(err)?;
+            let done = change.execute(&mut *tx).await.map_err(err)?;
+            if done.rows_affected() == 0 {
+                tx.rollback().await.map_err(err)?;
+                return Ok(false);
+            }
+            event.execute(&mut *tx).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Ok(true)
+        })
+        .await
+    }
+
     /// Opens (creating it if missing) the database at `url` (`sqlite://PATH`, or
     /// `sqlite::memory:`) with default [`StoreOptions`], and applies the migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -581,25 +605,8 @@ impl KeyStore for SqliteStore {
     }
 
     async fn delete(&self, id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
-        let event = audit_query(audit)?;
-        let timeout = self.timeout;
-        let err = |e| store_error(e, timeout);
-        bounded(timeout, async {
-            let mut tx = self.begin_immediate().await.map_err(err)?;
-            let done = sqlx::query("DELETE FROM keygate_keys WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-            if done.rows_affected() == 0 {
-                tx.rollback().await.map_err(err)?;
-                return Ok(false);
-            }
-            event.execute(&mut *tx).await.map_err(err)?;
-            tx.commit().await.map_err(err)?;
-            Ok(true)
-        })
-        .await
+        let change = sqlx::query("DELETE FROM keygate_keys WHERE id = ?").bind(id);
+        self.change_with_audit(change, audit).await
     }
 
     async fn set_expiry(
@@ -625,27 +632,11 @@ impl KeyStore for SqliteStore {
         hash: &str,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let event = audit_query(audit)?;
-        let timeout = self.timeout;
-        let err = |e| store_error(e, timeout);
-        bounded(timeout, async {
-            let mut tx = self.begin_immediate().await.map_err(err)?;
-            let done = sqlx::query("UPDATE keygate_keys SET hash = ? WHERE id = ? AND hash = ?")
-                .bind(hash)
-                .bind(id)
-                .bind(expected)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-            if done.rows_affected() == 0 {
-                tx.rollback().await.map_err(err)?;
-                return Ok(false);
-            }
-            event.execute(&mut *tx).await.map_err(err)?;
-            tx.commit().await.map_err(err)?;
-            Ok(true)
-        })
-        .await
+        let change = sqlx::query("UPDATE keygate_keys SET hash = ? WHERE id = ? AND hash = ?")
+            .bind(hash)
+            .bind(id)
+            .bind(expected);
+        self.change_with_audit(change, audit).await
     }
 
     async fn touch_last_used(&self, uses: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {

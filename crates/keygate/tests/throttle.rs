@@ -304,6 +304,27 @@ async fn hold_the_queue(
     task
 }
 
+/// Awaits `task` on the paused clock, stepping it 100 ms at a time (Tokio's paused clock does
+/// not advance by itself while a blocking task runs); the answer and how long it took. Fails
+/// past 3 s.
+async fn answer_stepping_the_clock<T>(mut task: tokio::task::JoinHandle<T>) -> (T, Duration) {
+    let mut waited = Duration::ZERO;
+    loop {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        if task.is_finished() {
+            return ((&mut task).await.unwrap(), waited);
+        }
+        assert!(
+            waited < Duration::from_secs(3),
+            "no answer past the deadline"
+        );
+        tokio::time::advance(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_hashing_queue_held_full_answers_503_verifier_busy_once_the_deadline_passes() {
     let held = HeldHasher::default();
@@ -319,23 +340,8 @@ async fn a_hashing_queue_held_full_answers_503_verifier_busy_once_the_deadline_p
     let holder = hold_the_queue(&rig, &held, first).await;
 
     let verifier = rig.verifier.clone();
-    let mut queued = tokio::spawn(async move { verifier.verify(&waiting).await });
-    // Tokio's paused clock does not advance by itself while a blocking task runs: step it.
-    let mut waited = Duration::ZERO;
-    let answer = loop {
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-        if queued.is_finished() {
-            break (&mut queued).await.unwrap();
-        }
-        assert!(
-            waited < Duration::from_secs(3),
-            "no answer past the deadline"
-        );
-        tokio::time::advance(Duration::from_millis(100)).await;
-        waited += Duration::from_millis(100);
-    };
+    let queued = tokio::spawn(async move { verifier.verify(&waiting).await });
+    let (answer, waited) = answer_stepping_the_clock(queued).await;
     assert!(
         waited >= Duration::from_secs(2),
         "answered before the deadline: {waited:?}"
@@ -399,24 +405,9 @@ async fn key_creation_hashes_in_the_verifiers_slots_and_answers_busy_past_the_de
         .len();
 
     let manager = rig.manager.clone();
-    let mut creating =
+    let creating =
         tokio::spawn(async move { manager.create(keygate::NewKey::new("second", "acme")).await });
-    // Tokio's paused clock does not advance by itself while a blocking task runs: step it.
-    let mut waited = Duration::ZERO;
-    let answer = loop {
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-        if creating.is_finished() {
-            break (&mut creating).await.unwrap();
-        }
-        assert!(
-            waited < Duration::from_secs(3),
-            "no answer past the deadline"
-        );
-        tokio::time::advance(Duration::from_millis(100)).await;
-        waited += Duration::from_millis(100);
-    };
+    let (answer, waited) = answer_stepping_the_clock(creating).await;
     assert!(
         waited >= Duration::from_secs(2),
         "created while the only hashing slot was taken: {waited:?}"
