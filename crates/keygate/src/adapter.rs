@@ -37,7 +37,7 @@ pub fn into_http_response<B: From<Bytes>>(rendered: ErrorResponse) -> Response<B
     res
 }
 
-/// Renders `error` with `renderer` (or the default one when `None`), echoing the caller's
+/// Renders `error` with `renderer`, echoing the caller's
 /// `x-request-id` when acceptable.
 pub fn render_with(
     renderer: &dyn ErrorRenderer,

@@ -26,7 +26,8 @@ pub enum AuditAction {
     ExpiryChanged,
     /// The key's name, expiry or rate limit changed (`detail` lists the new values).
     Updated,
-    /// The stored hash was upgraded to the current hashing parameters.
+    /// The stored hash was upgraded to stronger hashing parameters (by a verifier, after a
+    /// successful check; written to the store's trail, not to a key manager's sink).
     Rehashed,
 }
 

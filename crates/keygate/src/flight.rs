@@ -1,8 +1,8 @@
 //! Single flight: concurrent callers for one key share one run of an async computation.
 //!
-//! The verifier's caches are synchronous (`moka::sync`) so that a cached verification never
-//! awaits; what moka's async entry API did for misses — one store read per id, one argon2 run
-//! per digest, however many requests arrive together — is done here.
+//! The verifier's cache is synchronous (`quick_cache::sync`) so that a cached verification
+//! never awaits; coalescing its misses — one store read per id, one argon2 run per token and
+//! stored hash, however many requests arrive together — is done here.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -36,14 +36,15 @@ impl Invalidator {
         Invalidator { target: w }
     }
 
-    /// Drops what is cached about key `id`; its next use reads the store.
+    /// Marks what is cached about key `id` stale; its next use reads the store (a token
+    /// verified against an unchanged stored hash stays verified).
     pub fn invalidate(&self, id: &str) {
         if let Some(t) = self.target.upgrade() {
             t.invalidate(id);
         }
     }
 
-    /// Drops every cached record (e.g. after a notification listener reconnects, since
+    /// Marks every cached key stale (e.g. after a notification listener reconnects, since
     /// notifications may have been missed).
     pub fn invalidate_all(&self) {
         if let Some(t) = self.target.upgrade() {

@@ -155,6 +155,24 @@ impl PartialEq<&str> for Label {
     }
 }
 
+impl PartialEq<Label> for str {
+    fn eq(&self, other: &Label) -> bool {
+        self == &*other.0
+    }
+}
+
+impl PartialEq<Label> for &str {
+    fn eq(&self, other: &Label) -> bool {
+        *self == &*other.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Label {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Label::from(String::deserialize(d)?))
+    }
+}
+
 impl PartialEq<String> for Label {
     fn eq(&self, other: &String) -> bool {
         *self.0 == **other

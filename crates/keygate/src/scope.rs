@@ -196,6 +196,11 @@ impl ScopeSet {
         )
     }
 
+    /// Whether another clone of this set exists (the interner forgets sets no key holds).
+    pub(crate) fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
+    }
+
     /// The same set, its scopes' strings replaced by `intern`'s (shared) ones.
     pub(crate) fn map_scopes(&self, mut intern: impl FnMut(&Scope) -> Scope) -> ScopeSet {
         ScopeSet(self.0.iter().map(&mut intern).collect())

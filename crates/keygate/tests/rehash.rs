@@ -153,3 +153,21 @@ async fn an_upgrade_costs_no_second_argon2_check_for_the_token_that_caused_it() 
     v.verify(token).await.unwrap();
     assert_eq!(strong.verify_count(), 1, "one argon2 check in all");
 }
+
+#[tokio::test]
+async fn a_revoked_key_is_not_rehashed() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = ManualClock::starting_now();
+    let strong = CountingHasher::new(argon2(128, 2));
+    let v = verifier(&store, &clock, &strong);
+    let manager = KeyManager::new(store.clone()).with_hasher(argon2(64, 1));
+    let created = manager.create(NewKey::new("old", "acme")).await.unwrap();
+    manager.revoke(&created.record.id).await.unwrap();
+    assert_eq!(
+        v.verify(created.key.expose_secret()).await.unwrap_err(),
+        keygate::AuthError::RevokedKey
+    );
+    settle().await;
+    assert_eq!(strong.hashes(), 0, "no upgrade hash for a revoked key");
+    assert_eq!(rehash_events(&store, &created.record.id).await, 0);
+}

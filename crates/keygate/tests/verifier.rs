@@ -488,8 +488,8 @@ async fn hashes_with_old_parameters_are_upgraded_after_a_successful_verification
     assert!(verifier.verify(created.key.expose_secret()).await.is_ok());
 }
 
-/// The synchronous hot path (`verify_cached`, used by the tower layer and the actix
-/// middleware) answers only what needs no store read and no hash, and hands everything else
+/// The synchronous hot path (`verify_cached`; the tower layer and the actix middleware use
+/// `Gate::start`, the same path) answers only what needs no store read and no hash, and hands everything else
 /// to `verify`.
 #[tokio::test]
 async fn verify_cached_answers_only_from_fresh_caches() {
@@ -603,5 +603,36 @@ async fn forged_secrets_whose_requests_are_cancelled_mid_hash_still_count_toward
         held.entered.load(Ordering::SeqCst),
         entered,
         "the id is throttled: no further hash"
+    );
+}
+
+/// A verification started on one verifier and resumed on another is answered from the
+/// second one's store, never from what the first one had cached.
+#[tokio::test]
+async fn a_pending_verification_resumed_on_another_verifier_starts_over_there() {
+    let a = Rig::new();
+    let b = Rig::new();
+    let (token, id) = a.key().await;
+    let record = a.store.inner.get(&id).await.unwrap().unwrap();
+    b.store.inner.insert(&record, &[]).await.unwrap();
+    // Revoked in B's store behind B's back (another process did it): B's cache state says
+    // nothing about the key either way.
+    b.store
+        .inner
+        .revoke(&id, chrono::Utc::now(), &support::revoked_event(&id))
+        .await
+        .unwrap();
+    // A caches the key's entry (a wrong secret reads it) but holds no verdict on the token.
+    assert_eq!(
+        a.verifier.verify(&forge_secret(&token, 1)).await.unwrap_err(),
+        AuthError::InvalidKey
+    );
+    let keygate::Started::Pending(pending) = a.verifier.start(&token) else {
+        panic!("A has no verdict on this token yet");
+    };
+    assert_eq!(
+        b.verifier.resume(pending, None).await.unwrap_err(),
+        AuthError::RevokedKey,
+        "B's store revoked the key; A's cached entry must not answer for B"
     );
 }

@@ -67,7 +67,7 @@ use serde_json::{json, Value};
 
 use crate::error::{envelope, request_id, AuthError, ErrorResponse, JsonRenderer, RenderContext};
 use crate::extract::{extract_credential, API_KEY_HEADER, REQUEST_ID_HEADER};
-use crate::gate::render_rejection as render_with;
+use crate::gate::render_rejection;
 use crate::manage::{CreatedKey, KeyManager, ManageError, ManagedKeys, Manager};
 use crate::record::{KeyRecord, KeyStatus};
 use crate::scope::ScopeRequirement;
@@ -353,7 +353,7 @@ impl KeysApi {
         }
         let keys = match self.manager(req).await {
             Ok(m) => self.keys.for_manager(m),
-            Err(e) => return render_with(&JsonRenderer::default(), &e, Some(rid.as_bytes())),
+            Err(e) => return render_rejection(&JsonRenderer::default(), &e, Some(rid.as_bytes())),
         };
         if self.csrf_applies(req) && !same_origin_json(req) {
             return reply.error(

@@ -153,12 +153,6 @@ impl VerifiedToken {
         }
     }
 
-    /// Points the verification at a new stored hash of the same key (after the verifier
-    /// replaced the hash itself: the token is known good for the new hash too).
-    pub(crate) fn move_to(&self, fingerprint: u64) {
-        self.fingerprint.store(fingerprint, Ordering::Release);
-    }
-
     /// This verification, carried into the entry read after this one, when it was made
     /// against the same stored hash.
     fn carry_into(&self, next: &VerifiedToken, fingerprint: u64) {
@@ -204,6 +198,37 @@ impl CachedKey {
     }
 }
 
+impl CachedKey {
+    /// This entry with its key's stored hash replaced by `hash` (an upgrade this process
+    /// made), holding `digest` as verified against it until `valid_until_ms`. Read generation
+    /// and freshness stay those of this entry: nothing else about the key was read.
+    pub(crate) fn with_upgraded_hash(
+        &self,
+        hash: &str,
+        digest: Digest,
+        valid_until_ms: i64,
+    ) -> Option<CachedKey> {
+        let key = self.key.as_ref()?;
+        let state = KeyState {
+            principal: Arc::clone(&key.principal),
+            hash: hash.into(),
+            fingerprint: fingerprint(hash),
+            revoked: key.revoked,
+            expires_at_ms: key.expires_at_ms,
+            usage: Arc::clone(&key.usage),
+            limiter: key.limiter.clone(),
+        };
+        let verified = VerifiedToken::none();
+        verified.record(digest, state.fingerprint, valid_until_ms);
+        Some(CachedKey {
+            key: Some(state),
+            fresh_until_ms: self.fresh_until_ms,
+            read_gen: self.read_gen,
+            verified,
+        })
+    }
+}
+
 /// A rejected token: the fingerprint of the hash it failed against ([`ABSENT`] when its id is
 /// unknown) and until when the rejection stands.
 #[derive(Clone, Copy)]
@@ -222,6 +247,9 @@ const ABSENT: u64 = 0;
 /// per-entry overhead is a fraction of moka's (BENCHMARKS.md, "memory per cached key").
 pub(crate) struct KeyCache {
     entries: quick_cache::sync::Cache<Box<str>, Arc<CachedKey>>,
+    /// Ids the store does not know, apart: attacker-chosen ids cannot evict real keys (whose
+    /// entries hold their verified tokens: an eviction costs an argon2 run).
+    absent: quick_cache::sync::Cache<Box<str>, Arc<CachedKey>>,
     rejections: quick_cache::sync::Cache<Digest, Rejection>,
     generations: Generations,
 }
@@ -232,6 +260,7 @@ impl KeyCache {
         let capacity = usize::try_from(capacity).unwrap_or(usize::MAX).max(16);
         KeyCache {
             entries: quick_cache::sync::Cache::new(capacity),
+            absent: quick_cache::sync::Cache::new(capacity),
             rejections: quick_cache::sync::Cache::new(capacity),
             generations: Generations::new(),
         }
@@ -240,7 +269,7 @@ impl KeyCache {
     /// The entry of `id`, fresh or not.
     #[inline]
     pub(crate) fn get(&self, id: &str) -> Option<Arc<CachedKey>> {
-        self.entries.get(id)
+        self.entries.get(id).or_else(|| self.absent.get(id))
     }
 
     /// Whether `entry` of `id` may be answered from at `now`: within its freshness, and read
@@ -251,7 +280,13 @@ impl KeyCache {
     }
 
     pub(crate) fn insert(&self, id: &str, entry: Arc<CachedKey>) {
-        self.entries.insert(id.into(), entry);
+        if entry.key.is_some() {
+            self.entries.insert(id.into(), entry);
+            self.absent.remove(id);
+        } else {
+            self.absent.insert(id.into(), entry);
+            self.entries.remove(id);
+        }
     }
 
     /// The generation a store read starting now is stamped with.
@@ -295,9 +330,41 @@ impl KeyCache {
         );
     }
 
-    /// Remembers that `digest` named an unknown id.
-    pub(crate) fn reject_absent(&self, digest: Digest, valid_until_ms: i64) {
-        self.reject(digest, ABSENT, valid_until_ms);
+    /// Refuses a token naming an unknown id, counting it once however many requests carry it
+    /// at once: `Ok(())` (answer `invalid_key`) when it was refused already or is being
+    /// refused right now; otherwise `count` runs (it counts the failure, or answers that the
+    /// client is throttled) and, unless it refused, the rejection is remembered until
+    /// `valid_until_ms`.
+    pub(crate) fn refuse_absent_once<E>(
+        &self,
+        digest: Digest,
+        now: i64,
+        valid_until_ms: i64,
+        count: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
+        use quick_cache::sync::GuardResult;
+        let rejection = Rejection {
+            fingerprint: ABSENT,
+            valid_until_ms,
+        };
+        match self
+            .rejections
+            .get_value_or_guard(&digest, Some(std::time::Duration::ZERO))
+        {
+            GuardResult::Value(r) if r.fingerprint == ABSENT && now < r.valid_until_ms => Ok(()),
+            GuardResult::Value(_) => {
+                count()?;
+                self.rejections.insert(digest, rejection);
+                Ok(())
+            }
+            GuardResult::Guard(guard) => {
+                count()?;
+                let _ = guard.insert(rejection);
+                Ok(())
+            }
+            // Another request is refusing this very token right now; it counts.
+            GuardResult::Timeout => Ok(()),
+        }
     }
 
     /// Number of cached keys and rejected tokens.

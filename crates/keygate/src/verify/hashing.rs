@@ -48,8 +48,12 @@ impl HashSlots {
         )
     }
 
-    /// A slot, waiting at most the queue deadline.
+    /// A slot, waiting at most the queue deadline. Outside a tokio runtime (no timer to
+    /// bound the wait) only a slot free at once is taken.
     pub(crate) async fn acquire(&self) -> Result<HashSlot, Busy> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.try_acquire().ok_or(Busy);
+        }
         match tokio::time::timeout(
             self.queue_timeout,
             Arc::clone(&self.permits).acquire_owned(),
@@ -62,11 +66,11 @@ impl HashSlots {
         }
     }
 
-    /// A slot, waiting as long as it takes (background work: upgrading stored hashes).
-    pub(crate) async fn acquire_unbounded(&self) -> Option<HashSlot> {
+    /// A slot if one is free now (background work, which must never queue ahead of requests:
+    /// upgrading stored hashes).
+    pub(crate) fn try_acquire(&self) -> Option<HashSlot> {
         Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
+            .try_acquire_owned()
             .ok()
             .map(|permit| HashSlot { _permit: permit })
     }
@@ -104,6 +108,25 @@ mod tests {
         assert!(matches!(slots.acquire().await, Err(Busy)));
         drop(held);
         assert!(slots.acquire().await.is_ok());
+    }
+
+    #[test]
+    fn without_a_runtime_a_free_slot_is_taken_and_the_work_runs_in_place() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let slots = HashSlots::new(1, Duration::from_secs(2));
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut acquire = std::pin::pin!(slots.acquire());
+        let Poll::Ready(Ok(slot)) = acquire.as_mut().poll(&mut cx) else {
+            panic!("a free slot is taken at once, without a timer");
+        };
+        let mut second = std::pin::pin!(slots.acquire());
+        assert!(
+            matches!(second.as_mut().poll(&mut cx), Poll::Ready(Err(Busy))),
+            "none free: busy at once, no panic for want of a timer"
+        );
+        let mut run = std::pin::pin!(slot.run(|| 41 + 1));
+        assert!(matches!(run.as_mut().poll(&mut cx), Poll::Ready(Ok(42))));
     }
 
     #[tokio::test]

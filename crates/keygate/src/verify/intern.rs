@@ -19,10 +19,32 @@ pub(crate) struct Interner {
     sets: Mutex<HashSet<ScopeSet>>,
 }
 
-fn intern_in<T: Clone + Eq + std::hash::Hash>(set: &Mutex<HashSet<T>>, value: T) -> T {
+/// A value the interner can tell is held by nobody else (its last reference is the
+/// interner's own).
+trait Shared {
+    fn held_elsewhere(&self) -> bool;
+}
+
+impl Shared for Arc<str> {
+    fn held_elsewhere(&self) -> bool {
+        Arc::strong_count(self) > 1
+    }
+}
+
+impl Shared for ScopeSet {
+    fn held_elsewhere(&self) -> bool {
+        self.is_shared()
+    }
+}
+
+fn intern_in<T: Clone + Eq + std::hash::Hash + Shared>(set: &Mutex<HashSet<T>>, value: T) -> T {
     let mut set = set.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(shared) = set.get(&value) {
         return shared.clone();
+    }
+    if set.len() >= MAX_INTERNED {
+        // Full: forget what no cached key uses any more (deleted keys, evicted orgs).
+        set.retain(Shared::held_elsewhere);
     }
     if set.len() < MAX_INTERNED {
         set.insert(value.clone());
@@ -65,11 +87,21 @@ mod tests {
     }
 
     #[test]
-    fn past_the_bound_values_are_used_unshared() {
+    fn past_the_bound_values_are_used_unshared_and_unused_ones_are_forgotten() {
         let i = Interner::default();
-        for n in 0..MAX_INTERNED + 5 {
-            assert_eq!(i.label(format!("org-{n}")), format!("org-{n}"));
-        }
+        let held: Vec<Label> = (0..MAX_INTERNED)
+            .map(|n| i.label(format!("org-{n}")))
+            .collect();
+        let extra = i.label("one more".into());
+        assert_eq!(extra, "one more", "used, unshared");
         assert_eq!(i.labels.lock().unwrap().len(), MAX_INTERNED);
+        drop(held);
+        let after = i.label("after".into());
+        assert_eq!(after, "after");
+        assert_eq!(
+            i.labels.lock().unwrap().len(),
+            1,
+            "values no key holds any more were forgotten"
+        );
     }
 }

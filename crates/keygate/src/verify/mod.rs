@@ -122,6 +122,9 @@ pub struct PendingVerification(Box<Found>);
 
 /// What a [`PendingVerification`] carries.
 struct Found {
+    /// The verifier whose cache the entry came from: resumed on another one, the verification
+    /// starts over there.
+    origin: Arc<VerifierCore>,
     token: Zeroizing<String>,
     id: Box<str>,
     digest: Digest,
@@ -358,7 +361,7 @@ impl VerifierCore {
 
     /// The hot path: one parse, one keyed hash, one cache read. Answers when the entry is
     /// fresh and holds the token's verdict; otherwise hands over what it found.
-    fn start(&self, token: &str, span: &tracing::Span) -> Started {
+    fn start(self: &Arc<Self>, token: &str, span: &tracing::Span) -> Started {
         let parsed = match self.parse(token) {
             Ok(p) => p,
             Err(e) => return Started::Answered(Err(e)),
@@ -379,6 +382,7 @@ impl VerifierCore {
         }
         span.record("key_id", id);
         Started::Pending(PendingVerification(Box::new(Found {
+            origin: Arc::clone(self),
             token: Zeroizing::new(token.to_owned()),
             id: id.into(),
             digest,
@@ -423,20 +427,30 @@ impl VerifierCore {
         peer: Option<IpAddr>,
     ) -> Result<Arc<Principal>, AuthError> {
         let Found {
+            origin,
             token,
             id,
             digest,
             entry,
             span,
         } = *pending.0;
-        let now = self.clock.now_millis();
-        let entry = match entry.filter(|e| self.keys.is_fresh(&id, e, now)) {
+        // What another verifier found (its cache, its digest key) says nothing here.
+        let (digest, entry) = if std::ptr::eq(Arc::as_ptr(&origin), self) {
+            (digest, entry)
+        } else {
+            (self.digest(&token), self.keys.get(&id))
+        };
+        drop(origin);
+        let started = self.clock.now_millis();
+        let entry = match entry.filter(|e| self.keys.is_fresh(&id, e, started)) {
             Some(fresh) => {
                 telemetry::cache_lookup(&span, CacheKind::Record, true);
                 fresh
             }
             None => self.load(&id, &span).await?,
         };
+        // Read after the store read: a key that expired meanwhile is answered expired.
+        let now = self.clock.now_millis();
         if entry.key.is_none() {
             return Err(self.refuse_unknown(&id, peer, digest, now));
         }
@@ -475,7 +489,7 @@ impl VerifierCore {
         let accepted = self.check_secret(&presented, &entry, key, now).await?;
         let later = self.clock.now_millis();
         if !accepted || self.keys.is_fresh(id, &entry, later) {
-            return self.decide(accepted, &entry, now);
+            return self.decide(accepted, &entry, later);
         }
         let span = tracing::Span::current();
         let fresh = self.load(id, &span).await?;
@@ -483,10 +497,12 @@ impl VerifierCore {
             // Deleted while the secret was being checked.
             return Err(AuthError::InvalidKey);
         };
-        if fresh
-            .verified
-            .accepts(&digest, fresh_key.fingerprint, later)
+        if fresh_key.fingerprint == key.fingerprint
+            || fresh
+                .verified
+                .accepts(&digest, fresh_key.fingerprint, later)
         {
+            // The same stored hash (or a verification carried to the new one): proven.
             return self.decide(true, &fresh, later);
         }
         // The stored hash changed meanwhile: check against the new one, once.

@@ -79,7 +79,7 @@ impl VerifierCore {
                     .map_err(Arc::new)?;
                 self.remember(id, entry, key, digest, ok, now);
                 if ok && self.hasher.needs_rehash(&key.hash) {
-                    self.spawn_upgrade(token, id, entry, key);
+                    self.spawn_upgrade(token, id, key, digest, now);
                 }
                 Ok(ok)
             })
@@ -163,40 +163,48 @@ impl VerifierCore {
         digest: Digest,
         now: i64,
     ) -> AuthError {
-        if self.keys.is_rejected_absent(&digest, now) {
-            return AuthError::InvalidKey;
-        }
-        if let Some(secs) = self.throttle.blocked(id, peer, now) {
-            return telemetry::throttled(id, secs);
-        }
-        self.throttle.count_failure(id, peer, now);
         let until = now.saturating_add(duration_millis(self.settings.rejected_ttl));
-        self.keys.reject_absent(digest, until);
-        AuthError::InvalidKey
+        let refused = self.keys.refuse_absent_once(digest, now, until, || {
+            if let Some(secs) = self.throttle.blocked(id, peer, now) {
+                return Err(telemetry::throttled(id, secs));
+            }
+            self.throttle.count_failure(id, peer, now);
+            Ok(())
+        });
+        refused.err().unwrap_or(AuthError::InvalidKey)
     }
 
     /// Replaces a stored hash made with weaker parameters than the hasher's, after a
-    /// successful verification, in the background: hashed in a slot (waiting as long as it
-    /// takes), stored only if the hash is still the one verified, with a `rehashed` audit
-    /// event in the same store transaction. The token stays verified for the new hash.
-    fn spawn_upgrade(&self, token: &str, id: &str, entry: &Arc<CachedKey>, key: &KeyState) {
+    /// successful verification of an active key, in the background: hashed in a slot that is
+    /// free right now (an upgrade never queues ahead of requests; a busy moment just defers it
+    /// to the key's next check), stored only if the hash is still the one verified, with a
+    /// `rehashed` audit event in the same store transaction. The cached entry then holds the
+    /// new hash with the token verified against it: the upgrade costs no second argon2 check.
+    fn spawn_upgrade(&self, token: &str, id: &str, key: &KeyState, digest: Digest, now: i64) {
+        if key.revoked || key.expires_at_ms.is_some_and(|e| e <= now) {
+            return;
+        }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Some(slot) = self.slots.try_acquire() else {
+            tracing::debug!(
+                key_id = id,
+                "keygate: no free hashing slot; hash upgrade deferred"
+            );
             return;
         };
         let secret = Zeroizing::new(token.as_bytes().to_vec());
         let hasher = Arc::clone(&self.hasher);
         let store = Arc::clone(&self.store);
-        let slots = self.slots.clone();
         let clock = Arc::clone(&self.clock);
         let keys = Arc::clone(&self.keys);
-        let entry = Arc::clone(entry);
         let id = id.to_owned();
         let org = key.principal.org.to_string();
         let old_hash = key.hash.clone();
+        let old_fingerprint = key.fingerprint;
+        let valid_until = now.saturating_add(duration_millis(self.settings.verified_ttl));
         handle.spawn(async move {
-            let Some(slot) = slots.acquire_unbounded().await else {
-                return;
-            };
             let Ok(Ok(new_hash)) = slot.run(move || hasher.hash(&secret)).await else {
                 tracing::warn!(key_id = %id, "keygate: re-hash failed; keeping the old hash");
                 return;
@@ -212,10 +220,24 @@ impl VerifierCore {
             };
             match store.update_hash(&id, &old_hash, &new_hash, &event).await {
                 Ok(true) => {
-                    // The token is known good for the new hash: the entry read next carries
-                    // the verification over, so the upgrade costs no argon2 run anywhere here.
-                    entry.verified.move_to(fingerprint(&new_hash));
-                    keys.invalidate(&id);
+                    let new_fingerprint = fingerprint(&new_hash);
+                    if let Some(current) = keys.get(&id) {
+                        match current.key.as_ref().map(|k| k.fingerprint) {
+                            // Read again since, with the new hash: the token is proven for it.
+                            Some(f) if f == new_fingerprint => {
+                                current.verified.record(digest, f, valid_until);
+                            }
+                            // Still the old hash here: the same entry, holding the new one.
+                            Some(f) if f == old_fingerprint => {
+                                if let Some(upgraded) =
+                                    current.with_upgraded_hash(&new_hash, digest, valid_until)
+                                {
+                                    keys.insert(&id, Arc::new(upgraded));
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
                     tracing::info!(key_id = %id, "keygate: upgraded stored hash to stronger parameters");
                 }
                 // Replaced or deleted meanwhile: nothing to upgrade.
