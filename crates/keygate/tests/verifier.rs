@@ -624,7 +624,10 @@ async fn a_pending_verification_resumed_on_another_verifier_starts_over_there() 
         .unwrap();
     // A caches the key's entry (a wrong secret reads it) but holds no verdict on the token.
     assert_eq!(
-        a.verifier.verify(&forge_secret(&token, 1)).await.unwrap_err(),
+        a.verifier
+            .verify(&forge_secret(&token, 1))
+            .await
+            .unwrap_err(),
         AuthError::InvalidKey
     );
     let keygate::Started::Pending(pending) = a.verifier.start(&token) else {
