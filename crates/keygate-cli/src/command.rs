@@ -288,7 +288,10 @@ fn rate_limit(s: &str) -> Result<RateLimit, Failure> {
 /// Opens the store and builds a manager acting as the OS user.
 async fn manager(url: &str) -> Result<KeyManager, Failure> {
     let store: Arc<dyn KeyStore> = keygate_sqlx::connect(url).await.map_err(|e| {
-        Failure::Failed(format!("cannot open the key store at {}: {e}", redact(url)))
+        Failure::Failed(format!(
+            "cannot open the key store at {}: {e}",
+            keygate_sqlx::redact_url(url)
+        ))
     })?;
     let mut manager = KeyManager::new(store);
     if let Some(user) = ["USER", "USERNAME", "LOGNAME"]
@@ -298,38 +301,4 @@ async fn manager(url: &str) -> Result<KeyManager, Failure> {
         manager = manager.with_actor(user);
     }
     Ok(manager)
-}
-
-/// The URL with any password replaced by `***`, fit for an error message.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{path}")
-            } else {
-                url.to_owned()
-            }
-        }
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_never_reach_error_messages() {
-        assert_eq!(
-            redact("postgres://keygate:s3cret@db:5432/keygate"),
-            "postgres://keygate:***@db:5432/keygate"
-        );
-        assert_eq!(redact("sqlite://keys.db"), "sqlite://keys.db");
-        assert_eq!(redact("postgres://u@h/d"), "postgres://u@h/d");
-    }
 }

@@ -68,6 +68,26 @@ pub use postgres::{PostgresStore, NOTIFY_CHANNEL};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
+/// `url` with its password, if any, replaced by `***`: fit for logs, banners and error
+/// messages (`postgres://keygate:***@db:5432/keygate`).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{path}")
+            } else {
+                url.to_owned()
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// Connects to the store named by `url` with default [`StoreOptions`]: `sqlite://PATH`
 /// (`sqlite::memory:` for a throw-away database) or `postgres://…` / `postgresql://…`.
 pub async fn connect(url: &str) -> Result<Arc<dyn KeyStore>, StoreError> {
@@ -89,5 +109,20 @@ pub async fn connect_with(
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => Ok(Arc::new(PostgresStore::connect_with(url, options).await?)),
         _ => Err(StoreError::Backend(Box::new(UnsupportedUrl::new(scheme)))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url as redact;
+
+    #[test]
+    fn passwords_never_reach_error_messages() {
+        assert_eq!(
+            redact("postgres://keygate:s3cret@db:5432/keygate"),
+            "postgres://keygate:***@db:5432/keygate"
+        );
+        assert_eq!(redact("sqlite://keys.db"), "sqlite://keys.db");
+        assert_eq!(redact("postgres://u@h/d"), "postgres://u@h/d");
     }
 }

@@ -19,9 +19,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let store = open_store(&args.database_url)
-        .await
-        .map_err(|e| format!("cannot open key store {}: {e}", args.database_url))?;
+    let store = open_store(&args.database_url).await.map_err(|e| {
+        format!(
+            "cannot open key store {}: {e}",
+            demo_api::redact_url(&args.database_url)
+        )
+    })?;
     let verifier = build_verifier(store.clone(), args.revocation_ttl);
     let state = DemoState::new(verifier.clone());
     // Bind before creating the demo key: a key printed for a server that never started
@@ -52,7 +55,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "keygate demo API (actix-web) listening on http://{addr} — store {}, revocation window {:?}; Ctrl-C to stop",
-        args.database_url, args.revocation_ttl
+        demo_api::redact_url(&args.database_url),
+        args.revocation_ttl
     );
     // actix-web stops gracefully on Ctrl-C / SIGTERM.
     server.run().await?;

@@ -20,9 +20,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let store = open_store(&args.database_url)
-        .await
-        .map_err(|e| format!("cannot open key store {}: {e}", args.database_url))?;
+    let store = open_store(&args.database_url).await.map_err(|e| {
+        format!(
+            "cannot open key store {}: {e}",
+            demo_api::redact_url(&args.database_url)
+        )
+    })?;
     let verifier = build_verifier(store.clone(), args.revocation_ttl);
     // Bind before creating the demo key: a key printed for a server that never started
     // would be lost.
@@ -44,7 +47,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "keygate demo API (axum) listening on http://{addr} — store {}, revocation window {:?}; Ctrl-C to stop",
-        args.database_url, args.revocation_ttl
+        demo_api::redact_url(&args.database_url),
+        args.revocation_ttl
     );
 
     let app = axum_quickstart::app(DemoState::new(verifier.clone()));

@@ -75,7 +75,11 @@ pub fn banner(key: &str, management_key: &str, addr: SocketAddr, database_url: &
     let store = if database_url == crate::DEFAULT_DATABASE_URL {
         String::new()
     } else {
-        format!(" --database-url '{database_url}'")
+        // The password stays out of the terminal and its scrollback: put it back to run it.
+        format!(
+            " --database-url '{}'",
+            keygate_sqlx::redact_url(database_url)
+        )
     };
     format!(
         "\
@@ -131,5 +135,17 @@ mod tests {
         assert!(b.contains("http://127.0.0.1:8080/keys"));
         let demo_at = b.find("0123456789abcdef").unwrap();
         assert!(b.find("mk_live_fedcba9876543210.MANAGE").unwrap() > demo_at);
+    }
+
+    #[test]
+    fn the_banner_never_prints_the_database_password() {
+        let b = banner(
+            "mk_live_0123456789abcdef.SECRET",
+            "mk_live_fedcba9876543210.MANAGE",
+            "127.0.0.1:8080".parse().unwrap(),
+            "postgres://keygate:s3cret@db:5432/keygate",
+        );
+        assert!(!b.contains("s3cret"), "{b}");
+        assert!(b.contains("--database-url 'postgres://keygate:***@db:5432/keygate'"));
     }
 }

@@ -47,6 +47,7 @@ pub use bootstrap::{
     MANAGEMENT_KEY_NAME,
 };
 pub use items::{Collection, Item, Items};
+pub use keygate_sqlx::redact_url;
 pub use metrics_exporter_prometheus::PrometheusHandle;
 pub use prometheus::{metrics_handle, METRICS_CONTENT_TYPE, METRICS_PATH, SECONDS_BUCKETS};
 pub use shape::{Health, ItemList, Me, NewItem};
