@@ -112,7 +112,9 @@ impl Gate {
     }
 
     /// Lets requests without any credential through anonymously (handlers see no principal).
-    /// A credential that *is* presented must still be valid.
+    /// A credential that *is* presented must still be valid. A gate that also
+    /// [requires](Gate::require) scopes answers a request without a credential 401
+    /// `missing_credentials`: anonymous requests hold no scope.
     pub fn optional(mut self) -> Self {
         self.optional = true;
         self
@@ -176,7 +178,9 @@ impl Gate {
     {
         let token = match extract_credential(api_keys, authorizations) {
             Ok(t) => t,
-            Err(AuthError::MissingCredentials) if self.optional => {
+            // Anonymous is allowed only where nothing is required: a route that requires a
+            // scope answers 401 to a request without a key, optional or not.
+            Err(AuthError::MissingCredentials) if self.optional && self.requirement.is_none() => {
                 return GateCheck::Done(Ok(None))
             }
             Err(e) => return GateCheck::Done(Err(e)),

@@ -17,10 +17,27 @@ pub const MAX_SCOPE_LEN: usize = 64;
 
 /// Why a string is not a valid scope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid scope {shown:?}: {reason}; scopes look like `entities:read` (lowercase letters, digits, `_`, `-`, segments joined by `:` or `.`)")]
+#[error("{}", self.describe())]
 pub struct ScopeError {
     shown: String,
     reason: &'static str,
+}
+
+/// The reason of a [`ScopeError`] for a requirement that names no scope.
+const EMPTY_REQUIREMENT: &str = "a scope requirement must name at least one scope";
+
+impl ScopeError {
+    fn describe(&self) -> String {
+        if self.reason == EMPTY_REQUIREMENT {
+            // `all_of([])` would accept every key and `any_of([])` none, or the reverse:
+            // neither is what anyone means.
+            return format!("{EMPTY_REQUIREMENT}; an empty one would decide nothing");
+        }
+        format!(
+            "invalid scope {:?}: {}; scopes look like `entities:read` (lowercase letters, digits, `_`, `-`, segments joined by `:` or `.`)",
+            self.shown, self.reason
+        )
+    }
 }
 
 /// Checks a scope string; usable in `const` context (this is what makes [`scope!`](crate::scope!)
@@ -267,7 +284,7 @@ impl ScopeRequirement {
     /// Requires every scope given.
     ///
     /// # Panics
-    /// Panics when a scope string is invalid: requirements are written by the programmer at
+    /// Panics when a scope string is invalid or none is given: requirements are written by the programmer at
     /// start-up, never built from request input. Use [`ScopeRequirement::try_all_of`] otherwise.
     #[allow(clippy::panic)]
     pub fn all_of<I, S>(scopes: I) -> Self
@@ -281,7 +298,7 @@ impl ScopeRequirement {
     /// Requires at least one of the scopes given.
     ///
     /// # Panics
-    /// Panics when a scope string is invalid (see [`ScopeRequirement::all_of`]).
+    /// Panics when a scope string is invalid or none is given (see [`ScopeRequirement::all_of`]).
     #[allow(clippy::panic)]
     pub fn any_of<I, S>(scopes: I) -> Self
     where
@@ -318,6 +335,12 @@ impl ScopeRequirement {
             .into_iter()
             .map(|s| Scope::new(s.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
+        if v.is_empty() {
+            return Err(ScopeError {
+                shown: String::new(),
+                reason: EMPTY_REQUIREMENT,
+            });
+        }
         Ok(ScopeRequirement {
             kind,
             scopes: v.into(),
@@ -343,9 +366,7 @@ impl ScopeRequirement {
     pub fn is_satisfied_by(&self, granted: &ScopeSet) -> bool {
         match self.kind {
             Requirement::AllOf => self.scopes.iter().all(|s| granted.contains(s.as_str())),
-            Requirement::AnyOf => {
-                self.scopes.is_empty() || self.scopes.iter().any(|s| granted.contains(s.as_str()))
-            }
+            Requirement::AnyOf => self.scopes.iter().any(|s| granted.contains(s.as_str())),
         }
     }
 }

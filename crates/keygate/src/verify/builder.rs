@@ -79,11 +79,16 @@ impl std::fmt::Debug for VerifierBuilder {
 impl VerifierBuilder {
     /// How long a cached record (status, grants) is trusted before the store is read again:
     /// the worst-case delay before a revoke made by *another* process bites (default 30 s).
+    ///
+    /// Zero means no delay: every request reads the key's record once (twice when its
+    /// secret was just checked with argon2, to answer from a record read after the check).
+    /// Verified secrets stay cached either way, so argon2 still runs once per token.
     pub fn revocation_window(mut self, d: Duration) -> Self {
         self.settings.revocation_window = d;
         self
     }
-    /// How long an unknown id is remembered as unknown (default 5 s).
+    /// How long an unknown id is remembered as unknown (default 5 s). Zero: never; each
+    /// request for an unknown id reads the store once.
     pub fn absent_ttl(mut self, d: Duration) -> Self {
         self.settings.absent_ttl = d;
         self

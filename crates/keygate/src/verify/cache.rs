@@ -276,7 +276,15 @@ impl KeyCache {
     /// after the last change made to the key in this process.
     #[inline]
     pub(crate) fn is_fresh(&self, id: &str, entry: &CachedKey, now: i64) -> bool {
-        now < entry.fresh_until_ms && self.generations.is_current(id, entry.read_gen)
+        now < entry.fresh_until_ms && self.is_current(id, entry)
+    }
+
+    /// Whether `entry` of `id` was read after the last change made to the key in this
+    /// process: a record just read for a request may answer that request (even when a zero
+    /// revocation window makes it stale at once) unless a change raced the read.
+    #[inline]
+    pub(crate) fn is_current(&self, id: &str, entry: &CachedKey) -> bool {
+        self.generations.is_current(id, entry.read_gen)
     }
 
     pub(crate) fn insert(&self, id: &str, entry: Arc<CachedKey>) {

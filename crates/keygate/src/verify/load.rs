@@ -61,7 +61,9 @@ impl VerifierCore {
                     tracing::warn!(key_id = id, error = %e, "keygate: key store read failed");
                     self.store_unavailable()
                 })?;
-            if self.keys.is_fresh(id, &entry, self.clock.now_millis()) {
+            // Read for this request (or by a run it joined): usable now however short the
+            // revocation window, unless a change to the key raced the read.
+            if self.keys.is_current(id, &entry) {
                 return Ok(entry);
             }
             // The key changed while it was being read: never answer from the older state.
