@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
 
 /// Hashing failed for a reason other than a wrong secret.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +64,32 @@ impl Argon2Params {
 }
 
 impl Argon2Params {
+    /// The strongest parameters a stored hash may name by default (m = 256 MiB, t = 16,
+    /// p = 16): a row claiming more is refused as corrupt instead of costing each forged
+    /// request that much memory and time. [`Argon2Hasher::with_stored_limit`] changes it; a
+    /// hasher always accepts its own parameters.
+    pub const STORED_LIMIT: Argon2Params = Argon2Params {
+        memory_kib: 262_144,
+        iterations: 16,
+        parallelism: 16,
+    };
+
+    /// Whether any of `self` is above the same parameter of `limit`.
+    fn exceeds(&self, limit: &Argon2Params) -> bool {
+        self.memory_kib > limit.memory_kib
+            || self.iterations > limit.iterations
+            || self.parallelism > limit.parallelism
+    }
+
+    /// The larger of each parameter.
+    fn max(self, other: Argon2Params) -> Argon2Params {
+        Argon2Params {
+            memory_kib: self.memory_kib.max(other.memory_kib),
+            iterations: self.iterations.max(other.iterations),
+            parallelism: self.parallelism.max(other.parallelism),
+        }
+    }
+
     /// Whether hashes made with `self` are weaker than hashes made with `other`: no more
     /// memory and no more iterations, and less of at least one. Parameters that trade one for
     /// the other (say m=19456,t=2 against m=47104,t=1, both OWASP's) are neither weaker nor
@@ -101,6 +128,7 @@ impl Default for Argon2Params {
 pub struct Argon2Hasher {
     argon: Argon2<'static>,
     params: Argon2Params,
+    stored_limit: Argon2Params,
     pool: Arc<BlockPool>,
 }
 
@@ -124,7 +152,11 @@ impl BlockPool {
         }
     }
 
-    fn give(&self, blocks: Vec<Block>) {
+    /// Takes `blocks` back, wiped: they held the working state of a hashed secret.
+    fn give(&self, mut blocks: Vec<Block>) {
+        for block in &mut blocks {
+            block.zeroize();
+        }
         let mut pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if pool.len() < POOL_MAX {
             pool.push(blocks);
@@ -145,6 +177,7 @@ impl Argon2Hasher {
         Self::with_params(Argon2Params::OWASP).unwrap_or_else(|_| Self {
             argon: Argon2::default(),
             params: Argon2Params::OWASP,
+            stored_limit: Argon2Params::STORED_LIMIT,
             pool: Arc::default(),
         })
     }
@@ -164,6 +197,7 @@ impl Argon2Hasher {
         Ok(Argon2Hasher {
             argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, p),
             params,
+            stored_limit: Argon2Params::STORED_LIMIT.max(params),
             pool: Arc::default(),
         })
     }
@@ -171,6 +205,19 @@ impl Argon2Hasher {
     /// The parameters new hashes are made with.
     pub fn params(&self) -> Argon2Params {
         self.params
+    }
+
+    /// Refuses stored hashes naming stronger parameters than `limit` (or than this hasher's
+    /// own, whichever is larger) with [`HashError::Malformed`], which the verifier answers as
+    /// a store fault (503, logged). Default: [`Argon2Params::STORED_LIMIT`].
+    pub fn with_stored_limit(mut self, limit: Argon2Params) -> Self {
+        self.stored_limit = limit.max(self.params);
+        self
+    }
+
+    /// The strongest parameters a stored hash may name.
+    pub fn stored_limit(&self) -> Argon2Params {
+        self.stored_limit
     }
 }
 
@@ -213,10 +260,18 @@ impl KeyHasher for Argon2Hasher {
     }
 
     fn verify(&self, secret: &[u8], stored: &str) -> Result<bool, HashError> {
-        if phc_params(stored).is_none() {
+        let Some(named) = phc_params(stored) else {
             return Err(HashError::Malformed(
                 "expected $argon2id$v=19$m=…,t=…,p=…$salt$hash".into(),
             ));
+        };
+        if named.exceeds(&self.stored_limit) {
+            // Checked before anything is allocated: a tampered row must not make every
+            // forged request allocate gigabytes.
+            return Err(HashError::Malformed(format!(
+                "its parameters {named} exceed the accepted {}",
+                self.stored_limit
+            )));
         }
         let malformed = |e: &dyn fmt::Display| HashError::Malformed(e.to_string());
         let phc = PasswordHash::new(stored).map_err(|e| malformed(&e))?;
@@ -294,6 +349,55 @@ mod tests {
         let stored = h.hash(b"right").unwrap();
         assert!(h.verify(b"right", &stored).unwrap());
         assert!(!h.verify(b"wrong", &stored).unwrap());
+    }
+
+    #[test]
+    fn stored_parameters_beyond_the_limit_are_refused_without_hashing() {
+        let h = cheap();
+        let stored = h.hash(b"secret").unwrap();
+        // A tampered row: 1 GiB of memory per check (the limit is 256 MiB).
+        let tampered = stored.replace("m=64,", "m=1048576,");
+        assert_ne!(tampered, stored);
+        let pooled = h.pool.len();
+        match h.verify(b"secret", &tampered) {
+            Err(HashError::Malformed(m)) => assert!(m.contains("exceed"), "{m}"),
+            other => panic!("a 1 GiB stored hash was checked: {other:?}"),
+        }
+        assert_eq!(h.pool.len(), pooled, "no working memory was taken for it");
+        let many_passes = stored.replace("t=1,", "t=17,");
+        assert!(matches!(
+            h.verify(b"secret", &many_passes),
+            Err(HashError::Malformed(_))
+        ));
+        // A hasher's own parameters are always accepted, a raised limit too.
+        let roomy = h.clone().with_stored_limit(Argon2Params {
+            memory_kib: 128,
+            iterations: 1,
+            parallelism: 1,
+        });
+        assert_eq!(roomy.stored_limit().memory_kib, 128);
+        assert!(roomy.verify(b"secret", &stored).unwrap());
+        let lowered = h.with_stored_limit(Argon2Params {
+            memory_kib: 8,
+            iterations: 1,
+            parallelism: 1,
+        });
+        assert!(lowered.verify(b"secret", &stored).unwrap());
+    }
+
+    #[test]
+    fn pooled_working_memory_is_wiped_after_use() {
+        let h = cheap();
+        let stored = h.hash(b"secret").unwrap();
+        assert!(h.verify(b"secret", &stored).unwrap());
+        let zero = format!("{:?}", Block::default());
+        let pool = h.pool.0.lock().unwrap();
+        assert_eq!(pool.len(), 1);
+        let dirty = pool[0].iter().filter(|b| format!("{b:?}") != zero).count();
+        assert_eq!(
+            dirty, 0,
+            "{dirty} blocks still hold a secret's working state"
+        );
     }
 
     #[test]

@@ -87,3 +87,27 @@ async fn a_zero_absent_ttl_reads_the_store_once_per_unknown_id() {
         assert_eq!(reads, 1, "request {n}: {reads} store reads");
     }
 }
+
+// Finding 5: stored argon2 parameters are bounded.
+
+#[tokio::test]
+async fn a_stored_hash_with_huge_argon2_parameters_is_a_store_fault_not_an_allocation() {
+    let rig = Rig::new();
+    let (token, id) = rig.key().await;
+    let record = rig.store.inner.get(&id).await.unwrap().unwrap();
+    // A tampered row: m=640000 (625 MiB of argon2 memory per check, above the limit).
+    let tampered = record.hash.replacen(",t=", "0000,t=", 1);
+    assert!(tampered.contains("0000,t="), "{tampered}");
+    let event = support::revoked_event(&id);
+    assert!(rig
+        .store
+        .inner
+        .update_hash(&id, &record.hash, &tampered, &event)
+        .await
+        .unwrap());
+    let answer = rig.verifier.verify(&token).await;
+    assert!(
+        matches!(answer, Err(AuthError::StoreUnavailable { .. })),
+        "{answer:?}"
+    );
+}
