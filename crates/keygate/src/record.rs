@@ -28,7 +28,9 @@ pub struct KeyRecord {
     pub scopes: ScopeSet,
     /// Application metadata (a JSON value; `null` when unset).
     pub metadata: serde_json::Value,
-    /// Hash of the full token (PHC string).
+    /// Hash of the full token (PHC string). Never serialized: a record written as JSON (an
+    /// API answer, a log line) carries no hash. Deserializing reads it when present.
+    #[serde(skip_serializing, default)]
     pub hash: String,
     /// Creation time.
     pub created_at: DateTime<Utc>,

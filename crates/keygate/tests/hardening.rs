@@ -111,3 +111,19 @@ async fn a_stored_hash_with_huge_argon2_parameters_is_a_store_fault_not_an_alloc
         "{answer:?}"
     );
 }
+
+// Finding 6: serializing a record never writes its hash.
+
+#[tokio::test]
+async fn a_serialized_key_record_never_carries_its_hash() {
+    let rig = Rig::new();
+    let (_, id) = rig.key().await;
+    let record = rig.manager.show(&id).await.unwrap();
+    assert!(record.hash.starts_with("$argon2id$"));
+    let json = serde_json::to_value(&record).unwrap();
+    assert!(json.get("hash").is_none(), "{json}");
+    let listed =
+        serde_json::to_string(&rig.manager.list(&Default::default()).await.unwrap()).unwrap();
+    assert!(!listed.contains("argon2"), "{listed}");
+    assert_eq!(json["id"], id.as_str(), "the rest is serialized");
+}
