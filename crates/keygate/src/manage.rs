@@ -320,9 +320,41 @@ impl KeyManager {
         // A negative cache entry for this id (someone probed it) must not hide the new key;
         // invalidate even when the write failed: it may have committed before the error.
         self.invalidator.invalidate(&record.id);
-        inserted?;
+        if let Err(e) = inserted {
+            self.settle(e, &record.id, |found| {
+                found.is_some_and(|r| r.hash == record.hash)
+            })
+            .await?;
+        }
         self.audit.record(&event);
         Ok(created)
+    }
+
+    /// A write answered `error`: whether it committed all the same decides the answer. When
+    /// the error may come after a commit (see [`StoreError::may_have_committed`]), the key is
+    /// read back and `done` tells whether it shows the write; then the write is answered as
+    /// done (`Ok` with what was read), otherwise the error is. So the answer, the caches
+    /// (invalidated by the caller either way) and the audit sink agree with the store.
+    async fn settle(
+        &self,
+        error: StoreError,
+        id: &str,
+        done: impl FnOnce(Option<&KeyRecord>) -> bool,
+    ) -> Result<Option<KeyRecord>, ManageError> {
+        if !error.may_have_committed() {
+            return Err(error.into());
+        }
+        match self.store.get(id).await {
+            Ok(found) if done(found.as_ref()) => {
+                tracing::warn!(
+                    key_id = id,
+                    error = %error,
+                    "keygate: a key store write reported an error after it committed; answered as done"
+                );
+                Ok(found)
+            }
+            _ => Err(error.into()),
+        }
     }
 
     /// Validates `new`, generates the token and hashes it: the record to store, not stored yet.
@@ -434,14 +466,29 @@ impl KeyManager {
         // committed and then failed (and is retried, taking the early return above) still
         // left its event in the trail.
         let event = self.event(&before, AuditAction::Revoked, Value::Null);
-        let revoked = self.store.revoke(id, now, &event).await;
+        let written = self.store.revoke(id, now, &event).await;
         // Invalidate even when the write failed: it may have committed before the error.
         self.invalidator.invalidate(id);
-        if !revoked? {
+        let revoked = match written {
+            Ok(revoked) => revoked,
+            Err(e) => {
+                self.settle(e, id, |found| found.is_some_and(|r| r.revoked_at.is_some()))
+                    .await?;
+                true
+            }
+        };
+        if !revoked {
             return Err(ManageError::NotFound(id.to_owned()));
         }
         self.audit.record(&event);
-        self.show(id).await
+        match self.show(id).await {
+            Ok(record) => Ok(record),
+            // Deleted (or unreadable) since: the revoke happened all the same.
+            Err(_) => Ok(KeyRecord {
+                revoked_at: Some(now),
+                ..before
+            }),
+        }
     }
 
     /// Deletes a key. Its audit trail stays.
@@ -453,10 +500,17 @@ impl KeyManager {
             json!({ "name": record.name }),
         );
         // The removal and its event are written in one transaction.
-        let deleted = self.store.delete(id, &event).await;
+        let written = self.store.delete(id, &event).await;
         // Invalidate even when the write failed: it may have committed before the error.
         self.invalidator.invalidate(id);
-        if !deleted? {
+        let deleted = match written {
+            Ok(deleted) => deleted,
+            Err(e) => {
+                self.settle(e, id, |found| found.is_none()).await?;
+                true
+            }
+        };
+        if !deleted {
             return Err(ManageError::NotFound(id.to_owned()));
         }
         self.audit.record(&event);
@@ -495,9 +549,22 @@ impl KeyManager {
             AuditAction::Updated
         };
         let event = self.event(&before, action, update_detail(update));
-        let updated = self.store.update(id, update, &event).await;
+        let written = self.store.update(id, update, &event).await;
         self.invalidator.invalidate(id);
-        let record = updated?.ok_or_else(|| ManageError::NotFound(id.to_owned()))?;
+        let updated = match written {
+            Ok(updated) => updated,
+            Err(e) => {
+                self.settle(e, id, |found| {
+                    found.is_some_and(|r| {
+                        let mut expected = r.clone();
+                        update.apply_to(&mut expected);
+                        expected == *r
+                    })
+                })
+                .await?
+            }
+        };
+        let record = updated.ok_or_else(|| ManageError::NotFound(id.to_owned()))?;
         self.audit.record(&event);
         Ok(record)
     }
@@ -565,7 +632,18 @@ impl KeyManager {
             .await;
         self.invalidator.invalidate(id);
         self.invalidator.invalidate(&created.record.id);
-        match outcome? {
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let new_id = created.record.id.as_str();
+                self.settle(e, id, |found| {
+                    found.is_some_and(|r| r.rotated_to.as_deref() == Some(new_id))
+                })
+                .await?;
+                RotateOutcome::Rotated
+            }
+        };
+        match outcome {
             RotateOutcome::Rotated => {}
             RotateOutcome::NotFound => return Err(ManageError::NotFound(id.to_owned())),
             RotateOutcome::AlreadyRotated => {

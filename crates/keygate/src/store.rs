@@ -43,6 +43,18 @@ pub enum StoreError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl StoreError {
+    /// Whether a write that answered this error may have committed all the same: a timeout
+    /// or a lost connection can come after the commit. [`KeyManager`](crate::KeyManager)
+    /// reads the key back before it answers such a write failed.
+    pub fn may_have_committed(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::Timeout(_) | StoreError::Backend(_)
+        )
+    }
+}
+
 /// Which keys [`KeyStore::list`] returns. Empty fields match everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyFilter {

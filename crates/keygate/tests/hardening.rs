@@ -1,5 +1,5 @@
 //! Hardening, second round (issue 13): the core's findings, each with the test that failed
-//! before its fix.
+//! before its fix. Finding 12 (store faults that lie) is in `lifecycle_atomicity.rs`.
 
 mod support;
 

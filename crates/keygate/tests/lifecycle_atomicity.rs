@@ -1,31 +1,39 @@
-//! A store write that commits and then times out (issue 10, item 2): the answer is the error,
-//! but the verifier's cache and the audit trail agree with what the store holds, because every
-//! lifecycle change is written in one transaction with its audit event.
+//! A store write that commits and then times out (issue 10, item 2; issue 13, finding 12):
+//! the manager reads the key back and answers what the store did, so the answer, the
+//! verifier's cache, the store's audit trail (written in one transaction with each change) and
+//! the audit sink all agree. A write that failed before committing is still the error.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use keygate::keys_api::{ApiRequest, KeysApi};
 use keygate::{
-    AuditAction, AuditEvent, ErrorResponse, KeyFilter, KeyManager, KeyRecord, KeyStore, KeyUpdate,
-    ManageError, ManualClock, MemoryStore, NewKey, PageQuery, RotateOutcome, Rotation, StoreError,
-    UsageCount, UsageTotals, Verifier,
+    AuditAction, AuditEvent, AuditSink, ErrorResponse, KeyFilter, KeyManager, KeyRecord, KeyStore,
+    KeyUpdate, ManageError, ManualClock, MemoryStore, NewKey, PageQuery, RotateOutcome, Rotation,
+    StoreError, UsageCount, UsageTotals, Verifier,
 };
 use serde_json::Value;
 
 /// A [`MemoryStore`] whose writes, once armed, commit and then answer
-/// [`StoreError::Timeout`]: the answer is lost, the change is not.
+/// [`StoreError::Timeout`]: the answer is lost, the change is not. It can also fail writes
+/// without committing them, and delete a key right after revoking it (as another process
+/// might, between the revoke and the read after it).
 #[derive(Default)]
 struct CommitThenTimeout {
     inner: MemoryStore,
     armed: AtomicBool,
+    failing: AtomicBool,
+    delete_after_revoke: AtomicBool,
 }
 
 impl CommitThenTimeout {
     fn answer<T>(&self, committed: Result<T, StoreError>) -> Result<T, StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Timeout(Duration::from_secs(2)));
+        }
         let value = committed?;
         if self.armed.load(Ordering::SeqCst) {
             Err(StoreError::Timeout(Duration::from_secs(2)))
@@ -41,6 +49,9 @@ impl KeyStore for CommitThenTimeout {
         self.inner.get(id).await
     }
     async fn insert(&self, record: &KeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return self.answer(Ok(()));
+        }
         self.answer(self.inner.insert(record, audit).await)
     }
     async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
@@ -66,9 +77,23 @@ impl KeyStore for CommitThenTimeout {
         at: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        self.answer(self.inner.revoke(id, at, audit).await)
+        if self.failing.load(Ordering::SeqCst) {
+            return self.answer(Ok(false));
+        }
+        let revoked = self.inner.revoke(id, at, audit).await;
+        if self.delete_after_revoke.load(Ordering::SeqCst) {
+            let deleted = AuditEvent {
+                action: AuditAction::Deleted,
+                ..audit.clone()
+            };
+            self.inner.delete(id, &deleted).await?;
+        }
+        self.answer(revoked)
     }
     async fn delete(&self, id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return self.answer(Ok(false));
+        }
         self.answer(self.inner.delete(id, audit).await)
     }
     async fn set_expiry(
@@ -121,8 +146,25 @@ impl KeyStore for CommitThenTimeout {
     }
 }
 
+/// Keeps every event the manager hands to its audit sink.
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<AuditAction>>>);
+
+impl AuditSink for Sink {
+    fn record(&self, event: &AuditEvent) {
+        self.0.lock().unwrap().push(event.action);
+    }
+}
+
+impl Sink {
+    fn actions(&self) -> Vec<AuditAction> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
 struct Fixture {
     store: Arc<CommitThenTimeout>,
+    sink: Sink,
     verifier: Verifier,
     manager: KeyManager,
     api: KeysApi,
@@ -130,6 +172,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let store = Arc::new(CommitThenTimeout::default());
+    let sink = Sink::default();
     let verifier = Verifier::builder(store.clone())
         .clock(ManualClock::starting_now())
         // Long enough that only an invalidation can make a cached key fail.
@@ -137,10 +180,12 @@ fn fixture() -> Fixture {
         .build();
     let manager = KeyManager::new(store.clone())
         .with_verifier(&verifier)
-        .with_actor("ops");
+        .with_actor("ops")
+        .with_audit_sink(sink.clone());
     let api = KeysApi::new(manager.clone(), verifier.clone());
     Fixture {
         store,
+        sink,
         verifier,
         manager,
         api,
@@ -187,7 +232,7 @@ fn body(r: &ErrorResponse) -> Value {
 }
 
 #[tokio::test]
-async fn a_revoke_that_commits_then_times_out_answers_503_bites_at_once_and_is_audited_once() {
+async fn a_revoke_that_commits_then_times_out_answers_200_bites_at_once_and_is_audited_once() {
     let f = fixture();
     let (admin, admin_id) = f.key("admin", &["keys:manage"]).await;
     let (token, id) = f.key("ci", &["boards:read"]).await;
@@ -198,8 +243,8 @@ async fn a_revoke_that_commits_then_times_out_answers_503_bites_at_once_and_is_a
     let r = f
         .call(&admin, "POST", &format!("/api/v1/keys/{id}/revoke"))
         .await;
-    assert_eq!(r.status, 503, "{}", body(&r));
-    assert_eq!(body(&r)["error"]["details"]["reason"], "store_unavailable");
+    assert_eq!(r.status, 200, "{}", body(&r));
+    assert_eq!(body(&r)["status"], "revoked");
 
     // The store holds the revocation: the very next verification refuses the key.
     assert_eq!(
@@ -214,7 +259,7 @@ async fn a_revoke_that_commits_then_times_out_answers_503_bites_at_once_and_is_a
     assert_eq!(revoked.len(), 1, "{trail:?}");
     assert_eq!(revoked[0].actor, Some(format!("key:{admin_id}")));
 
-    // The retry answers the revoked key and writes no second event.
+    // A retry answers the revoked key and writes no second event.
     f.store.armed.store(false, Ordering::SeqCst);
     let again = f
         .call(&admin, "POST", &format!("/api/v1/keys/{id}/revoke"))
@@ -228,16 +273,17 @@ async fn a_revoke_that_commits_then_times_out_answers_503_bites_at_once_and_is_a
 }
 
 #[tokio::test]
-async fn a_manager_revoke_that_commits_then_times_out_is_the_error_with_a_complete_trail() {
+async fn a_manager_revoke_that_commits_then_times_out_is_answered_revoked_with_a_complete_trail() {
     let f = fixture();
     let (token, id) = f.key("ci", &["boards:read"]).await;
     assert!(f.verifier.verify(&token).await.is_ok());
 
     f.store.armed.store(true, Ordering::SeqCst);
-    let err = f.manager.revoke(&id).await.unwrap_err();
-    assert!(
-        matches!(err, ManageError::Store(StoreError::Timeout(_))),
-        "{err:?}"
+    let revoked = f.manager.revoke(&id).await.expect("the revoke committed");
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(
+        f.sink.actions(),
+        [AuditAction::Created, AuditAction::Revoked]
     );
     assert_eq!(
         f.verifier.verify(&token).await.unwrap_err().reason(),
@@ -245,6 +291,10 @@ async fn a_manager_revoke_that_commits_then_times_out_is_the_error_with_a_comple
     );
     let retried = f.manager.revoke(&id).await.unwrap();
     assert!(retried.revoked_at.is_some());
+    assert_eq!(
+        f.sink.actions(),
+        [AuditAction::Created, AuditAction::Revoked]
+    );
     assert_eq!(
         f.actions(&id).await,
         [AuditAction::Created, AuditAction::Revoked]
@@ -254,18 +304,19 @@ async fn a_manager_revoke_that_commits_then_times_out_is_the_error_with_a_comple
 }
 
 #[tokio::test]
-async fn a_create_that_commits_then_times_out_leaves_its_created_event() {
+async fn a_create_that_commits_then_times_out_answers_the_key_with_its_created_event() {
     let f = fixture();
     f.store.armed.store(true, Ordering::SeqCst);
-    let err = f
+    let created = f
         .manager
-        .create(NewKey::new("lost", "acme").scopes(["boards:read"]).unwrap())
+        .create(NewKey::new("late", "acme").scopes(["boards:read"]).unwrap())
         .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ManageError::Store(StoreError::Timeout(_))),
-        "{err:?}"
-    );
+        .expect("the insert committed: its key is answered, not lost");
+    f.verifier
+        .verify(created.key.expose_secret())
+        .await
+        .expect("the key answered is the key stored");
+    assert_eq!(f.sink.actions(), [AuditAction::Created]);
     let stored = f.store.list(&KeyFilter::all()).await.unwrap();
     assert_eq!(stored.len(), 1, "the insert committed");
     let trail = f.store.audit_trail(&stored[0].id).await.unwrap();
@@ -279,16 +330,16 @@ async fn a_create_that_commits_then_times_out_leaves_its_created_event() {
 }
 
 #[tokio::test]
-async fn a_delete_that_commits_then_times_out_leaves_its_deleted_event() {
+async fn a_delete_that_commits_then_times_out_answers_deleted_with_its_deleted_event() {
     let f = fixture();
     let (token, id) = f.key("doomed", &["boards:read"]).await;
     assert!(f.verifier.verify(&token).await.is_ok());
 
     f.store.armed.store(true, Ordering::SeqCst);
-    let err = f.manager.delete(&id).await.unwrap_err();
-    assert!(
-        matches!(err, ManageError::Store(StoreError::Timeout(_))),
-        "{err:?}"
+    f.manager.delete(&id).await.expect("the delete committed");
+    assert_eq!(
+        f.sink.actions(),
+        [AuditAction::Created, AuditAction::Deleted]
     );
     assert_eq!(
         f.store.get(&id).await.unwrap(),
@@ -305,4 +356,92 @@ async fn a_delete_that_commits_then_times_out_leaves_its_deleted_event() {
     );
     let trail = f.store.audit_trail(&id).await.unwrap();
     assert_eq!(trail[1].actor.as_deref(), Some("ops"));
+}
+
+#[tokio::test]
+async fn a_rotation_that_commits_then_times_out_answers_the_new_key() {
+    let f = fixture();
+    let (_, id) = f.key("rotated", &["boards:read"]).await;
+    f.store.armed.store(true, Ordering::SeqCst);
+    let created = f
+        .manager
+        .rotate(&id, Duration::from_secs(60))
+        .await
+        .expect("the rotation committed");
+    f.store.armed.store(false, Ordering::SeqCst);
+    f.verifier
+        .verify(created.key.expose_secret())
+        .await
+        .expect("the successor answered is the one stored");
+    let old = f.manager.show(&id).await.unwrap();
+    assert_eq!(old.rotated_to.as_deref(), Some(created.record.id.as_str()));
+    assert_eq!(
+        f.sink.actions(),
+        [
+            AuditAction::Created,
+            AuditAction::Created,
+            AuditAction::Rotated
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_update_that_commits_then_times_out_answers_the_updated_key() {
+    let f = fixture();
+    let (_, id) = f.key("before", &["boards:read"]).await;
+    f.store.armed.store(true, Ordering::SeqCst);
+    let update = KeyUpdate {
+        name: Some("after".into()),
+        ..KeyUpdate::default()
+    };
+    let updated = f
+        .manager
+        .update(&id, &update)
+        .await
+        .expect("the update committed");
+    assert_eq!(updated.name, "after");
+    assert_eq!(
+        f.sink.actions(),
+        [AuditAction::Created, AuditAction::Updated]
+    );
+}
+
+#[tokio::test]
+async fn a_write_that_times_out_before_committing_is_the_error_and_changes_nothing() {
+    let f = fixture();
+    let (token, id) = f.key("kept", &["boards:read"]).await;
+    f.store.failing.store(true, Ordering::SeqCst);
+    for err in [
+        f.manager.revoke(&id).await.map(drop).unwrap_err(),
+        f.manager.delete(&id).await.unwrap_err(),
+        f.manager
+            .create(NewKey::new("never", "acme"))
+            .await
+            .map(drop)
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(err, ManageError::Store(StoreError::Timeout(_))),
+            "{err:?}"
+        );
+    }
+    f.store.failing.store(false, Ordering::SeqCst);
+    f.verifier.verify(&token).await.expect("still active");
+    assert_eq!(f.store.list(&KeyFilter::all()).await.unwrap().len(), 1);
+    assert_eq!(f.sink.actions(), [AuditAction::Created]);
+    assert_eq!(f.actions(&id).await, [AuditAction::Created]);
+}
+
+#[tokio::test]
+async fn a_revoke_whose_key_is_deleted_before_the_read_back_still_answers_revoked() {
+    let f = fixture();
+    let (_, id) = f.key("gone", &["boards:read"]).await;
+    f.store.delete_after_revoke.store(true, Ordering::SeqCst);
+    let revoked = f.manager.revoke(&id).await.expect("the revoke happened");
+    assert_eq!(revoked.id, id);
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(
+        f.sink.actions(),
+        [AuditAction::Created, AuditAction::Revoked]
+    );
 }
