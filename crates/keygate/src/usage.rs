@@ -102,7 +102,9 @@ impl UsageRecorder {
 
     /// Records an accepted request of the slot's key at `now_ms`.
     pub(crate) fn touch(&self, slot: &Arc<UsageSlot>, now_ms: i64) {
-        slot.last_used_ms.fetch_max(now_ms, Ordering::Relaxed);
+        // Release, paired with the flush's Acquire load: the time is published with the
+        // count that follows it.
+        slot.last_used_ms.fetch_max(now_ms, Ordering::Release);
         slot.accepted.fetch_add(1, Ordering::SeqCst);
         self.enqueue(slot);
     }
@@ -135,6 +137,18 @@ impl UsageRecorder {
         q + retry.last_used.len().max(retry.counts.len())
     }
 
+    /// What is waiting to be written: (last-use times, hourly count rows), keys still queued
+    /// counted in both.
+    fn unwritten(&self) -> (usize, usize) {
+        let queued = self
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        let retry = self.retry.lock().unwrap_or_else(PoisonError::into_inner);
+        (queued + retry.last_used.len(), queued + retry.counts.len())
+    }
+
     /// Writes every pending last-use time and count (one batched store call each), and prunes
     /// counts older than [`USAGE_RETENTION`] once an hour. On failure the batch is kept and
     /// merged into the next flush. Returns how many last-use times were written.
@@ -154,7 +168,7 @@ impl UsageRecorder {
             let id = slot.principal.id.as_str();
             let accepted = slot.accepted.swap(0, Ordering::SeqCst);
             let refused = slot.refused.swap(0, Ordering::SeqCst);
-            let t = slot.last_used_ms.load(Ordering::Relaxed);
+            let t = slot.last_used_ms.load(Ordering::Acquire);
             if t != i64::MIN {
                 batch.add_use(id, t);
             }
@@ -280,6 +294,32 @@ impl UsageWriter {
         self.recorder
             .flush(self.store.as_ref(), self.timeout, self.clock.now_millis())
             .await
+    }
+
+    /// The last flush, at shutdown: retried with backoff (100 ms doubling to 2 s) while the
+    /// store fails, until `deadline` has passed; then what could not be written is reported.
+    pub(crate) async fn final_flush(&self, deadline: Duration) -> Result<usize, StoreError> {
+        let until = tokio::time::Instant::now() + deadline;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let error = match self.flush().await {
+                Ok(written) => return Ok(written),
+                Err(e) => e,
+            };
+            let now = tokio::time::Instant::now();
+            if now >= until {
+                let (last_used, usage_rows) = self.recorder.unwritten();
+                tracing::error!(
+                    last_used,
+                    usage_rows,
+                    error = %error,
+                    "keygate: last-used times and usage counts not written at shutdown: the store kept failing past the deadline"
+                );
+                return Err(error);
+            }
+            tokio::time::sleep(pause.min(until - now)).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
     }
 
     /// Stops the background flusher (the caller flushes once more itself).

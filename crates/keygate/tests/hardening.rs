@@ -3,10 +3,11 @@
 
 mod support;
 
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use keygate::{AuthError, Clock, Gate, KeyStore, ScopeRequirement};
-use support::Rig;
+use support::{Capture, Rig};
 
 // Finding 3: an optional gate with a scope requirement.
 
@@ -126,4 +127,105 @@ async fn a_serialized_key_record_never_carries_its_hash() {
         serde_json::to_string(&rig.manager.list(&Default::default()).await.unwrap()).unwrap();
     assert!(!listed.contains("argon2"), "{listed}");
     assert_eq!(json["id"], id.as_str(), "the rest is serialized");
+}
+
+// Finding 9: the final flush at shutdown retries within its deadline and says what it lost.
+
+/// Lets spawned tasks run on the paused runtime.
+async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_final_flush_that_fails_is_retried_until_the_store_answers() {
+    let rig = Rig::with(|b| b.shutdown_flush_deadline(Duration::from_secs(10)));
+    let (token, id) = rig.key().await;
+    rig.verifier.verify(&token).await.unwrap();
+    tokio::time::pause();
+    rig.store.failing.store(true, SeqCst);
+    let verifier = rig.verifier.clone();
+    let shutdown = tokio::spawn(async move { verifier.shutdown().await });
+    settle().await;
+    tokio::time::advance(Duration::from_secs(2)).await;
+    settle().await;
+    assert!(!shutdown.is_finished(), "a failed final flush is retried");
+    assert!(rig.store.touch_batches().is_empty());
+    rig.store.failing.store(false, SeqCst);
+    tokio::time::advance(Duration::from_secs(3)).await;
+    settle().await;
+    assert_eq!(shutdown.await.unwrap().unwrap(), 1, "written on a retry");
+    let stored = rig.store.inner.get(&id).await.unwrap().unwrap();
+    assert!(stored.last_used_at.is_some());
+}
+
+#[tokio::test]
+async fn a_final_flush_that_keeps_failing_gives_up_at_its_deadline_and_reports_what_is_lost() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let rig = Rig::with(|b| b.shutdown_flush_deadline(Duration::from_secs(10)));
+    let (token, _) = rig.key().await;
+    rig.verifier.verify(&token).await.unwrap();
+    tokio::time::pause();
+    rig.store.failing.store(true, SeqCst);
+    let started = tokio::time::Instant::now();
+    let answer = rig.verifier.shutdown().await;
+    assert!(answer.is_err(), "{answer:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(10) && waited <= Duration::from_secs(13),
+        "gave up after {waited:?} of a 10 s deadline"
+    );
+    let log = capture.text();
+    assert!(
+        log.contains("not written at shutdown") && log.contains("last_used=1"),
+        "{log}"
+    );
+}
+
+/// Many threads use one key while flushes run: every count and the latest use time reach the
+/// store (the counters are read by the flush with the ordering `touch` publishes them with).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uses_counted_while_flushes_run_are_all_written_with_the_latest_time() {
+    const TASKS: u64 = 4;
+    const USES: u64 = 5_000;
+    let rig = Rig::with(|b| b.revocation_window(Duration::from_secs(3600)));
+    let (token, id) = rig.key().await;
+    let since = rig.clock.now() - chrono::Duration::days(1);
+    let users: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (verifier, clock, token) = (rig.verifier.clone(), rig.clock.clone(), token.clone());
+            tokio::spawn(async move {
+                for _ in 0..USES {
+                    clock.advance(Duration::from_millis(1));
+                    verifier.verify(&token).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let mut flushes = 0;
+    while !users.iter().all(|u| u.is_finished()) {
+        rig.verifier.flush_last_used().await.unwrap();
+        flushes += 1;
+        tokio::task::yield_now().await;
+    }
+    for u in users {
+        u.await.unwrap();
+    }
+    rig.verifier.shutdown().await.unwrap();
+    let last_use = rig.clock.now();
+    let counts = rig.store.inner.usage(&id, since).await.unwrap();
+    let requests: u64 = counts.iter().map(|c| c.requests).sum();
+    assert_eq!(requests, TASKS * USES, "after {flushes} flushes");
+    let stored = rig.store.inner.get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.last_used_at.map(|t| t.timestamp_millis()),
+        Some(last_use.timestamp_millis())
+    );
 }

@@ -33,6 +33,7 @@ pub(crate) struct Settings {
     pub(crate) store_timeout: Duration,
     pub(crate) retry_after_secs: u32,
     pub(crate) flush_interval: Duration,
+    pub(crate) shutdown_flush_deadline: Duration,
     pub(crate) accepted_prefixes: Option<Vec<String>>,
 }
 
@@ -50,6 +51,7 @@ impl Default for Settings {
             store_timeout: Duration::from_secs(2),
             retry_after_secs: 5,
             flush_interval: Duration::from_secs(60),
+            shutdown_flush_deadline: Duration::from_secs(10),
             accepted_prefixes: None,
         }
     }
@@ -144,6 +146,13 @@ impl VerifierBuilder {
     /// How often last-use times are written (default 60 s).
     pub fn last_used_flush_interval(mut self, d: Duration) -> Self {
         self.settings.flush_interval = d;
+        self
+    }
+    /// How long [`Verifier::shutdown`] keeps retrying the final write of last-use times and
+    /// usage counts while the store fails (default 10 s); past it, what could not be written
+    /// is reported in an error log line and the error returned.
+    pub fn shutdown_flush_deadline(mut self, d: Duration) -> Self {
+        self.settings.shutdown_flush_deadline = d;
         self
     }
     /// Accept only keys with these prefixes; others are `malformed_key` (default: any).

@@ -288,10 +288,16 @@ impl Verifier {
     }
 
     /// Graceful shutdown: stops the background flusher and writes pending last-use times and
-    /// usage counts.
+    /// usage counts, retrying while the store fails for up to
+    /// [`shutdown_flush_deadline`](VerifierBuilder::shutdown_flush_deadline). Returns how
+    /// many keys' last-use times were written; on an error, an error log line has said how
+    /// many last-use times and usage rows were not.
     pub async fn shutdown(&self) -> Result<usize, StoreError> {
         self.core.usage.stop();
-        self.flush_last_used().await
+        self.core
+            .usage
+            .final_flush(self.core.settings.shutdown_flush_deadline)
+            .await
     }
 
     /// The store this verifier reads.
