@@ -1,53 +1,5 @@
-//! # keygate-actix
-//!
-//! [keygate](keygate) API-key authentication for actix-web 4, in actix's own idioms:
-//!
-//! - [`ApiKeyAuth`]: middleware (`.wrap(...)` on an `App`, a `scope` or a `resource`) that
-//!   verifies `X-Api-Key` / `Authorization: Bearer`, answers 401/503 with keygate's JSON
-//!   envelope, and puts the principal in the request; [`ApiKeyAuth::optional`] lets anonymous
-//!   requests through; [`ApiKeyAuth::renderer`] swaps the error renderer for everything below.
-//! - [`RequireScopes`]: a per-scope/per-resource guard answering 403 `insufficient_scope`.
-//! - Extractors: [`Principal`], `Option<Principal>`, and [`Scoped<S>`] for a scope declared
-//!   once as a type with [`keygate::scope!`].
-//! - [`AuthRejection`] implements `ResponseError` with keygate's rendering (never a 500 for
-//!   an authentication failure).
-//!
-//! The adapter is glue: extraction, verification and error shapes are the core's.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use actix_web::{web, App, HttpResponse};
-//! use keygate::{MemoryStore, Verifier};
-//! use keygate_actix::{ApiKeyAuth, Principal, RequireScopes};
-//!
-//! keygate::scope!(pub EntitiesRead = "entities:read");
-//!
-//! async fn me(who: Principal) -> HttpResponse {
-//!     HttpResponse::Ok().body(who.org.to_string())
-//! }
-//!
-//! async fn entities(_: keygate_actix::Scoped<EntitiesRead>) -> HttpResponse {
-//!     HttpResponse::Ok().finish()
-//! }
-//!
-//! # #[actix_web::main] async fn main() {
-//! let verifier = Verifier::builder(Arc::new(MemoryStore::new())).build();
-//! let app = App::new().service(
-//!     web::scope("/api")
-//!         .wrap(ApiKeyAuth::new(verifier))
-//!         .route("/me", web::get().to(me))
-//!         .service(
-//!             web::resource("/boards")
-//!                 .wrap(RequireScopes::all_of(["boards:read"]))
-//!                 .route(web::get().to(HttpResponse::Ok)),
-//!         )
-//!         .route("/entities", web::get().to(entities)),
-//! );
-//! let app = actix_web::test::init_service(app).await;
-//! let res = actix_web::test::call_service(&app, actix_web::test::TestRequest::get().uri("/api/me").to_request()).await;
-//! assert_eq!(res.status(), 401);
-//! # }
-//! ```
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(

@@ -1,41 +1,5 @@
-//! # keygate-sqlx
-//!
-//! Real key stores for [`keygate`]: [`SqliteStore`] (the embedded default, SQLite bundled so
-//! nothing needs installing) and, with the `postgres` feature, `PostgresStore`, which pushes
-//! revocations to every verifier through `LISTEN`/`NOTIFY`. Both implement
-//! [`keygate::KeyStore`], apply their embedded migrations on connect (opt out with
-//! [`StoreOptions::migrate`]), bound every call by [`StoreOptions::timeout`] and report
-//! outages as [`StoreError::Unavailable`] / [`StoreError::Timeout`] (which the verifier answers
-//! with 503, never 401).
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use keygate::{KeyManager, NewKey, Verifier};
-//!
-//! # let dir = tempfile::tempdir()?;
-//! # let url = format!("sqlite://{}", dir.path().join("keys.db").display());
-//! // `sqlite://keys.db`, `postgres://user:pass@host/db`, …: the scheme picks the store.
-//! let store = keygate_sqlx::connect(&url).await?;
-//! let verifier = Verifier::builder(store.clone()).build();
-//! let manager = KeyManager::new(store).with_verifier(&verifier);
-//!
-//! let created = manager
-//!     .create(NewKey::new("billing-sync", "acme").scopes(["entities:read"])?)
-//!     .await?;
-//! let who = verifier.verify(created.key.expose_secret()).await?;
-//! assert_eq!(who.org, "acme");
-//! # Ok(()) }
-//! ```
-//!
-//! ## Schema
-//! Three tables, all prefixed `keygate_`: `keygate_keys` (primary key `id`, indexed by org and
-//! creation time and by org and team, the hash in an unbounded `TEXT` column, metadata as JSON,
-//! the rotation links `rotated_from` / `rotated_to`, the key's own `rate_limit` as its `N/period`
-//! text), the append-only `keygate_audit` (triggers refuse updates and deletes) and
-//! `keygate_usage` (request counts per key and UTC hour, primary key `(key_id, hour)`, added to
-//! by concurrent writers, pruned by hour; like the audit trail it outlives the key).
-//! keygate tracks its own migrations in `keygate_migrations`, so it can share a database with an
-//! application that runs its own sqlx migrations.
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 // With no store feature only `connect` (which then refuses every URL) is left.

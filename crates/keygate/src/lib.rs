@@ -1,36 +1,5 @@
-//! # keygate
-//!
-//! API-key authentication for Rust HTTP services: key generation in a checksummed format,
-//! argon2id hashes at rest, a verifier with two caches (revocations bite within seconds while
-//! argon2 runs once per key), scope guards, JSON 401/403/503 errors, a key lifecycle with an
-//! audit trail, and a tower [`ApiKeyLayer`]. Adapters: `keygate-axum`, `keygate-actix`;
-//! stores: `keygate-sqlx` (SQLite, PostgreSQL).
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::sync::Arc;
-//! use keygate::{AuthError, KeyManager, MemoryStore, NewKey, ScopeRequirement, Verifier};
-//!
-//! let store = Arc::new(MemoryStore::new());
-//! let verifier = Verifier::builder(store.clone()).build();
-//! let manager = KeyManager::new(store).with_verifier(&verifier);
-//!
-//! // Shown once: only its argon2id hash is stored.
-//! let created = manager
-//!     .create(NewKey::new("billing-sync", "acme").owner("ana").scopes(["entities:read"])?)
-//!     .await?;
-//! let token = created.key.expose_secret();
-//!
-//! let who = verifier.authorize(token, &ScopeRequirement::all_of(["entities:read"])).await?;
-//! assert_eq!((who.org.as_str(), who.owner.as_deref()), ("acme", Some("ana")));
-//!
-//! let denied = verifier.authorize(token, &ScopeRequirement::all_of(["boards:write"])).await;
-//! assert!(matches!(denied, Err(AuthError::InsufficientScope { .. })));
-//!
-//! manager.revoke(&created.record.id).await?;
-//! assert_eq!(verifier.verify(token).await.unwrap_err(), AuthError::RevokedKey);
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(
