@@ -28,6 +28,10 @@ const COLUMNS: &str = "id, prefix, name, org, team, owner, scopes, metadata, has
 
 /// A [`KeyStore`] in a SQLite file (WAL mode, so the CLI and a running service can share it).
 ///
+/// Writes are durable: every connection runs with `synchronous=FULL`, so a create, revoke,
+/// delete or rotation that returned `Ok` (and its audit row) is on disk, not only in the
+/// operating system's cache, and survives a power loss or an OS crash.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), keygate::StoreError> {
 /// use keygate_sqlx::{SqliteStore, StoreOptions};
@@ -88,7 +92,12 @@ impl SqliteStore {
             .map_err(config_error)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL: every commit syncs the WAL before it returns, so a revoke (or any other
+            // lifecycle write, with its audit row) that was answered survives power loss or an
+            // OS crash. NORMAL syncs only at checkpoints and could lose it. Every write of this
+            // store is a lifecycle write or a batched flush (one per interval), so the cost is
+            // one sync per write, not per request.
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(timeout);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let mut pool = SqlitePoolOptions::new().acquire_timeout(timeout);

@@ -290,3 +290,49 @@ async fn stored_usage_counts_clamp_negatives_to_zero_and_a_bad_hour_is_corrupt()
         "{err:?}"
     );
 }
+
+/// Holds every connection the store's pool may open at once (forcing them all open), so a
+/// check can be run on each of them.
+async fn every_pooled_connection(
+    store: &SqliteStore,
+) -> Vec<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+    let size = store.pool().options().get_max_connections();
+    let mut held = Vec::new();
+    for _ in 0..size {
+        held.push(store.pool().acquire().await.unwrap());
+    }
+    held
+}
+
+/// Issue 13, finding 2: a committed revoke (and its audit row) must survive power loss. In
+/// WAL mode that takes `synchronous=FULL` on the connection that commits it (`NORMAL` only
+/// syncs at checkpoints); lifecycle writes commit on any pooled connection, so every one of
+/// them must be FULL.
+#[tokio::test]
+async fn lifecycle_writes_are_durable_every_pooled_connection_syncs_each_commit() {
+    let (store, _dir, _url) = support::sqlite().await;
+    let held = every_pooled_connection(&store).await;
+    assert!(held.len() > 1, "the file store pools several connections");
+    for mut conn in held {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        // 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            synchronous, 2,
+            "a commit on this connection is not synced to disk before it returns"
+        );
+    }
+    // And the revoke of a key goes through that pool.
+    store.insert(&record("k1", "acme", 0), &[]).await.unwrap();
+    assert!(store
+        .revoke("k1", t(1), &support::audit("k1", AuditAction::Revoked))
+        .await
+        .unwrap());
+}
