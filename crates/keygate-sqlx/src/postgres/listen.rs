@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keygate::Invalidator;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
+use sqlx::Row;
 use tokio::time::Instant;
 
 use super::NOTIFY_CHANNEL;
@@ -18,10 +19,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// The shortest heartbeat interval and timeout (shorter settings are raised to it).
 const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
 
-/// The heartbeat statement: a round trip that changes nothing (the connection already
-/// listens on the channel), and leaves `LISTEN …` as the connection's last statement in
+/// The heartbeat: a round trip that changes nothing (the connection already listens on the
+/// channel) and answers the server process of the connection, which must stay the same (see
+/// [`forward`]). It leaves `LISTEN …` as the connection's last statement in
 /// `pg_stat_activity`, where operators see what the connection is for.
-const HEARTBEAT: &str = "LISTEN \"keygate_invalidate\"";
+const HEARTBEAT: &str = "LISTEN \"keygate_invalidate\"; SELECT pg_backend_pid()";
 
 /// How the listener watches its connection (see `StoreOptions::listener_heartbeat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,11 +65,19 @@ pub(super) fn spawn(listen: Listen, invalidator: Invalidator) {
     }
 }
 
-/// A listening connection, in a pool of its own: sqlx sends `UNLISTEN *` on a dropped
-/// listener's connection before giving it back, which on a dead connection waits until the
-/// operating system gives up on it. Meanwhile it must hold no connection of the store's pool,
-/// and keep none from a new listener.
-async fn connect(listen: &Listen) -> Result<PgListener, sqlx::Error> {
+/// A listening connection and its server process id.
+///
+/// The connection is in a pool of its own: sqlx sends `UNLISTEN *` on a dropped listener's
+/// connection before giving it back, which on a dead connection waits until the operating
+/// system gives up on it. Meanwhile it must hold no connection of the store's pool, and keep
+/// none from a new listener.
+///
+/// sqlx's listener reconnects by itself when it is used after losing its connection, or
+/// right after losing it ("eager" reconnection, which a cancelled `try_recv` can leave half
+/// done and the next call completes). Such a reconnection would not drop the cache although
+/// notifications were missed, so eager reconnection is off and every loss ends this listener
+/// (see [`forward`]).
+async fn connect(listen: &Listen) -> Result<(PgListener, i32), sqlx::Error> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .min_connections(0)
@@ -76,8 +86,10 @@ async fn connect(listen: &Listen) -> Result<PgListener, sqlx::Error> {
         .max_lifetime(None)
         .connect_lazy_with((*listen.connect).clone());
     let mut listener = PgListener::connect_with(&pool).await?;
+    listener.eager_reconnect(false);
     listener.listen(NOTIFY_CHANNEL).await?;
-    Ok(listener)
+    let pid = backend_pid(beat(&mut listener).await?)?;
+    Ok((listener, pid))
 }
 
 /// Why a listening connection was given up.
@@ -95,7 +107,7 @@ async fn run(listen: Listen, invalidator: Invalidator) {
     let mut backoff = FIRST_BACKOFF;
     while invalidator.is_alive() {
         let connected = tokio::time::timeout(listen.connect_timeout, connect(&listen)).await;
-        let listener = match connected {
+        let (listener, pid) = match connected {
             Ok(Ok(l)) => l,
             failed => {
                 let error = match failed {
@@ -116,7 +128,7 @@ async fn run(listen: Listen, invalidator: Invalidator) {
         backoff = FIRST_BACKOFF;
         invalidator.invalidate_all();
         tracing::debug!(target: "keygate_sqlx::listen", "listening for key invalidations");
-        match forward(listener, listen.heartbeat, &invalidator).await {
+        match forward(listener, pid, listen.heartbeat, &invalidator).await {
             Lost::Done => break,
             Lost::Reconnect => {}
         }
@@ -127,8 +139,15 @@ async fn run(listen: Listen, invalidator: Invalidator) {
 /// over `&mut PgListener` is not `Send` for every lifetime, which the spawned task needs).
 fn beat(
     listener: &mut PgListener,
-) -> Pin<Box<dyn Future<Output = Result<PgQueryResult, sqlx::Error>> + Send + '_>> {
-    sqlx::Executor::execute(listener, HEARTBEAT)
+) -> Pin<Box<dyn Future<Output = Result<Option<PgRow>, sqlx::Error>> + Send + '_>> {
+    sqlx::Executor::fetch_optional(listener, HEARTBEAT)
+}
+
+/// The server process id a heartbeat answered.
+fn backend_pid(answer: Option<PgRow>) -> Result<i32, sqlx::Error> {
+    answer
+        .ok_or_else(|| sqlx::Error::Protocol("the heartbeat returned no row".into()))?
+        .try_get(0)
 }
 
 /// What woke the listening loop.
@@ -138,14 +157,17 @@ enum Wake {
     LivenessCheck,
 }
 
-/// Forwards notifications from `listener` until its connection is lost, stops answering its
-/// heartbeat, or the verifier is gone.
+/// Forwards notifications from `listener` (connected to server process `pid`) until its
+/// connection is lost, stops answering its heartbeat, is found connected to another server
+/// process (reconnected behind our back: notifications may have been missed), or the verifier
+/// is gone.
 ///
 /// While the connection is away the cache is kept: cached keys keep working within their
 /// revocation window, exactly as with a store that pushes nothing. It is dropped once a new
 /// listening connection is up (in `run`), since announcements may have been missed.
 async fn forward(
     mut listener: PgListener,
+    pid: i32,
     heartbeat: Heartbeat,
     invalidator: &Invalidator,
 ) -> Lost {
@@ -176,8 +198,18 @@ async fn forward(
                 return Lost::Reconnect;
             }
             Wake::Heartbeat => {
-                match tokio::time::timeout(heartbeat.timeout, beat(&mut listener)).await {
-                    Ok(Ok(_)) => {}
+                let answer = tokio::time::timeout(heartbeat.timeout, beat(&mut listener)).await;
+                match answer.map(|a| a.and_then(backend_pid)) {
+                    Ok(Ok(same)) if same == pid => {}
+                    Ok(Ok(other)) => {
+                        tracing::warn!(
+                            target: "keygate_sqlx::listen",
+                            pid,
+                            now = other,
+                            "invalidation listener was reconnected without notice; reconnecting"
+                        );
+                        return Lost::Reconnect;
+                    }
                     Ok(Err(e)) => {
                         tracing::warn!(
                             target: "keygate_sqlx::listen",
@@ -224,6 +256,6 @@ mod tests {
 
     #[test]
     fn the_heartbeat_listens_on_the_notify_channel() {
-        assert_eq!(HEARTBEAT, format!("LISTEN \"{NOTIFY_CHANNEL}\""));
+        assert!(HEARTBEAT.starts_with(&format!("LISTEN \"{NOTIFY_CHANNEL}\";")));
     }
 }
