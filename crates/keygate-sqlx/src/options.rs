@@ -16,6 +16,20 @@ pub struct StoreOptions {
     /// (default `true`). Off, verifiers rely on their revocation window. Changes made through
     /// the store always send notifications, whatever this says.
     pub notifications: bool,
+    /// PostgreSQL only: how often the notification listener checks its connection (default
+    /// 5 s). A connection can die without being closed (a failover, a dropped route): no
+    /// notification arrives and none of them is missed as far as the listener can tell. So
+    /// every `listener_heartbeat` it sends `LISTEN` again on its connection and waits up to
+    /// [`StoreOptions::listener_heartbeat_timeout`] for the answer; without one it drops the
+    /// connection, reconnects and drops the verifier's whole record cache, as after any
+    /// reconnection. A silent connection is thus noticed within about
+    /// `listener_heartbeat + listener_heartbeat_timeout` (10 s by default), well inside the
+    /// default 30 s revocation window. Values under 100 ms count as 100 ms.
+    pub listener_heartbeat: Duration,
+    /// PostgreSQL only: how long the listener waits for the answer to its heartbeat before it
+    /// gives the connection up (default 5 s; see [`StoreOptions::listener_heartbeat`]). Values
+    /// under 100 ms count as 100 ms.
+    pub listener_heartbeat_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -24,6 +38,8 @@ impl Default for StoreOptions {
             migrate: true,
             timeout: Duration::from_secs(2),
             notifications: true,
+            listener_heartbeat: Duration::from_secs(5),
+            listener_heartbeat_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -37,7 +37,10 @@ const COLUMNS: &str = "id, prefix, name, org, team, owner, scopes, metadata, has
 /// [`StoreOptions::notifications`] on (the default), every [`Verifier`](keygate::Verifier)
 /// built on this store listens on that channel and drops the key's cached state within
 /// milliseconds; when the listening connection drops it reconnects (with backoff) and drops
-/// its whole record cache, since notifications may have been missed meanwhile.
+/// its whole record cache, since notifications may have been missed meanwhile. The listener
+/// has a connection of its own (outside [`PostgresStore::pool`]) and checks it with a
+/// heartbeat ([`StoreOptions::listener_heartbeat`]), so a connection that went silent without
+/// closing (a failover, a dropped route) is noticed and replaced the same way.
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), keygate::StoreError> {
@@ -53,6 +56,7 @@ pub struct PostgresStore {
     pool: PgPool,
     timeout: Duration,
     notifications: bool,
+    heartbeat: listen::Heartbeat,
 }
 
 impl PostgresStore {
@@ -86,6 +90,10 @@ impl PostgresStore {
             pool,
             timeout,
             notifications: options.notifications,
+            heartbeat: listen::Heartbeat::new(
+                options.listener_heartbeat,
+                options.listener_heartbeat_timeout,
+            ),
         };
         if options.migrate {
             store.migrate().await?;
@@ -774,7 +782,12 @@ impl KeyStore for PostgresStore {
 
     fn subscribe(&self, invalidator: Invalidator) {
         if self.notifications {
-            listen::spawn(self.pool.clone(), invalidator);
+            let listen = listen::Listen {
+                connect: self.pool.connect_options(),
+                connect_timeout: self.timeout,
+                heartbeat: self.heartbeat,
+            };
+            listen::spawn(listen, invalidator);
         }
     }
 

@@ -1,6 +1,8 @@
 //! [`SqliteStore`]: the embedded default store.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -10,11 +12,12 @@ use keygate::{
     AuditAction, AuditEvent, KeyFilter, KeyRecord, KeyStatus, KeyStore, KeyUpdate, PageQuery,
     RotateOutcome, Rotation, ScopeSet, StoreError, UsageCount, UsageTotals,
 };
+use sqlx::pool::PoolConnectionMetadata;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, TransactionManager};
 
 use crate::column;
 use crate::error::{bounded, is_unique_violation, store_error};
@@ -27,6 +30,10 @@ const COLUMNS: &str = "id, prefix, name, org, team, owner, scopes, metadata, has
                        expires_at, revoked_at, last_used_at, rotated_from, rotated_to, rate_limit";
 
 /// A [`KeyStore`] in a SQLite file (WAL mode, so the CLI and a running service can share it).
+///
+/// Writes are durable: every connection runs with `synchronous=FULL`, so a create, revoke,
+/// delete or rotation that returned `Ok` (and its audit row) is on disk, not only in the
+/// operating system's cache, and survives a power loss or an OS crash.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), keygate::StoreError> {
@@ -88,10 +95,17 @@ impl SqliteStore {
             .map_err(config_error)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL: every commit syncs the WAL before it returns, so a revoke (or any other
+            // lifecycle write, with its audit row) that was answered survives power loss or an
+            // OS crash. NORMAL syncs only at checkpoints and could lose it. Every write of this
+            // store is a lifecycle write or a batched flush (one per interval), so the cost is
+            // one sync per write, not per request.
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(timeout);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let mut pool = SqlitePoolOptions::new().acquire_timeout(timeout);
+        let mut pool = SqlitePoolOptions::new()
+            .acquire_timeout(timeout)
+            .after_release(roll_back_abandoned);
         if in_memory {
             // Every connection to `:memory:` would be a database of its own: keep exactly one,
             // forever.
@@ -139,7 +153,10 @@ impl SqliteStore {
 
     /// A write transaction taken up front (`BEGIN IMMEDIATE`): it waits (up to the busy
     /// timeout) for other writers instead of failing when its reads turn out stale, so a
-    /// read-check-write inside it is atomic. Dropping it unfinished rolls it back.
+    /// read-check-write inside it is atomic. Dropping it unfinished rolls it back, and so does
+    /// dropping this future at any point: a cancellation after `BEGIN IMMEDIATE` ran but before
+    /// the transaction was handed out leaves it without an owner, and the pool rolls it back
+    /// when the connection comes back ([`roll_back_abandoned`]).
     async fn begin_immediate(&self) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
@@ -154,6 +171,33 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// The pool's release check: a connection that comes back still inside a transaction is
+/// rolled back before anyone else gets it (and closed if that fails), so no pooled connection
+/// ever holds the write lock for an owner that is gone.
+///
+/// sqlx's own `Transaction` rolls back when dropped, but a transaction begun with a statement
+/// of our own (`BEGIN IMMEDIATE`, see [`SqliteStore::begin_immediate`]) is not owned by any
+/// `Transaction` yet while sqlx checks, after the statement ran, that it did open one; a
+/// caller cancelled at that await (a deadline, a dropped request) would otherwise return the
+/// connection to the pool with the transaction open and the write lock held.
+fn roll_back_abandoned(
+    conn: &mut SqliteConnection,
+    _: PoolConnectionMetadata,
+) -> Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    Box::pin(async move {
+        if conn.is_in_transaction() {
+            // Also reached when a dropped `Transaction` has queued its rollback and the
+            // connection's worker has not run it yet: this one then finds nothing to undo.
+            tracing::debug!(
+                target: "keygate_sqlx::sqlite",
+                "rolling back a transaction left open on a connection returned to the pool"
+            );
+            <Sqlite as sqlx::Database>::TransactionManager::rollback(conn).await?;
+        }
+        Ok(true)
+    })
 }
 
 async fn apply_migrations(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {

@@ -290,3 +290,150 @@ async fn stored_usage_counts_clamp_negatives_to_zero_and_a_bad_hour_is_corrupt()
         "{err:?}"
     );
 }
+
+/// Holds every connection the store's pool may open at once (forcing them all open), so a
+/// check can be run on each of them.
+async fn every_pooled_connection(
+    store: &SqliteStore,
+) -> Vec<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+    let size = store.pool().options().get_max_connections();
+    let mut held = Vec::new();
+    for _ in 0..size {
+        held.push(store.pool().acquire().await.unwrap());
+    }
+    held
+}
+
+/// Issue 13, finding 2: a committed revoke (and its audit row) must survive power loss. In
+/// WAL mode that takes `synchronous=FULL` on the connection that commits it (`NORMAL` only
+/// syncs at checkpoints); lifecycle writes commit on any pooled connection, so every one of
+/// them must be FULL.
+#[tokio::test]
+async fn lifecycle_writes_are_durable_every_pooled_connection_syncs_each_commit() {
+    let (store, _dir, _url) = support::sqlite().await;
+    let held = every_pooled_connection(&store).await;
+    assert!(held.len() > 1, "the file store pools several connections");
+    for mut conn in held {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        // 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            synchronous, 2,
+            "a commit on this connection is not synced to disk before it returns"
+        );
+    }
+    // And the revoke of a key goes through that pool.
+    store.insert(&record("k1", "acme", 0), &[]).await.unwrap();
+    assert!(store
+        .revoke("k1", t(1), &support::audit("k1", AuditAction::Revoked))
+        .await
+        .unwrap());
+}
+
+/// Whether the database's write lock is free right now (probed from a connection of its own
+/// that does not wait for it).
+async fn write_lock_is_free(url: &str) -> bool {
+    use std::str::FromStr;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .unwrap()
+        .busy_timeout(Duration::ZERO);
+    let mut probe = SqliteConnection::connect_with(&options).await.unwrap();
+    let free = sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut probe)
+        .await
+        .is_ok();
+    if free {
+        sqlx::raw_sql("ROLLBACK").execute(&mut probe).await.unwrap();
+    }
+    probe.close().await.unwrap();
+    free
+}
+
+/// Polls `write` by hand (with a waker that does nothing, so it only moves when polled) until
+/// its `BEGIN IMMEDIATE` has run (the write lock is taken), once more (it takes in the answer
+/// and goes on), then drops it: a caller cancelled between its begin and its commit.
+async fn cancel_between_begin_and_commit<F: std::future::Future>(url: &str, write: F) {
+    use std::task::{Context, Waker};
+
+    let mut write = std::pin::pin!(write);
+    let mut cx = Context::from_waker(Waker::noop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(
+            write.as_mut().poll(&mut cx).is_pending(),
+            "the write finished before it was seen holding the lock"
+        );
+        // The store's work runs on SQLite's worker threads meanwhile.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if !write_lock_is_free(url).await {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the write never took the lock");
+    }
+    let _ = write.as_mut().poll(&mut cx);
+}
+
+/// A later write succeeds (waiting for the lock up to the store's timeout), and no pooled
+/// connection is inside a transaction: a plain `BEGIN` works on each.
+async fn assert_no_transaction_left_open(store: &SqliteStore, id: &str) {
+    store.insert(&record(id, "acme", 0), &[]).await.unwrap();
+    assert!(store
+        .revoke(id, t(1), &support::audit(id, AuditAction::Revoked))
+        .await
+        .unwrap());
+    for mut conn in every_pooled_connection(store).await {
+        sqlx::raw_sql("BEGIN").execute(&mut *conn).await.unwrap();
+        sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.unwrap();
+    }
+}
+
+/// A store whose calls may wait up to 5 s (for a lock left behind, before the fix).
+async fn patient_store(url: &str) -> SqliteStore {
+    let options = StoreOptions {
+        timeout: Duration::from_secs(5),
+        ..StoreOptions::default()
+    };
+    SqliteStore::connect_with(url, options).await.unwrap()
+}
+
+/// Issue 13, finding 8: a migration cancelled between its `BEGIN IMMEDIATE` and its commit
+/// (the deadline, or a caller that gives up) must not leave that transaction open on a
+/// pooled connection: it would hold the write lock and break every later write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_cancelled_between_begin_and_commit_leaves_no_transaction_open() {
+    let (_, _dir, url) = support::sqlite().await;
+    // Migrated once already: a later `migrate` still takes the write lock to look.
+    let store = patient_store(&url).await;
+    for round in 0..3 {
+        cancel_between_begin_and_commit(&url, store.migrate()).await;
+        assert_no_transaction_left_open(&store, &format!("k{round}")).await;
+    }
+    // The migration itself, run to the end, still applies everything.
+    store.migrate().await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM keygate_migrations")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(applied, 3);
+}
+
+/// The same for a lifecycle write: every one of them takes its transaction the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_cancelled_between_begin_and_commit_leaves_no_transaction_open() {
+    let (_, _dir, url) = support::sqlite().await;
+    let store = patient_store(&url).await;
+    store.insert(&record("k", "acme", 0), &[]).await.unwrap();
+    let audit = support::audit("k", AuditAction::Revoked);
+    cancel_between_begin_and_commit(&url, store.revoke("k", t(1), &audit)).await;
+    assert_no_transaction_left_open(&store, "after").await;
+    // Cancelled before its commit: the revoke did not happen.
+    assert_eq!(store.get("k").await.unwrap().unwrap().revoked_at, None);
+    assert!(store.audit_trail("k").await.unwrap().is_empty());
+}
