@@ -532,11 +532,33 @@ pub fn base_cases(k: &Keys) -> Vec<Case> {
             post(BOARDS).json("{nope"),
             Expect::unauthorized("missing_credentials"),
         ),
-        // --- unknown routes and methods answer in the envelope too
+        // --- unknown routes and methods answer in the envelope too. Routing comes first: an
+        // unknown route is 404 and a method a route does not serve is 405 whatever the
+        // credentials (none, malformed, wrong, valid), and no credential is examined for them.
         case(
-            "unknown route with a valid key: 404 in the envelope",
-            get("/api/v1/nothing-here").header("x-api-key", &k.full),
-            Expect::error(404, "NOT_FOUND", "not_found"),
+            "unknown route with a valid key: 404 in the envelope, the key is not examined",
+            get("/api/v1/nothing-here").header("x-api-key", &k.unrouted),
+            Expect::error(404, "NOT_FOUND", "not_found").store(StoreAccess::Untouched),
+        ),
+        case(
+            "unknown route under the API, no key: 404, not 401",
+            get("/api/v1/nothing-here"),
+            Expect::error(404, "NOT_FOUND", "not_found").store(StoreAccess::Untouched),
+        ),
+        case(
+            "unknown route under the API, garbage key: 404, not 401",
+            get("/api/v1/nothing-here").header("x-api-key", "not-a-key"),
+            Expect::error(404, "NOT_FOUND", "not_found").store(StoreAccess::Untouched),
+        ),
+        case(
+            "unknown route under the API, wrong secret: 404, the key is not examined",
+            get("/api/v1/nothing-here").header("authorization", bearer(&k.unrouted_wrong_secret)),
+            Expect::error(404, "NOT_FOUND", "not_found").store(StoreAccess::Untouched),
+        ),
+        case(
+            "unknown path below a collection, no key: 404, not 401",
+            get("/api/v1/entities/some-id"),
+            Expect::error(404, "NOT_FOUND", "not_found").store(StoreAccess::Untouched),
         ),
         case(
             "unknown route outside the API, no key: 404 in the envelope, no store work",
@@ -550,18 +572,45 @@ pub fn base_cases(k: &Keys) -> Vec<Case> {
         ),
         case(
             "unsupported method with a valid key: 405 in the envelope",
-            TestRequest::new("DELETE", ENTITIES).header("x-api-key", &k.full),
-            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed"),
+            TestRequest::new("DELETE", ENTITIES).header("x-api-key", &k.unrouted),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed")
+                .store(StoreAccess::Untouched),
         ),
         case(
             "unsupported method on a route-layer resource: 405 in the envelope",
             TestRequest::new("PUT", BOARDS).header("x-api-key", &k.full),
-            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed"),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed")
+                .store(StoreAccess::Untouched),
         ),
         case(
             "unsupported method on /me: 405 in the envelope",
             post(ME).header("x-api-key", &k.full).json("{}"),
-            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed"),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed")
+                .store(StoreAccess::Untouched),
+        ),
+        case(
+            "unsupported method, no key: 405, not 401",
+            TestRequest::new("DELETE", ENTITIES),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed")
+                .store(StoreAccess::Untouched),
+        ),
+        case(
+            "unsupported method on a route-layer resource, no key: 405, not 401",
+            TestRequest::new("PUT", BOARDS).json(r#"{"name":"x"}"#),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed")
+                .store(StoreAccess::Untouched),
+        ),
+        case(
+            "unsupported method on /me, garbage Bearer: 405, not 401",
+            post(ME).header("authorization", "Bearer garbage").json("{}"),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed")
+                .store(StoreAccess::Untouched),
+        ),
+        case(
+            "unsupported method, wrong secret: 405, the key is not examined",
+            TestRequest::new("PATCH", KNOWLEDGE).header("x-api-key", &k.unrouted_wrong_secret),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed")
+                .store(StoreAccess::Untouched),
         ),
         case(
             "unsupported method on the public route: 405 in the envelope, no store work",

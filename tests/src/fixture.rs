@@ -52,6 +52,13 @@ pub struct Keys {
     /// fixture spends while it is built: every use in the table is answered 429
     /// `rate_limited` (the fixture's clock never moves, so `Retry-After` is the whole day).
     pub rate_limited: String,
+    /// Org `acme`, every demo scope, presented only to routes and methods that do not exist:
+    /// the first time it is verified the store is read, so a case that sends it proves its
+    /// route was answered without examining the credential.
+    pub unrouted: String,
+    /// The id of [`Keys::unrouted`] with another secret (the checksum is right); like it,
+    /// presented only to routes and methods that do not exist.
+    pub unrouted_wrong_secret: String,
 }
 
 /// Items seeded before the table runs, by organization.
@@ -178,17 +185,20 @@ impl Fixture {
         };
         let limited = with_limit("limited", ALL, ROOMY_LIMIT).await;
         let rate_limited = with_limit("rate-limited", &["boards:read"], SPENT_LIMIT).await;
+        let unrouted = create("unrouted", "acme", ALL).await;
         verifier
             .verify(rate_limited.key.expose_secret())
             .await
             .expect("the first request of a fresh limit is let through");
 
         let full_token = full.key.expose_secret().to_owned();
-        let wrong_secret = keygate::token::with_checksum(&format!(
-            "mk_live_{}.{}",
-            full.record.id,
-            "W".repeat(keygate::token::SECRET_LEN)
-        ));
+        let forge = |id: &str| {
+            keygate::token::with_checksum(&format!(
+                "mk_live_{id}.{}",
+                "W".repeat(keygate::token::SECRET_LEN)
+            ))
+        };
+        let wrong_secret = forge(&full.record.id);
         let mut bad_checksum = full_token.clone();
         let last = bad_checksum.pop().unwrap_or('0');
         bad_checksum.push(if last == 'x' { 'y' } else { 'x' });
@@ -228,6 +238,8 @@ impl Fixture {
             outage_id: outage.record.id.clone(),
             limited: limited.key.expose_secret().to_owned(),
             rate_limited: rate_limited.key.expose_secret().to_owned(),
+            unrouted: unrouted.key.expose_secret().to_owned(),
+            unrouted_wrong_secret: forge(&unrouted.record.id),
         };
         Fixture {
             state,
