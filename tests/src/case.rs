@@ -211,6 +211,14 @@ fn items(org: &str, includes: &[&str], excludes: &[&str]) -> BodyCheck {
     }
 }
 
+/// 409 `CONFLICT` `collection_full` naming the cap in `details.limit`.
+fn full_collection() -> Expect {
+    Expect::error(409, "CONFLICT", "collection_full").body(BodyCheck::Equals(
+        "/error/details/limit",
+        json!(demo_api::MAX_ITEMS_PER_COLLECTION),
+    ))
+}
+
 pub(crate) const ME: &str = "/api/v1/me";
 const ENTITIES: &str = "/api/v1/entities";
 const KNOWLEDGE: &str = "/api/v1/knowledge/files";
@@ -499,6 +507,36 @@ pub fn base_cases(k: &Keys) -> Vec<Case> {
             "tenant isolation: globex sees no knowledge files of acme",
             get(KNOWLEDGE).header("x-api-key", &k.other_org),
             Expect::ok(200).body(BodyCheck::Equals("/items", json!([]))),
+        ),
+        // --- items are capped per organization and collection (demo_api::MAX_ITEMS_PER_COLLECTION);
+        // the fixture fills initech's entities and boards
+        case(
+            "POST to a full collection (route-layer guard): 409 collection_full with the limit",
+            post(BOARDS)
+                .header("x-api-key", &k.crowded)
+                .json(r#"{"name":"one too many"}"#),
+            full_collection(),
+        ),
+        case(
+            "POST to a full collection (typed extractor): 409 collection_full with the limit",
+            post(ENTITIES)
+                .header("authorization", bearer(&k.crowded))
+                .json(r#"{"name":"one too many"}"#),
+            full_collection(),
+        ),
+        case(
+            "a full collection does not block the organization's other collections: 201",
+            post(KNOWLEDGE)
+                .header("x-api-key", &k.crowded)
+                .json(r#"{"name":"still room here"}"#),
+            Expect::ok(201)
+                .body(BodyCheck::Equals("/org", json!(crate::fixture::CROWDED_ORG)))
+                .body(BodyCheck::Equals("/collection", json!("knowledge_files"))),
+        ),
+        case(
+            "a full collection still checks the body first: bad JSON is 400",
+            post(BOARDS).header("x-api-key", &k.crowded).json("{nope"),
+            Expect::error(400, "BAD_REQUEST", "invalid_json"),
         ),
         // --- request bodies
         case(

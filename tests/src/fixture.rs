@@ -59,7 +59,16 @@ pub struct Keys {
     /// The id of [`Keys::unrouted`] with another secret (the checksum is right); like it,
     /// presented only to routes and methods that do not exist.
     pub unrouted_wrong_secret: String,
+    /// Org `initech`, every demo scope; the fixture fills initech's entities and boards to
+    /// [`demo_api::MAX_ITEMS_PER_COLLECTION`] (its knowledge files stay empty).
+    pub crowded: String,
 }
+
+/// The organization of [`Keys::crowded`].
+pub const CROWDED_ORG: &str = "initech";
+
+/// The collections the fixture fills to the cap for [`CROWDED_ORG`].
+pub const FULL_COLLECTIONS: [Collection; 2] = [Collection::Entities, Collection::Boards];
 
 /// Items seeded before the table runs, by organization.
 pub const SEEDED: [(&str, Collection, &str); 4] = [
@@ -186,6 +195,7 @@ impl Fixture {
         let limited = with_limit("limited", ALL, ROOMY_LIMIT).await;
         let rate_limited = with_limit("rate-limited", &["boards:read"], SPENT_LIMIT).await;
         let unrouted = create("unrouted", "acme", ALL).await;
+        let crowded = create("crowded", CROWDED_ORG, ALL).await;
         verifier
             .verify(rate_limited.key.expose_secret())
             .await
@@ -210,16 +220,7 @@ impl Fixture {
         };
 
         let state = DemoState::new(verifier);
-        for (org, collection, name) in SEEDED {
-            state.items.create(
-                collection,
-                org,
-                "seed",
-                NewItem {
-                    name: name.to_owned(),
-                },
-            );
-        }
+        seed(&state);
         let keys = Keys {
             full: full_token,
             full_id: full.record.id.clone(),
@@ -240,6 +241,7 @@ impl Fixture {
             rate_limited: rate_limited.key.expose_secret().to_owned(),
             unrouted: unrouted.key.expose_secret().to_owned(),
             unrouted_wrong_secret: forge(&unrouted.record.id),
+            crowded: crowded.key.expose_secret().to_owned(),
         };
         Fixture {
             state,
@@ -254,5 +256,33 @@ impl Fixture {
     /// The conformance table over this fixture's keys.
     pub fn cases(&self) -> Vec<Case> {
         table(&self.keys)
+    }
+}
+
+/// Puts the items the table expects into `state`: [`SEEDED`], and [`FULL_COLLECTIONS`] of
+/// [`CROWDED_ORG`] filled to the cap.
+#[allow(clippy::expect_used)]
+fn seed(state: &DemoState) {
+    let item = |name: &str| NewItem {
+        name: name.to_owned(),
+    };
+    for (org, collection, name) in SEEDED {
+        state
+            .items
+            .create(collection, org, "seed", item(name))
+            .expect("the seeds stay under the cap");
+    }
+    for collection in FULL_COLLECTIONS {
+        for n in 0..demo_api::MAX_ITEMS_PER_COLLECTION {
+            state
+                .items
+                .create(
+                    collection,
+                    CROWDED_ORG,
+                    "seed",
+                    item(&format!("filler {n}")),
+                )
+                .expect("filling stops at the cap");
+        }
     }
 }

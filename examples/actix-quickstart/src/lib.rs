@@ -156,8 +156,16 @@ fn create(
     body: &[u8],
 ) -> HttpResponse {
     let content_type = req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes());
-    match NewItem::from_json(content_type, body) {
-        Ok(new) => HttpResponse::Created().json(s.items.create(c, &who.org, &who.id, new)),
-        Err(e) => into_actix_response(e.render(request_id(req))),
+    // The body first (400/415), then the organization's room in the collection (409).
+    let created = NewItem::from_json(content_type, body)
+        .map_err(|e| e.render(request_id(req)))
+        .and_then(|new| {
+            s.items
+                .create(c, &who.org, &who.id, new)
+                .map_err(|full| full.render(request_id(req)))
+        });
+    match created {
+        Ok(item) => HttpResponse::Created().json(item),
+        Err(rendered) => into_actix_response(rendered),
     }
 }
