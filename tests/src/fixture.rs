@@ -122,20 +122,7 @@ impl Fixture {
         let store = Arc::new(FailingStore::default());
         let counting = Arc::new(CountingStore::new(store.clone()));
         let clock = ManualClock::starting_now();
-        let cheap = Argon2Hasher::with_params(Argon2Params {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        })
-        .expect("cheap argon2 parameters are valid");
-        let verifier = Verifier::builder(counting.clone())
-            .hasher(cheap)
-            .clock(clock.clone())
-            .accept_prefixes(["mk_live", "mk_test"])
-            .retry_after_secs(RETRY_AFTER_SECS)
-            .revocation_window(Duration::from_secs(30))
-            .last_used_flush_interval(FLUSH_INTERVAL)
-            .build();
+        let verifier = verifier_over(&counting, &clock);
         let manager = KeyManager::new(counting.clone()).with_verifier(&verifier);
         const ALL: &[&str] = &demo_api::DEMO_SCOPES;
         let create = |name: &'static str, org: &'static str, scopes: &'static [&'static str]| {
@@ -196,10 +183,7 @@ impl Fixture {
         let rate_limited = with_limit("rate-limited", &["boards:read"], SPENT_LIMIT).await;
         let unrouted = create("unrouted", "acme", ALL).await;
         let crowded = create("crowded", CROWDED_ORG, ALL).await;
-        verifier
-            .verify(rate_limited.key.expose_secret())
-            .await
-            .expect("the first request of a fresh limit is let through");
+        spend_limit(&verifier, rate_limited.key.expose_secret()).await;
 
         let full_token = full.key.expose_secret().to_owned();
         let forge = |id: &str| {
@@ -257,6 +241,53 @@ impl Fixture {
     pub fn cases(&self) -> Vec<Case> {
         table(&self.keys)
     }
+
+    /// Another state for the same keys, sharing nothing cached: a new verifier over the same
+    /// store and clock, with the same settings, that has seen no key yet (but
+    /// [`Keys::rate_limited`], whose one request it spends as [`Fixture::new`] does), and
+    /// items of its own, seeded alike. An app built over it meets every key of the table
+    /// cold — its first sight of a key reads the store and runs argon2 — which is how
+    /// [parity](crate::parity) compares the adapters' cold answers.
+    ///
+    /// The fixture's [`manager`](Fixture::manager) invalidates only
+    /// [`Fixture::state`]'s verifier; the table changes no key.
+    pub async fn fresh_state(&self) -> DemoState {
+        let verifier = verifier_over(&self.counting, &self.clock);
+        spend_limit(&verifier, &self.keys.rate_limited).await;
+        let state = DemoState::new(verifier);
+        seed(&state);
+        state
+    }
+}
+
+/// The fixture's verifier settings: cheap argon2 parameters, the manual clock, prefixes
+/// `mk_live`/`mk_test` accepted, [`RETRY_AFTER_SECS`], a 30 s revocation window, last-used
+/// flushes only every [`FLUSH_INTERVAL`].
+#[allow(clippy::expect_used)]
+fn verifier_over(counting: &Arc<CountingStore>, clock: &ManualClock) -> Verifier {
+    let cheap = Argon2Hasher::with_params(Argon2Params {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    })
+    .expect("cheap argon2 parameters are valid");
+    Verifier::builder(counting.clone())
+        .hasher(cheap)
+        .clock(clock.clone())
+        .accept_prefixes(["mk_live", "mk_test"])
+        .retry_after_secs(RETRY_AFTER_SECS)
+        .revocation_window(Duration::from_secs(30))
+        .last_used_flush_interval(FLUSH_INTERVAL)
+        .build()
+}
+
+/// Spends the one request a day of [`Keys::rate_limited`] on `verifier`.
+#[allow(clippy::expect_used)]
+async fn spend_limit(verifier: &Verifier, rate_limited: &str) {
+    verifier
+        .verify(rate_limited)
+        .await
+        .expect("the first request of a fresh limit is let through");
 }
 
 /// Puts the items the table expects into `state`: [`SEEDED`], and [`FULL_COLLECTIONS`] of
