@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::header::{HeaderValue, AUTHORIZATION};
+use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use actix_web::{Error, HttpMessage};
 use keygate::adapter::{render_with, renderer_of, require_scopes};
 use keygate::extract::{API_KEY_HEADER, REQUEST_ID_HEADER};
@@ -16,6 +16,9 @@ use keygate::{
 };
 
 use crate::{into_actix_response, MISSING_ACTIX_MIDDLEWARE};
+
+/// `X-Api-Key`, as a header name (checked at compile time).
+const API_KEY: HeaderName = HeaderName::from_static(API_KEY_HEADER);
 
 type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -173,16 +176,27 @@ where
 /// actix-web's service chain it is (actix's own routing takes the same mutable access).
 fn hide_credentials(req: &mut ServiceRequest) {
     let headers = req.headers();
-    if !headers.contains_key(API_KEY_HEADER) && !headers.contains_key(AUTHORIZATION) {
+    if !headers.contains_key(API_KEY) && !headers.contains_key(AUTHORIZATION) {
         return;
     }
-    // Every value of both names (`get_mut` reaches only the first of a repeated header).
-    req.headers_mut().retain(|name, value| {
-        if *name == AUTHORIZATION || name.as_str() == API_KEY_HEADER {
-            value.set_sensitive(true);
+    let headers = req.headers_mut();
+    for name in [API_KEY, AUTHORIZATION] {
+        match headers.get_all(&name).len() {
+            0 => {}
+            1 => {
+                if let Some(value) = headers.get_mut(&name) {
+                    value.set_sensitive(true);
+                }
+            }
+            // `get_mut` reaches only the first value of a repeated header: visit them all.
+            _ => headers.retain(|n, value| {
+                if *n == name {
+                    value.set_sensitive(true);
+                }
+                true
+            }),
         }
-        true
-    });
+    }
 }
 
 /// Puts the principal (absent for an anonymous request through an optional gate) and the
