@@ -211,6 +211,14 @@ fn items(org: &str, includes: &[&str], excludes: &[&str]) -> BodyCheck {
     }
 }
 
+/// 409 `CONFLICT` `collection_full` naming the cap in `details.limit`.
+fn full_collection() -> Expect {
+    Expect::error(409, "CONFLICT", "collection_full").body(BodyCheck::Equals(
+        "/error/details/limit",
+        json!(demo_api::MAX_ITEMS_PER_COLLECTION),
+    ))
+}
+
 pub(crate) const ME: &str = "/api/v1/me";
 const ENTITIES: &str = "/api/v1/entities";
 const KNOWLEDGE: &str = "/api/v1/knowledge/files";
@@ -500,6 +508,36 @@ pub fn base_cases(k: &Keys) -> Vec<Case> {
             get(KNOWLEDGE).header("x-api-key", &k.other_org),
             Expect::ok(200).body(BodyCheck::Equals("/items", json!([]))),
         ),
+        // --- items are capped per organization and collection (demo_api::MAX_ITEMS_PER_COLLECTION);
+        // the fixture fills initech's entities and boards
+        case(
+            "POST to a full collection (route-layer guard): 409 collection_full with the limit",
+            post(BOARDS)
+                .header("x-api-key", &k.crowded)
+                .json(r#"{"name":"one too many"}"#),
+            full_collection(),
+        ),
+        case(
+            "POST to a full collection (typed extractor): 409 collection_full with the limit",
+            post(ENTITIES)
+                .header("authorization", bearer(&k.crowded))
+                .json(r#"{"name":"one too many"}"#),
+            full_collection(),
+        ),
+        case(
+            "a full collection does not block the organization's other collections: 201",
+            post(KNOWLEDGE)
+                .header("x-api-key", &k.crowded)
+                .json(r#"{"name":"still room here"}"#),
+            Expect::ok(201)
+                .body(BodyCheck::Equals("/org", json!(crate::fixture::CROWDED_ORG)))
+                .body(BodyCheck::Equals("/collection", json!("knowledge_files"))),
+        ),
+        case(
+            "a full collection still checks the body first: bad JSON is 400",
+            post(BOARDS).header("x-api-key", &k.crowded).json("{nope"),
+            Expect::error(400, "BAD_REQUEST", "invalid_json"),
+        ),
         // --- request bodies
         case(
             "bad JSON: 400 in the same envelope, request id echoed",
@@ -532,11 +570,33 @@ pub fn base_cases(k: &Keys) -> Vec<Case> {
             post(BOARDS).json("{nope"),
             Expect::unauthorized("missing_credentials"),
         ),
-        // --- unknown routes and methods answer in the envelope too
+        // --- unknown routes and methods answer in the envelope too. Routing comes first: an
+        // unknown route is 404 and a method a route does not serve is 405 whatever the
+        // credentials (none, malformed, wrong, valid), and no credential is examined for them.
         case(
-            "unknown route with a valid key: 404 in the envelope",
-            get("/api/v1/nothing-here").header("x-api-key", &k.full),
-            Expect::error(404, "NOT_FOUND", "not_found"),
+            "unknown route with a valid key: 404 in the envelope, the key is not examined",
+            get("/api/v1/nothing-here").header("x-api-key", &k.unrouted),
+            Expect::error(404, "NOT_FOUND", "not_found").store(StoreAccess::Untouched),
+        ),
+        case(
+            "unknown route under the API, no key: 404, not 401",
+            get("/api/v1/nothing-here"),
+            Expect::error(404, "NOT_FOUND", "not_found").store(StoreAccess::Untouched),
+        ),
+        case(
+            "unknown route under the API, garbage key: 404, not 401",
+            get("/api/v1/nothing-here").header("x-api-key", "not-a-key"),
+            Expect::error(404, "NOT_FOUND", "not_found").store(StoreAccess::Untouched),
+        ),
+        case(
+            "unknown route under the API, wrong secret: 404, the key is not examined",
+            get("/api/v1/nothing-here").header("authorization", bearer(&k.unrouted_wrong_secret)),
+            Expect::error(404, "NOT_FOUND", "not_found").store(StoreAccess::Untouched),
+        ),
+        case(
+            "unknown path below a collection, no key: 404, not 401",
+            get("/api/v1/entities/some-id"),
+            Expect::error(404, "NOT_FOUND", "not_found").store(StoreAccess::Untouched),
         ),
         case(
             "unknown route outside the API, no key: 404 in the envelope, no store work",
@@ -550,18 +610,45 @@ pub fn base_cases(k: &Keys) -> Vec<Case> {
         ),
         case(
             "unsupported method with a valid key: 405 in the envelope",
-            TestRequest::new("DELETE", ENTITIES).header("x-api-key", &k.full),
-            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed"),
+            TestRequest::new("DELETE", ENTITIES).header("x-api-key", &k.unrouted),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed")
+                .store(StoreAccess::Untouched),
         ),
         case(
             "unsupported method on a route-layer resource: 405 in the envelope",
             TestRequest::new("PUT", BOARDS).header("x-api-key", &k.full),
-            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed"),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed")
+                .store(StoreAccess::Untouched),
         ),
         case(
             "unsupported method on /me: 405 in the envelope",
             post(ME).header("x-api-key", &k.full).json("{}"),
-            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed"),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed")
+                .store(StoreAccess::Untouched),
+        ),
+        case(
+            "unsupported method, no key: 405, not 401",
+            TestRequest::new("DELETE", ENTITIES),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed")
+                .store(StoreAccess::Untouched),
+        ),
+        case(
+            "unsupported method on a route-layer resource, no key: 405, not 401",
+            TestRequest::new("PUT", BOARDS).json(r#"{"name":"x"}"#),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed")
+                .store(StoreAccess::Untouched),
+        ),
+        case(
+            "unsupported method on /me, garbage Bearer: 405, not 401",
+            post(ME).header("authorization", "Bearer garbage").json("{}"),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed")
+                .store(StoreAccess::Untouched),
+        ),
+        case(
+            "unsupported method, wrong secret: 405, the key is not examined",
+            TestRequest::new("PATCH", KNOWLEDGE).header("x-api-key", &k.unrouted_wrong_secret),
+            Expect::error(405, "METHOD_NOT_ALLOWED", "method_not_allowed")
+                .store(StoreAccess::Untouched),
         ),
         case(
             "unsupported method on the public route: 405 in the envelope, no store work",

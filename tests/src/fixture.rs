@@ -52,7 +52,23 @@ pub struct Keys {
     /// fixture spends while it is built: every use in the table is answered 429
     /// `rate_limited` (the fixture's clock never moves, so `Retry-After` is the whole day).
     pub rate_limited: String,
+    /// Org `acme`, every demo scope, presented only to routes and methods that do not exist:
+    /// the first time it is verified the store is read, so a case that sends it proves its
+    /// route was answered without examining the credential.
+    pub unrouted: String,
+    /// The id of [`Keys::unrouted`] with another secret (the checksum is right); like it,
+    /// presented only to routes and methods that do not exist.
+    pub unrouted_wrong_secret: String,
+    /// Org `initech`, every demo scope; the fixture fills initech's entities and boards to
+    /// [`demo_api::MAX_ITEMS_PER_COLLECTION`] (its knowledge files stay empty).
+    pub crowded: String,
 }
+
+/// The organization of [`Keys::crowded`].
+pub const CROWDED_ORG: &str = "initech";
+
+/// The collections the fixture fills to the cap for [`CROWDED_ORG`].
+pub const FULL_COLLECTIONS: [Collection; 2] = [Collection::Entities, Collection::Boards];
 
 /// Items seeded before the table runs, by organization.
 pub const SEEDED: [(&str, Collection, &str); 4] = [
@@ -106,20 +122,7 @@ impl Fixture {
         let store = Arc::new(FailingStore::default());
         let counting = Arc::new(CountingStore::new(store.clone()));
         let clock = ManualClock::starting_now();
-        let cheap = Argon2Hasher::with_params(Argon2Params {
-            memory_kib: 64,
-            iterations: 1,
-            parallelism: 1,
-        })
-        .expect("cheap argon2 parameters are valid");
-        let verifier = Verifier::builder(counting.clone())
-            .hasher(cheap)
-            .clock(clock.clone())
-            .accept_prefixes(["mk_live", "mk_test"])
-            .retry_after_secs(RETRY_AFTER_SECS)
-            .revocation_window(Duration::from_secs(30))
-            .last_used_flush_interval(FLUSH_INTERVAL)
-            .build();
+        let verifier = verifier_over(&counting, &clock);
         let manager = KeyManager::new(counting.clone()).with_verifier(&verifier);
         const ALL: &[&str] = &demo_api::DEMO_SCOPES;
         let create = |name: &'static str, org: &'static str, scopes: &'static [&'static str]| {
@@ -178,17 +181,18 @@ impl Fixture {
         };
         let limited = with_limit("limited", ALL, ROOMY_LIMIT).await;
         let rate_limited = with_limit("rate-limited", &["boards:read"], SPENT_LIMIT).await;
-        verifier
-            .verify(rate_limited.key.expose_secret())
-            .await
-            .expect("the first request of a fresh limit is let through");
+        let unrouted = create("unrouted", "acme", ALL).await;
+        let crowded = create("crowded", CROWDED_ORG, ALL).await;
+        spend_limit(&verifier, rate_limited.key.expose_secret()).await;
 
         let full_token = full.key.expose_secret().to_owned();
-        let wrong_secret = keygate::token::with_checksum(&format!(
-            "mk_live_{}.{}",
-            full.record.id,
-            "W".repeat(keygate::token::SECRET_LEN)
-        ));
+        let forge = |id: &str| {
+            keygate::token::with_checksum(&format!(
+                "mk_live_{id}.{}",
+                "W".repeat(keygate::token::SECRET_LEN)
+            ))
+        };
+        let wrong_secret = forge(&full.record.id);
         let mut bad_checksum = full_token.clone();
         let last = bad_checksum.pop().unwrap_or('0');
         bad_checksum.push(if last == 'x' { 'y' } else { 'x' });
@@ -200,16 +204,7 @@ impl Fixture {
         };
 
         let state = DemoState::new(verifier);
-        for (org, collection, name) in SEEDED {
-            state.items.create(
-                collection,
-                org,
-                "seed",
-                NewItem {
-                    name: name.to_owned(),
-                },
-            );
-        }
+        seed(&state);
         let keys = Keys {
             full: full_token,
             full_id: full.record.id.clone(),
@@ -228,6 +223,9 @@ impl Fixture {
             outage_id: outage.record.id.clone(),
             limited: limited.key.expose_secret().to_owned(),
             rate_limited: rate_limited.key.expose_secret().to_owned(),
+            unrouted: unrouted.key.expose_secret().to_owned(),
+            unrouted_wrong_secret: forge(&unrouted.record.id),
+            crowded: crowded.key.expose_secret().to_owned(),
         };
         Fixture {
             state,
@@ -242,5 +240,80 @@ impl Fixture {
     /// The conformance table over this fixture's keys.
     pub fn cases(&self) -> Vec<Case> {
         table(&self.keys)
+    }
+
+    /// Another state for the same keys, sharing nothing cached: a new verifier over the same
+    /// store and clock, with the same settings, that has seen no key yet (but
+    /// [`Keys::rate_limited`], whose one request it spends as [`Fixture::new`] does), and
+    /// items of its own, seeded alike. An app built over it meets every key of the table
+    /// cold — its first sight of a key reads the store and runs argon2 — which is how
+    /// [parity](crate::parity) compares the adapters' cold answers.
+    ///
+    /// The fixture's [`manager`](Fixture::manager) invalidates only
+    /// [`Fixture::state`]'s verifier; the table changes no key.
+    pub async fn fresh_state(&self) -> DemoState {
+        let verifier = verifier_over(&self.counting, &self.clock);
+        spend_limit(&verifier, &self.keys.rate_limited).await;
+        let state = DemoState::new(verifier);
+        seed(&state);
+        state
+    }
+}
+
+/// The fixture's verifier settings: cheap argon2 parameters, the manual clock, prefixes
+/// `mk_live`/`mk_test` accepted, [`RETRY_AFTER_SECS`], a 30 s revocation window, last-used
+/// flushes only every [`FLUSH_INTERVAL`].
+#[allow(clippy::expect_used)]
+fn verifier_over(counting: &Arc<CountingStore>, clock: &ManualClock) -> Verifier {
+    let cheap = Argon2Hasher::with_params(Argon2Params {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    })
+    .expect("cheap argon2 parameters are valid");
+    Verifier::builder(counting.clone())
+        .hasher(cheap)
+        .clock(clock.clone())
+        .accept_prefixes(["mk_live", "mk_test"])
+        .retry_after_secs(RETRY_AFTER_SECS)
+        .revocation_window(Duration::from_secs(30))
+        .last_used_flush_interval(FLUSH_INTERVAL)
+        .build()
+}
+
+/// Spends the one request a day of [`Keys::rate_limited`] on `verifier`.
+#[allow(clippy::expect_used)]
+async fn spend_limit(verifier: &Verifier, rate_limited: &str) {
+    verifier
+        .verify(rate_limited)
+        .await
+        .expect("the first request of a fresh limit is let through");
+}
+
+/// Puts the items the table expects into `state`: [`SEEDED`], and [`FULL_COLLECTIONS`] of
+/// [`CROWDED_ORG`] filled to the cap.
+#[allow(clippy::expect_used)]
+fn seed(state: &DemoState) {
+    let item = |name: &str| NewItem {
+        name: name.to_owned(),
+    };
+    for (org, collection, name) in SEEDED {
+        state
+            .items
+            .create(collection, org, "seed", item(name))
+            .expect("the seeds stay under the cap");
+    }
+    for collection in FULL_COLLECTIONS {
+        for n in 0..demo_api::MAX_ITEMS_PER_COLLECTION {
+            state
+                .items
+                .create(
+                    collection,
+                    CROWDED_ORG,
+                    "seed",
+                    item(&format!("filler {n}")),
+                )
+                .expect("filling stops at the cap");
+        }
     }
 }

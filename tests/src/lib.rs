@@ -16,8 +16,10 @@
 //!    framework's test request; copy status, headers and body back).
 //! 4. `assert_conformance(&app, &fixture).await` runs every case, in order, and panics with
 //!    the list of every failed case and why.
-//! 5. `assert_parity(&a, &b, &fixture).await` runs every case through two apps over the same
-//!    state and panics listing every case they answer differently ([`parity`]).
+//! 5. `assert_parity(&a, &b, &fixture).await` runs every case through two apps, each case
+//!    sent first to one app and then the other in turn, and panics listing every case they
+//!    answer differently ([`parity`]). Build both apps over `fixture.state`, or each over its
+//!    own `fixture.fresh_state().await` to compare the answers of apps meeting every key cold.
 //!
 //! The table ([`table`]) is the base cases followed by the [`hostile`] ones. While each case
 //! is served, the fixture's [`CountingStore`] records the store calls: no case may write, and

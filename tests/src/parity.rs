@@ -1,7 +1,10 @@
 //! Parity (issue 5): two adapters answer every case of the table alike.
 //!
-//! For each case, both apps get the same request, in turn, over the same state; their
-//! answers must have the same status, the same headers that matter ([`COMPARED_HEADERS`] and
+//! For each case, both apps get the same request, in turn — `a` first on even cases, `b`
+//! first on odd ones ([`a_goes_first`]), so that over one shared state neither only meets
+//! keys the other has already verified and cached (issue 13, finding 13). To compare cold
+//! answers as well, build each app over its own [`Fixture::fresh_state`]: each then meets
+//! every key first. Their answers must have the same status, the same headers that matter ([`COMPARED_HEADERS`] and
 //! `x-request-id`), and the same body apart from what is unique per response:
 //! `meta.requestId` and `meta.timestamp` of an error, and the generated `id` and
 //! `created_at` of a stored item. An `x-request-id` must be echoed by both or generated
@@ -129,26 +132,41 @@ fn mask_items(v: &mut Value) {
 pub struct Mismatch {
     /// The case's name.
     pub case: &'static str,
+    /// Whether `a` was sent the case first.
+    pub a_first: bool,
     /// What differed.
     pub problems: Vec<String>,
 }
 
-/// Sends every case to `a`, then the same request to `b` (both built over one state, so
-/// that the cases' keys and items are the same for both), and returns the cases they
-/// answered differently.
+/// Whether [`run_parity`] sends the case at `index` (from 0) to `a` before `b`: on even
+/// cases; `b` goes first on odd ones.
+pub fn a_goes_first(index: usize) -> bool {
+    index % 2 == 0
+}
+
+/// Sends every case to both apps, in turn ([`a_goes_first`]), and returns the cases they
+/// answered differently. Build both over one state, so that the cases' keys and items are
+/// the same for both, or each over its own [`Fixture::fresh_state`] to compare cold answers.
 pub async fn run_parity<A: AppUnderTest, B: AppUnderTest>(
     a: &A,
     b: &B,
     cases: &[Case],
 ) -> Vec<Mismatch> {
     let mut mismatches = Vec::new();
-    for case in cases {
-        let ra = a.send(case.request.clone()).await;
-        let rb = b.send(case.request.clone()).await;
+    for (index, case) in cases.iter().enumerate() {
+        let a_first = a_goes_first(index);
+        let (ra, rb) = if a_first {
+            let ra = a.send(case.request.clone()).await;
+            (ra, b.send(case.request.clone()).await)
+        } else {
+            let rb = b.send(case.request.clone()).await;
+            (a.send(case.request.clone()).await, rb)
+        };
         let problems = differences(&case.request, &ra, &rb);
         if !problems.is_empty() {
             mismatches.push(Mismatch {
                 case: case.name,
+                a_first,
                 problems,
             });
         }
@@ -156,8 +174,9 @@ pub async fn run_parity<A: AppUnderTest, B: AppUnderTest>(
     mismatches
 }
 
-/// Runs the whole table of `fixture` through `a` and `b` (both built over `fixture.state`)
-/// and panics listing every case they answered differently.
+/// Runs the whole table of `fixture` through `a` and `b` (both built over `fixture.state`,
+/// or each over its own [`Fixture::fresh_state`]) and panics listing every case they
+/// answered differently.
 pub async fn assert_parity<A: AppUnderTest, B: AppUnderTest>(a: &A, b: &B, fixture: &Fixture) {
     let cases = fixture.cases();
     let mismatches = run_parity(a, b, &cases).await;
@@ -168,7 +187,8 @@ pub async fn assert_parity<A: AppUnderTest, B: AppUnderTest>(a: &A, b: &B, fixtu
             cases.len()
         );
         for m in &mismatches {
-            report.push_str(&format!("\n- {}\n", m.case));
+            let first = if m.a_first { "a" } else { "b" };
+            report.push_str(&format!("\n- {} (sent to {first} first)\n", m.case));
             for p in &m.problems {
                 report.push_str(&format!("    {p}\n"));
             }
@@ -179,7 +199,46 @@ pub async fn assert_parity<A: AppUnderTest, B: AppUnderTest>(a: &A, b: &B, fixtu
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
     use super::*;
+
+    /// An app that records, in a log shared with the other app, when it was sent a request.
+    struct Recorder {
+        name: &'static str,
+        log: Rc<RefCell<Vec<&'static str>>>,
+    }
+
+    impl AppUnderTest for Recorder {
+        async fn send(&self, _: TestRequest) -> TestResponse {
+            self.log.borrow_mut().push(self.name);
+            res(200, "x", "{}")
+        }
+    }
+
+    /// Issue 13, finding 13: parity sent every case to the first app first, so the second
+    /// only ever met keys the first had already put in the shared caches.
+    #[tokio::test]
+    async fn parity_sends_each_adapter_first_in_turn() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let a = Recorder {
+            name: "a",
+            log: Rc::clone(&log),
+        };
+        let b = Recorder {
+            name: "b",
+            log: Rc::clone(&log),
+        };
+        let cases: Vec<Case> = ["one", "two", "three", "four"]
+            .into_iter()
+            .map(|name| {
+                crate::case::case(name, TestRequest::get("/"), crate::case::Expect::ok(200))
+            })
+            .collect();
+        assert!(run_parity(&a, &b, &cases).await.is_empty());
+        assert_eq!(*log.borrow(), ["a", "b", "b", "a", "a", "b", "b", "a"]);
+    }
 
     fn res(status: u16, id: &str, body: &str) -> TestResponse {
         TestResponse {

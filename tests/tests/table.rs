@@ -22,6 +22,7 @@ async fn the_table_covers_every_row_of_the_design_error_table() {
         (400, "invalid_json"),
         (404, "not_found"),
         (405, "method_not_allowed"),
+        (409, "collection_full"),
     ] {
         assert!(
             cases

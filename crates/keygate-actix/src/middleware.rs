@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::header::{HeaderValue, AUTHORIZATION};
+use actix_web::http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use actix_web::{Error, HttpMessage};
 use keygate::adapter::{render_with, renderer_of, require_scopes};
 use keygate::extract::{API_KEY_HEADER, REQUEST_ID_HEADER};
@@ -16,6 +16,9 @@ use keygate::{
 };
 
 use crate::{into_actix_response, MISSING_ACTIX_MIDDLEWARE};
+
+/// `X-Api-Key`, as a header name (checked at compile time).
+const API_KEY: HeaderName = HeaderName::from_static(API_KEY_HEADER);
 
 type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -38,6 +41,11 @@ fn reject<B>(
 /// Authentication middleware: verifies the key, rejects with keygate's envelope, and puts
 /// `Arc<keygate::Principal>` in the request extensions. Wrong secrets are throttled per (key
 /// id, [`ServiceRequest::peer_addr`]); behind a reverse proxy that is the proxy's address.
+///
+/// It marks the `X-Api-Key` and `Authorization` values sensitive on every request it sees,
+/// admitted or refused, so the request's `Debug` (in a log line, an error, a panic message)
+/// prints `Sensitive` instead of the key — for handlers and for middleware registered inside
+/// it; middleware wrapping it sees the request before it is marked.
 #[derive(Clone, Debug)]
 pub struct ApiKeyAuth {
     gate: Gate,
@@ -113,7 +121,8 @@ where
 
     forward_ready!(service);
 
-    fn call(&self, req: ServiceRequest) -> Self::Future {
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        hide_credentials(&mut req);
         let started = {
             let headers = req.headers();
             self.gate.start(
@@ -149,6 +158,43 @@ where
                     }
                 })
             }
+        }
+    }
+}
+
+/// Marks the credential headers sensitive, in place on the request, before anything else
+/// sees it: `HeaderValue`'s `Debug` then prints `Sensitive`, so neither `ServiceRequest`'s nor
+/// `HttpRequest`'s `Debug` (which print header values; the latter redacts `Authorization`
+/// but not `X-Api-Key`) shows the key when a handler or a middleware logs, formats or panics
+/// with the request — admitted or refused (the refusal's `ServiceResponse` carries the
+/// request too). The tower layer does the same (`keygate::layer`).
+///
+/// Only middleware registered inside this one, and handlers, benefit: a middleware that wraps
+/// `ApiKeyAuth` sees the request before it is marked.
+///
+/// `ServiceRequest::headers_mut` needs the request to be the only handle on its head; in
+/// actix-web's service chain it is (actix's own routing takes the same mutable access).
+fn hide_credentials(req: &mut ServiceRequest) {
+    let headers = req.headers();
+    if !headers.contains_key(API_KEY) && !headers.contains_key(AUTHORIZATION) {
+        return;
+    }
+    let headers = req.headers_mut();
+    for name in [API_KEY, AUTHORIZATION] {
+        match headers.get_all(&name).len() {
+            0 => {}
+            1 => {
+                if let Some(value) = headers.get_mut(&name) {
+                    value.set_sensitive(true);
+                }
+            }
+            // `get_mut` reaches only the first value of a repeated header: visit them all.
+            _ => headers.retain(|n, value| {
+                if *n == name {
+                    value.set_sensitive(true);
+                }
+                true
+            }),
         }
     }
 }

@@ -12,12 +12,14 @@
 //! | … | /api/v1/keys, /keys | the Keys API and page (a key holding `keys:manage`) |
 //!
 //! Unknown routes (404) and methods a route does not serve (405) answer in keygate's error
-//! envelope, like every other error of the API.
+//! envelope, like every other error of the API — and, as on axum, whatever the credentials:
+//! authentication wraps each route, not the `/api/v1` scope, so a request that matches no
+//! route is answered before any key is examined (no store read, no hash).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 use actix_web::http::header::CONTENT_TYPE;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, Route};
 use demo_api::{
     method_not_allowed, not_found, Collection, DemoState, EntitiesRead, EntitiesWrite, Health,
     ItemList, Me, NewItem, METRICS_CONTENT_TYPE, METRICS_PATH,
@@ -30,7 +32,7 @@ const API: &str = "/api/v1";
 /// Registers the demo API (`docs/architecture.md`, "The demo API") over `state`:
 /// `App::new().configure(|c| actix_quickstart::configure(c, state))`.
 pub fn configure(cfg: &mut web::ServiceConfig, state: DemoState) {
-    let verifier = state.verifier.clone();
+    let auth = ApiKeyAuth::new(state.verifier.clone());
     // Installed now, before any traffic: what keygate emits earlier is not recorded.
     let metrics = demo_api::metrics_handle();
     // The Keys API (/api/v1/keys) and the keys page (/keys), registered before the /api/v1
@@ -54,20 +56,27 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: DemoState) {
             }
         })))
         .service(
+            // Every route of the scope is authenticated, route by route (`authenticated`):
+            // wrapping the scope itself would also authenticate its unknown paths and its
+            // resources' 405 answers, so they would be 401 without a key.
             web::scope(API)
-                // Authenticates every route of the scope (and only those).
-                .wrap(ApiKeyAuth::new(verifier))
-                .service(resource("/me").route(web::get().to(me)))
+                .service(resource("/me").route(authenticated(web::get().to(me), &auth)))
                 // Scopes checked by typed extractors in the handlers' signatures…
                 .service(
                     resource("/entities")
-                        .route(web::get().to(list_entities))
-                        .route(web::post().to(create_entities)),
+                        .route(authenticated(web::get().to(list_entities), &auth))
+                        .route(authenticated(web::post().to(create_entities), &auth)),
                 )
                 // …or by a guard per method, without touching the handlers.
-                .service(guarded(Collection::KnowledgeFiles))
-                .service(guarded(Collection::Boards)),
+                .service(guarded(Collection::KnowledgeFiles, &auth))
+                .service(guarded(Collection::Boards, &auth)),
         );
+}
+
+/// `route` behind the authentication middleware: only requests routed to it (path and
+/// method) are authenticated.
+fn authenticated(route: Route, auth: &ApiKeyAuth) -> Route {
+    route.wrap(auth.clone())
 }
 
 /// A resource whose unsupported methods answer 405 in the envelope.
@@ -91,15 +100,17 @@ fn relative(c: Collection) -> &'static str {
     c.path().strip_prefix(API).unwrap_or(c.path())
 }
 
-/// GET and POST of a collection, each behind its own scope guard.
-fn guarded(c: Collection) -> actix_web::Resource {
+/// GET and POST of a collection, each behind its own scope guard (inside authentication:
+/// the last `wrap` runs first).
+fn guarded(c: Collection, auth: &ApiKeyAuth) -> actix_web::Resource {
     resource(relative(c))
-        .route(
+        .route(authenticated(
             web::get()
                 .to(move |who: Principal, s: web::Data<DemoState>| async move { list(&s, c, &who) })
                 .wrap(RequireScopes::all_of([c.read_scope()])),
-        )
-        .route(
+            auth,
+        ))
+        .route(authenticated(
             web::post()
                 .to(
                     move |who: Principal,
@@ -110,7 +121,8 @@ fn guarded(c: Collection) -> actix_web::Resource {
                     },
                 )
                 .wrap(RequireScopes::all_of([c.write_scope()])),
-        )
+            auth,
+        ))
 }
 
 async fn me(who: Principal) -> HttpResponse {
@@ -144,8 +156,16 @@ fn create(
     body: &[u8],
 ) -> HttpResponse {
     let content_type = req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes());
-    match NewItem::from_json(content_type, body) {
-        Ok(new) => HttpResponse::Created().json(s.items.create(c, &who.org, &who.id, new)),
-        Err(e) => into_actix_response(e.render(request_id(req))),
+    // The body first (400/415), then the organization's room in the collection (409).
+    let created = NewItem::from_json(content_type, body)
+        .map_err(|e| e.render(request_id(req)))
+        .and_then(|new| {
+            s.items
+                .create(c, &who.org, &who.id, new)
+                .map_err(|full| full.render(request_id(req)))
+        });
+    match created {
+        Ok(item) => HttpResponse::Created().json(item),
+        Err(rendered) => into_actix_response(rendered),
     }
 }

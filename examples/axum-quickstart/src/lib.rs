@@ -117,6 +117,10 @@ fn create(
     // A bad body is a 400 in the same envelope as keygate's own errors.
     let new = NewItem::from_json(content_type, body)
         .map_err(|e| Rendered(e.render(request_id(headers))))?;
-    let item = s.items.create(c, &who.org, &who.id, new);
+    // A full collection is a 409 in the same envelope.
+    let item = s
+        .items
+        .create(c, &who.org, &who.id, new)
+        .map_err(|full| Rendered(full.render(request_id(headers))))?;
     Ok((StatusCode::CREATED, Json(item)))
 }

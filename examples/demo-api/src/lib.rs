@@ -11,7 +11,9 @@
 //!   page.
 //! - [`metrics_handle`]: keygate's metrics in Prometheus text for `GET /metrics`
 //!   ([`METRICS_PATH`], [`METRICS_CONTENT_TYPE`]), the recorder installed once per process.
-//! - [`Items`]: the in-memory items repository; every read and write is per organization.
+//! - [`Items`]: the in-memory items repository; every read and write is per organization, and
+//!   each organization keeps at most [`MAX_ITEMS_PER_COLLECTION`] items per collection
+//!   ([`CollectionFull`]: 409 `collection_full`).
 //! - JSON shapes: [`Me`], [`Health`], [`Item`], [`ItemList`], [`NewItem`] and the
 //!   [`BodyError`] answered (in keygate's error envelope) for a bad request body.
 //!
@@ -21,7 +23,7 @@
 //! let store = demo_api::open_store("memory:").await.unwrap();
 //! let state = DemoState::new(demo_api::build_verifier(store, std::time::Duration::from_secs(30)));
 //! let new = NewItem::from_json(Some(b"application/json"), br#"{"name":"first"}"#).unwrap();
-//! let item = state.items.create(Collection::Boards, "acme", "key-id", new);
+//! let item = state.items.create(Collection::Boards, "acme", "key-id", new).unwrap();
 //! assert_eq!(state.items.list(Collection::Boards, "acme"), vec![item]);
 //! assert!(state.items.list(Collection::Boards, "globex").is_empty());
 //! # }
@@ -46,7 +48,7 @@ pub use bootstrap::{
     banner, bootstrap_demo_keys, DemoKeys, DEMO_KEY_NAME, DEMO_ORG, DEMO_SCOPES,
     MANAGEMENT_KEY_NAME,
 };
-pub use items::{Collection, Item, Items};
+pub use items::{Collection, CollectionFull, Item, Items, MAX_ITEMS_PER_COLLECTION};
 pub use keygate_sqlx::redact_url;
 pub use metrics_exporter_prometheus::PrometheusHandle;
 pub use prometheus::{metrics_handle, METRICS_CONTENT_TYPE, METRICS_PATH, SECONDS_BUCKETS};
