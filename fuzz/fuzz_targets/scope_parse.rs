@@ -6,7 +6,7 @@
 //! through JSON; requirements built from the items are satisfied by the set itself.
 #![no_main]
 
-use keygate::scope::{validate_scope, MAX_SCOPE_LEN};
+use keygate::{validate_scope, MAX_SCOPE_LEN};
 use keygate::{Scope, ScopeRequirement, ScopeSet};
 use libfuzzer_sys::fuzz_target;
 

@@ -141,7 +141,7 @@ pub struct Mismatch {
 /// Whether [`run_parity`] sends the case at `index` (from 0) to `a` before `b`: on even
 /// cases; `b` goes first on odd ones.
 pub fn a_goes_first(index: usize) -> bool {
-    index % 2 == 0
+    index.is_multiple_of(2)
 }
 
 /// Sends every case to both apps, in turn ([`a_goes_first`]), and returns the cases they

@@ -47,6 +47,7 @@ fn reject<B>(
 /// prints `Sensitive` instead of the key — for handlers and for middleware registered inside
 /// it; middleware wrapping it sees the request before it is marked.
 #[derive(Clone, Debug)]
+#[must_use = "middleware does nothing until `.wrap`ped around a service"]
 pub struct ApiKeyAuth {
     gate: Gate,
 }
@@ -212,6 +213,7 @@ fn admit(req: &ServiceRequest, principal: Option<Arc<keygate::Principal>>, gate:
 /// Scope guard for a `scope` or `resource`: 403 `insufficient_scope` unless the principal
 /// [`ApiKeyAuth`] put in the request satisfies the requirement.
 #[derive(Clone, Debug)]
+#[must_use = "middleware does nothing until `.wrap`ped around a service"]
 pub struct RequireScopes {
     requirement: Arc<ScopeRequirement>,
 }

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
-use keygate::layer::PeerAddr;
+use keygate::PeerAddr;
 use keygate::{ApiKeyService, ErrorRenderer, Gate, ScopeRequirement, Verifier};
 use tower_layer::Layer;
 
@@ -35,6 +35,7 @@ pub fn connect_info_peer(extensions: &axum::http::Extensions) -> Option<IpAddr> 
 /// # }
 /// ```
 #[derive(Clone, Debug)]
+#[must_use = "a layer does nothing until it wraps a service"]
 pub struct ApiKeyLayer(keygate::ApiKeyLayer);
 
 impl ApiKeyLayer {
@@ -65,7 +66,7 @@ impl ApiKeyLayer {
     }
 
     /// Reads the client's address with `peer` instead of [`connect_info_peer`] (e.g. behind a
-    /// reverse proxy; see [`keygate::layer`]).
+    /// reverse proxy; see [`keygate::ApiKeyLayer`](keygate::ApiKeyLayer#the-clients-address)).
     pub fn peer_addr(self, peer: PeerAddr) -> Self {
         ApiKeyLayer(self.0.peer_addr(peer))
     }

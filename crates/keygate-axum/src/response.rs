@@ -6,7 +6,7 @@ use keygate::adapter::into_http_response;
 use keygate::ErrorResponse;
 
 /// A rendered error — by a keygate renderer, or by the application in keygate's envelope
-/// (e.g. a 400 for a bad body built with [`keygate::error::envelope`]) — as an axum response,
+/// (e.g. a 400 for a bad body built with [`keygate::envelope`]) — as an axum response,
 /// so that every error of an API can share one shape.
 ///
 /// ```

@@ -169,7 +169,7 @@ async fn revoke(
         return Ok(());
     }
     let key = &live[rng.below(live.len())];
-    let (mode, manager) = if n % 2 == 0 {
+    let (mode, manager) = if n.is_multiple_of(2) {
         (RevokeMode::Local, local)
     } else {
         (RevokeMode::Remote, remote)

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 /// What happened to a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AuditAction {
     /// The key was created.
     Created,

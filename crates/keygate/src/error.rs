@@ -23,6 +23,7 @@ use crate::token::TokenError;
 
 /// Why a presented credential was refused as malformed (answered as `malformed_key`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Malformed {
     /// Two or more `X-Api-Key` headers, or two or more `Authorization` headers.
     RepeatedHeader,
@@ -217,11 +218,19 @@ impl fmt::Debug for ErrorResponse {
 
 /// What a renderer may want to know besides the error.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RenderContext<'a> {
     /// The caller's `x-request-id` when it was acceptable, else a fresh UUID.
     pub request_id: &'a str,
     /// Time of the response.
     pub now: DateTime<Utc>,
+}
+
+impl<'a> RenderContext<'a> {
+    /// The context of a response answered at `now` under `request_id` (see [`request_id`]).
+    pub fn new(request_id: &'a str, now: DateTime<Utc>) -> Self {
+        RenderContext { request_id, now }
+    }
 }
 
 /// Turns an [`AuthError`] into a response. Replace it to change bodies or headers; keygate's

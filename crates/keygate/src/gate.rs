@@ -69,6 +69,7 @@ impl std::fmt::Debug for AuthContext {
 
 /// The policy of a protected route, shared by the tower layer and the adapters.
 #[derive(Clone)]
+#[must_use = "a gate does nothing until an adapter checks requests with it"]
 pub struct Gate {
     verifier: Verifier,
     context: AuthContext,

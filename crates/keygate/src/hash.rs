@@ -15,6 +15,7 @@ use zeroize::Zeroize;
 
 /// Hashing failed for a reason other than a wrong secret.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HashError {
     /// The stored hash cannot be parsed (corrupt row, unknown algorithm).
     #[error("stored hash is not a valid PHC string for this hasher: {0}")]

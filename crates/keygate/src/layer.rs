@@ -1,41 +1,5 @@
 //! tower middleware over `http` 1.x: [`ApiKeyLayer`] authenticates, [`RequireScopesLayer`]
-//! guards a route's scopes. Works with any tower-based server (axum, tonic, plain hyper).
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! use std::sync::Arc;
-//! use bytes::Bytes;
-//! use http::{Request, Response, StatusCode};
-//! use keygate::{ApiKeyLayer, MemoryStore, RequireScopesLayer, Verifier};
-//! use tower::{service_fn, ServiceBuilder, ServiceExt};
-//!
-//! let verifier = Verifier::builder(Arc::new(MemoryStore::new())).build();
-//! let svc = ServiceBuilder::new()
-//!     .layer(ApiKeyLayer::new(verifier))
-//!     .layer(RequireScopesLayer::all_of(["entities:read"]))
-//!     .service(service_fn(|req: Request<()>| async move {
-//!         let who = req.extensions().get::<Arc<keygate::Principal>>().unwrap();
-//!         Ok::<_, std::convert::Infallible>(Response::new(Bytes::from(who.org.to_string())))
-//!     }));
-//! let res = svc.oneshot(Request::new(())).await.unwrap();
-//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-//! # }
-//! ```
-//!
-//! Rejections are rendered by the gate's [`ErrorRenderer`] into the
-//! response body type `B` of the inner service, which only needs `B: From<Bytes>` (true of
-//! axum's `Body`, `http_body_util::Full<Bytes>`, `String`-free `Bytes` bodies, …).
-//!
-//! # The client's address
-//! Wrong secrets are throttled per (key id, client address) when the layer knows the address
-//! (see [`Verifier::verify_from`]). It reads it from the request's extensions with a
-//! [`PeerAddr`] function: by default a [`SocketAddr`] extension (insert one per connection, as
-//! a hyper server loop can); `keygate-axum`'s `ApiKeyLayer` reads axum's
-//! `ConnectInfo<SocketAddr>` instead, so serving with
-//! `into_make_service_with_connect_info::<SocketAddr>()` is all an axum application does.
-//! Behind a reverse proxy, have an outer layer insert the client's address (from a header your
-//! proxy sets) and point [`ApiKeyLayer::peer_addr`] at it. Without an address, failures are
-//! throttled per id.
+//! guards a route's scopes (documented on the types).
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -108,7 +72,7 @@ fn request_id_header<B>(req: &Request<B>) -> Option<&[u8]> {
 }
 
 /// Finds the address of the client that sent a request, in the request's extensions (see
-/// [the module docs](self#the-clients-address)).
+/// [`ApiKeyLayer`](ApiKeyLayer#the-clients-address)).
 pub type PeerAddr = fn(&http::Extensions) -> Option<IpAddr>;
 
 /// The default [`PeerAddr`]: the IP of a [`SocketAddr`] in the request's extensions.
@@ -116,8 +80,46 @@ pub fn socket_addr_peer(extensions: &http::Extensions) -> Option<IpAddr> {
     extensions.get::<SocketAddr>().map(SocketAddr::ip)
 }
 
-/// Authenticates every request; see the [module docs](self).
+/// Authenticates every request: a tower layer over `http` 1.x that any tower-based server
+/// (axum, tonic, plain hyper) can use; [`RequireScopesLayer`] guards a route's scopes.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::sync::Arc;
+/// use bytes::Bytes;
+/// use http::{Request, Response, StatusCode};
+/// use keygate::{ApiKeyLayer, MemoryStore, RequireScopesLayer, Verifier};
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+///
+/// let verifier = Verifier::builder(Arc::new(MemoryStore::new())).build();
+/// let svc = ServiceBuilder::new()
+///     .layer(ApiKeyLayer::new(verifier))
+///     .layer(RequireScopesLayer::all_of(["entities:read"]))
+///     .service(service_fn(|req: Request<()>| async move {
+///         let who = req.extensions().get::<Arc<keygate::Principal>>().unwrap();
+///         Ok::<_, std::convert::Infallible>(Response::new(Bytes::from(who.org.to_string())))
+///     }));
+/// let res = svc.oneshot(Request::new(())).await.unwrap();
+/// assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+/// # }
+/// ```
+///
+/// Rejections are rendered by the gate's [`ErrorRenderer`] into the
+/// response body type `B` of the inner service, which only needs `B: From<Bytes>` (true of
+/// axum's `Body`, `http_body_util::Full<Bytes>`, `String`-free `Bytes` bodies, …).
+///
+/// # The client's address
+/// Wrong secrets are throttled per (key id, client address) when the layer knows the address
+/// (see [`Verifier::verify_from`]). It reads it from the request's extensions with a
+/// [`PeerAddr`] function: by default a [`SocketAddr`] extension (insert one per connection, as
+/// a hyper server loop can); `keygate-axum`'s `ApiKeyLayer` reads axum's
+/// `ConnectInfo<SocketAddr>` instead, so serving with
+/// `into_make_service_with_connect_info::<SocketAddr>()` is all an axum application does.
+/// Behind a reverse proxy, have an outer layer insert the client's address (from a header your
+/// proxy sets) and point [`ApiKeyLayer::peer_addr`] at it. Without an address, failures are
+/// throttled per id.
 #[derive(Clone, Debug)]
+#[must_use = "a layer does nothing until it wraps a service"]
 pub struct ApiKeyLayer {
     gate: Gate,
     peer: PeerAddr,
@@ -193,7 +195,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody>;
+    type Future = ApiKeyFuture<S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -204,30 +206,30 @@ where
         match self.gate.start(api_keys, authorizations) {
             GateCheck::Done(Ok(principal)) => {
                 admit(&mut req, principal, &self.gate);
-                ResponseFuture::calling(self.inner.call(req))
+                ApiKeyFuture::calling(self.inner.call(req))
             }
             GateCheck::Done(Err(e)) => {
-                ResponseFuture::rejected(self.gate.render(&e, request_id_header(&req)))
+                ApiKeyFuture::rejected(self.gate.render(&e, request_id_header(&req)))
             }
             GateCheck::Pending(check) => {
                 let peer = (self.peer)(req.extensions());
                 // The clone may not be ready; keep the ready one for this request (tower's rule).
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::checking(check, peer, req, inner)
+                ApiKeyFuture::checking(check, peer, req, inner)
             }
         }
     }
 }
 
-impl<S, ReqBody> ResponseFuture<S, ReqBody>
+impl<S, ReqBody> ApiKeyFuture<S, ReqBody>
 where
     S: Service<Request<ReqBody>> + Send + 'static,
     ReqBody: Send + 'static,
 {
     /// The request was admitted at once: the inner service's future.
     fn calling(future: S::Future) -> Self {
-        ResponseFuture {
+        ApiKeyFuture {
             state: State::Calling { future },
         }
     }
@@ -237,7 +239,7 @@ where
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     {
-        ResponseFuture {
+        ApiKeyFuture {
             state: State::Rejected {
                 response: Some(into_http_response(rendered)),
             },
@@ -262,7 +264,7 @@ where
             };
             (result, inner)
         });
-        ResponseFuture {
+        ApiKeyFuture {
             state: State::Checking { check },
         }
     }
@@ -270,7 +272,7 @@ where
 
 pin_project! {
     /// Response future of [`ApiKeyService`].
-    pub struct ResponseFuture<S, ReqBody>
+    pub struct ApiKeyFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>>,
     {
@@ -291,7 +293,7 @@ pin_project! {
     }
 }
 
-impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
+impl<S, ReqBody, ResBody> Future for ApiKeyFuture<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: From<Bytes>,
@@ -331,6 +333,7 @@ where
 /// Requires scopes of the principal an [`ApiKeyLayer`] put in the request (403 when
 /// missing). Use per route, e.g. axum's `.route_layer(RequireScopesLayer::all_of([...]))`.
 #[derive(Clone, Debug)]
+#[must_use = "a layer does nothing until it wraps a service"]
 pub struct RequireScopesLayer {
     requirement: ScopeRequirement,
 }
@@ -376,7 +379,7 @@ pub struct RequireScopesService<S> {
 }
 
 /// Checks a requirement against what the authentication layer left in `extensions`.
-pub fn check_extensions(
+pub(crate) fn check_extensions(
     extensions: &http::Extensions,
     requirement: &ScopeRequirement,
 ) -> Result<(), AuthError> {
@@ -396,7 +399,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = GuardFuture<S::Future, ResBody>;
+    type Future = RequireScopesFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -404,7 +407,7 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         match check_extensions(req.extensions(), &self.requirement) {
-            Ok(()) => GuardFuture {
+            Ok(()) => RequireScopesFuture {
                 kind: Kind::Inner {
                     future: self.inner.call(req),
                 },
@@ -412,7 +415,7 @@ where
             Err(e) => {
                 let renderer = renderer_of(req.extensions().get::<AuthContext>());
                 let rendered = render_with(renderer.as_ref(), &e, request_id_header(&req));
-                GuardFuture {
+                RequireScopesFuture {
                     kind: Kind::Rejected {
                         response: Some(into_http_response(rendered)),
                     },
@@ -424,7 +427,7 @@ where
 
 pin_project! {
     /// Response future of [`RequireScopesService`].
-    pub struct GuardFuture<F, B> {
+    pub struct RequireScopesFuture<F, B> {
         #[pin]
         kind: Kind<F, B>,
     }
@@ -438,7 +441,7 @@ pin_project! {
     }
 }
 
-impl<F, B, E> Future for GuardFuture<F, B>
+impl<F, B, E> Future for RequireScopesFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {

@@ -9,44 +9,57 @@
 
 #[doc(hidden)]
 pub mod adapter;
-pub mod audit;
-pub mod clock;
+mod audit;
+mod clock;
 pub mod duration;
-pub mod error;
+mod error;
 pub mod extract;
 mod flight;
-pub mod gate;
-pub mod hash;
+mod gate;
+mod hash;
 mod invalidate;
 pub mod keys_api;
-pub mod layer;
+mod layer;
 mod limiter;
-pub mod manage;
-pub mod principal;
-pub mod rate_limit;
-pub mod record;
-pub mod scope;
-pub mod store;
+mod manage;
+mod principal;
+mod rate_limit;
+mod record;
+mod scope;
+mod store;
 pub mod token;
 mod usage;
-pub mod verify;
+mod verify;
 
+// One path per item: the modules above that are private hold the API re-exported here; the
+// public ones (`token`, `extract`, `keys_api`) are namespaces of their own.
 pub use audit::{AuditAction, AuditEvent, AuditSink, TracingAuditSink};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{AuthError, ErrorRenderer, ErrorResponse, JsonRenderer, Malformed, RenderContext};
+pub use error::{
+    envelope, request_id, AuthError, ErrorRenderer, ErrorResponse, JsonRenderer, Malformed,
+    RenderContext, MAX_REQUEST_ID_LEN,
+};
 pub use gate::{AuthContext, Gate, GateCheck, PendingCheck};
 pub use hash::{Argon2Hasher, Argon2Params, HashError, KeyHasher};
 pub use invalidate::Invalidator;
-pub use layer::{ApiKeyLayer, ApiKeyService, RequireScopesLayer, RequireScopesService};
-pub use manage::{CreatedKey, KeyManager, KeyRequest, ManageError, ManagedKeys, Manager, NewKey};
-pub use principal::Principal;
-pub use rate_limit::RateLimit;
+pub use layer::{
+    socket_addr_peer, ApiKeyFuture, ApiKeyLayer, ApiKeyService, PeerAddr, RequireScopesFuture,
+    RequireScopesLayer, RequireScopesService,
+};
+pub use manage::{
+    CreatedKey, DailyUsage, KeyManager, KeyRequest, ManageError, ManagedKeys, Manager, NewKey,
+    DEFAULT_PREFIX, MAX_LABEL_LEN, MAX_USAGE_DAYS,
+};
+pub use principal::{Label, Principal};
+pub use rate_limit::{RateLimit, RateLimitError};
 pub use record::{KeyRecord, KeyStatus};
-pub use scope::{Requirement, Scope, ScopeError, ScopeName, ScopeRequirement, ScopeSet};
+pub use scope::{
+    validate_scope, Requirement, Scope, ScopeError, ScopeName, ScopeRequirement, ScopeSet,
+    MAX_SCOPE_LEN,
+};
 pub use store::{
     KeyFilter, KeyStore, KeyUpdate, MemoryStore, PagePosition, PageQuery, RotateOutcome, Rotation,
     StoreError, UsageCount, UsageTotals,
 };
-pub use token::{PlaintextKey, TokenError};
 pub use usage::USAGE_RETENTION;
 pub use verify::{PendingVerification, ScopeNarrower, Started, Verifier, VerifierBuilder};

@@ -42,6 +42,7 @@ pub const MAX_LABEL_LEN: usize = 200;
 
 /// A lifecycle operation failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ManageError {
     /// No key has this id (or, through [`ManagedKeys`], none that the manager may see).
     #[error("no key with id {0}")]
@@ -105,6 +106,7 @@ impl ManageError {
 
 /// What to create. Build with [`NewKey::new`] and the setters.
 #[derive(Debug, Clone, PartialEq)]
+#[must_use = "a new key is created only by `KeyManager::create`"]
 pub struct NewKey {
     /// Human name.
     pub name: String,

@@ -10,18 +10,24 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::duration::parse_duration;
 
-/// Most requests a limit may name per period.
-pub const MAX_REQUESTS: u32 = 1_000_000_000;
-/// Shortest period: one second.
-pub const MIN_PERIOD: Duration = Duration::from_secs(1);
-/// Longest period: one day.
-pub const MAX_PERIOD: Duration = Duration::from_secs(86_400);
+const MAX_REQUESTS: u32 = 1_000_000_000;
+const MIN_PERIOD: Duration = Duration::from_secs(1);
+const MAX_PERIOD: Duration = Duration::from_secs(86_400);
 
 /// `N/period`: at most `requests` requests per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RateLimit {
     requests: u32,
     period: Duration,
+}
+
+impl RateLimit {
+    /// Most requests a limit may name per period.
+    pub const MAX_REQUESTS: u32 = MAX_REQUESTS;
+    /// Shortest period: one second.
+    pub const MIN_PERIOD: Duration = MIN_PERIOD;
+    /// Longest period: one day.
+    pub const MAX_PERIOD: Duration = MAX_PERIOD;
 }
 
 /// A rate limit string is not understood.
@@ -32,8 +38,8 @@ pub struct RateLimitError {
 }
 
 impl RateLimit {
-    /// `requests` per `period`; `None` outside 1..=[`MAX_REQUESTS`] or
-    /// [`MIN_PERIOD`]..=[`MAX_PERIOD`], or when the period is not whole seconds.
+    /// `requests` per `period`; `None` outside 1..=[`RateLimit::MAX_REQUESTS`] or
+    /// [`RateLimit::MIN_PERIOD`]..=[`RateLimit::MAX_PERIOD`], or when the period is not whole seconds.
     pub fn new(requests: u32, period: Duration) -> Option<Self> {
         let ok = (1..=MAX_REQUESTS).contains(&requests)
             && (MIN_PERIOD..=MAX_PERIOD).contains(&period)
@@ -81,7 +87,7 @@ impl fmt::Display for RateLimit {
         let secs = self.period.as_secs();
         let (n, unit) = [(86_400, "d"), (3_600, "h"), (60, "m")]
             .into_iter()
-            .find(|(u, _)| secs % u == 0)
+            .find(|(u, _)| secs.is_multiple_of(*u))
             .map_or((secs, "s"), |(u, name)| (secs / u, name));
         write!(f, "{}/{n}{unit}", self.requests)
     }

@@ -406,7 +406,7 @@ macro_rules! scope {
             $vis struct $name;
             impl $crate::ScopeName for $name {
                 const SCOPE: &'static str = {
-                    if let Err(_) = $crate::scope::validate_scope($scope) {
+                    if let Err(_) = $crate::validate_scope($scope) {
                         panic!(concat!("invalid scope literal: ", $scope));
                     }
                     $scope

@@ -20,6 +20,7 @@ pub use memory::MemoryStore;
 /// A key store failed. During verification every store error becomes a 503
 /// `store_unavailable`, never a 401.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The store cannot be reached (connection refused, pool exhausted, database down).
     #[error("key store unavailable: {0}")]
@@ -154,6 +155,7 @@ pub struct Rotation<'a> {
 
 /// What [`KeyStore::rotate`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RotateOutcome {
     /// The successor was inserted and the old key now expires after the grace period.
     Rotated,

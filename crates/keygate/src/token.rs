@@ -31,6 +31,7 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 /// Why a string is not a well-formed key. Only for logs and tests: every variant is answered
 /// to the client as `malformed_key`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenError {
     /// Longer than [`MAX_TOKEN_LEN`].
     #[error("key is longer than 128 bytes")]
@@ -250,6 +251,7 @@ pub fn generate(prefix: &str) -> Result<PlaintextKey, GenerateError> {
 
 /// A key could not be generated.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GenerateError {
     /// The prefix is not lowercase letters, digits and `_` (starting with a letter, ≤ 32 bytes).
     #[error("invalid key prefix {0:?}: use lowercase letters, digits and `_`, starting with a letter, at most 32 characters (e.g. `mk_live`)")]

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use keygate::duration::{parse_duration, MAX_DURATION};
 use keygate::extract::{credential_from_headers, extract_credential, API_KEY_HEADER};
-use keygate::scope::MAX_SCOPE_LEN;
 use keygate::token::{self, is_valid_prefix, CHECKSUM_LEN, ID_LEN, MAX_TOKEN_LEN, SECRET_LEN};
+use keygate::MAX_SCOPE_LEN;
 use keygate::{Scope, ScopeRequirement, ScopeSet};
 use proptest::prelude::*;
 

@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keygate::{AuthError, KeyStore, Malformed, NewKey, ScopeRequirement, TokenError, Verifier};
+use keygate::token::TokenError;
+use keygate::{AuthError, KeyStore, Malformed, NewKey, ScopeRequirement, Verifier};
 use support::{forge_secret, Rig};
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use serde_json::json;
 
-use keygate::error::{envelope, request_id};
+use keygate::{envelope, request_id};
 use keygate::{ErrorResponse, RenderContext};
 
 use crate::shape::NewItem;
@@ -85,10 +85,7 @@ pub fn error_response(
     request_id_header: Option<&[u8]>,
 ) -> ErrorResponse {
     let id = request_id(request_id_header);
-    let ctx = RenderContext {
-        request_id: &id,
-        now: chrono::Utc::now(),
-    };
+    let ctx = RenderContext::new(&id, chrono::Utc::now());
     let body: Bytes = envelope(code, message, details, &ctx);
     ErrorResponse {
         status,

@@ -540,7 +540,7 @@ pub(crate) fn encode_cursor(p: &PagePosition) -> String {
 }
 
 fn decode_cursor(s: &str) -> Option<PagePosition> {
-    if s.len() % 2 != 0 || s.len() > 128 {
+    if !s.len().is_multiple_of(2) || s.len() > 128 {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..s.len())

@@ -58,6 +58,7 @@ impl Default for Settings {
 }
 
 /// Builds a [`Verifier`]. Every setting has a production default.
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct VerifierBuilder {
     store: Arc<dyn KeyStore>,
     hasher: Arc<dyn KeyHasher>,
