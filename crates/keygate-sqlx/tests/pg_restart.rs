@@ -188,14 +188,15 @@ async fn a_postgres_restart_under_load_is_503_never_401_and_recovers_by_itself()
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let propagated = propagated.expect("revocation never reached the watcher after the restart");
+    let propagated = propagated.expect(
+        "revocation never reached the watcher after the restart: the listener did not reconnect",
+    );
     say(&format!(
         "revocation pushed to the watcher {propagated:?} after the restart"
     ));
-    assert!(
-        propagated < Duration::from_secs(5),
-        "{propagated:?}: the listener did not reconnect"
-    );
+    // The watcher's 600 s window cannot have run out: only the reconnected listener (its
+    // notification, or its invalidate-all on reconnect) explains the refusal within the 30 s
+    // bound above. How fast is reported, not asserted: timing belongs in benchmarks.
 
     stop.store(true, Ordering::Relaxed);
     for task in load {

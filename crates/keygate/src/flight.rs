@@ -88,23 +88,46 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
+    /// Callers holding the run of `key` (the map's own reference not counted).
+    fn callers(flights: &Flights<u32, u32>, key: u32) -> usize {
+        flights
+            .map()
+            .get(&key)
+            .map_or(0, |cell| Arc::strong_count(cell) - 1)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_callers_share_one_run() {
         let flights = Arc::new(Flights::<u32, u32>::new());
         let runs = Arc::new(AtomicUsize::new(0));
+        // The run cannot finish before every caller has joined it: no sleep standing in for
+        // "long enough for the others to arrive".
+        let finish = Arc::new(tokio::sync::Notify::new());
         let mut tasks = Vec::new();
         for _ in 0..100 {
-            let (flights, runs) = (Arc::clone(&flights), Arc::clone(&runs));
+            let (flights, runs, finish) =
+                (Arc::clone(&flights), Arc::clone(&runs), Arc::clone(&finish));
             tasks.push(tokio::spawn(async move {
                 flights
                     .run(&7, async {
                         runs.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        finish.notified().await;
                         42
                     })
                     .await
             }));
         }
+        // Bounded: a broken single flight (callers never meeting in one run) fails here
+        // instead of hanging.
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while callers(&flights, 7) < 100 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("100 callers in one run");
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "one caller runs the work");
+        finish.notify_one();
         for t in tasks {
             assert_eq!(t.await.unwrap(), 42);
         }
@@ -138,7 +161,8 @@ mod tests {
                 tasks.push(tokio::spawn(async move {
                     flights
                         .run(&round, async {
-                            tokio::time::sleep(Duration::from_secs(60)).await;
+                            // Never finishes: every caller leaves by being aborted.
+                            std::future::pending::<()>().await;
                             0
                         })
                         .await

@@ -1,19 +1,45 @@
 //! Property tests that run in CI: the invariants the fuzz targets in `fuzz/` check, on
 //! generated input shaped to reach the accepting paths (the fuzzers explore the rest).
+//!
+//! Every generated case asserts something: inputs that must be accepted come from generators
+//! of valid input, and mixed input (near misses and garbage) is judged against a model of the
+//! documented grammar written out here, so a refusal is checked as carefully as an acceptance.
+//! No case is skipped with an early `return Ok(())`.
 
 use std::time::Duration;
 
 use keygate::duration::{parse_duration, MAX_DURATION};
 use keygate::extract::{credential_from_headers, extract_credential, API_KEY_HEADER};
-use keygate::token::{self, is_valid_prefix, CHECKSUM_LEN, ID_LEN, MAX_TOKEN_LEN, SECRET_LEN};
-use keygate::MAX_SCOPE_LEN;
-use keygate::{Scope, ScopeRequirement, ScopeSet};
+use keygate::token::{
+    self, is_valid_prefix, CHECKSUM_LEN, ID_LEN, MAX_PREFIX_LEN, MAX_TOKEN_LEN, SECRET_LEN,
+};
+use keygate::{AuthError, Malformed, Scope, ScopeRequirement, ScopeSet, MAX_SCOPE_LEN};
 use proptest::prelude::*;
 
-/// Bodies that are often, but not always, of the right shape.
-fn body() -> impl Strategy<Value = String> {
+// ------------------------------------------------------------------------------ tokens
+
+/// Valid prefixes over the whole grammar: a lowercase letter, then lowercase letters, digits
+/// and `_`, not ending in `_`, 1 to 32 bytes.
+fn valid_prefix() -> impl Strategy<Value = String> {
     prop_oneof![
-        ("[a-z][a-z0-9_]{0,31}", "[0-9a-f]{16}", "[0-9A-Za-z]{40}")
+        "[a-z]",
+        "[a-z][a-z0-9_]{0,30}[a-z0-9]",
+        // The usual shapes, with `_` inside: `mk_live`, `qapi`, `a_b_c`.
+        "[a-z]{1,4}(_[a-z0-9]{1,6}){0,3}",
+    ]
+}
+
+/// `<prefix>_<id>.<secret>` bodies of the right shape.
+fn valid_body() -> impl Strategy<Value = String> {
+    (valid_prefix(), "[0-9a-f]{16}", "[0-9A-Za-z]{40}")
+        .prop_map(|(p, id, s)| format!("{p}_{id}.{s}"))
+}
+
+/// Bodies that are often, but not always, of the right shape, and garbage.
+fn near_miss_body() -> impl Strategy<Value = String> {
+    prop_oneof![
+        valid_body(),
+        ("[a-z][a-z0-9_]{0,33}", "[0-9a-f]{16}", "[0-9A-Za-z]{40}")
             .prop_map(|(p, id, s)| format!("{p}_{id}.{s}")),
         (
             "[a-zA-Z0-9_]{0,40}",
@@ -25,10 +51,36 @@ fn body() -> impl Strategy<Value = String> {
     ]
 }
 
-fn assert_accepted_token_invariants(input: &str) -> Result<(), TestCaseError> {
-    let Ok(p) = token::parse(input) else {
-        return Ok(());
+/// The token grammar written out from its documentation (`token` module docs), independently
+/// of `token::parse`: whether `s` is a well-formed key with a matching checksum.
+fn token_model(s: &str) -> bool {
+    if s.len() > MAX_TOKEN_LEN || !s.bytes().all(|c| c.is_ascii_graphic()) {
+        return false;
+    }
+    let Some((head, tail)) = s.split_once('.') else {
+        return false;
     };
+    // The id starts after the last `_` before the (first) `.`.
+    let Some((prefix, id)) = head.rsplit_once('_') else {
+        return false;
+    };
+    let prefix_ok = (1..=MAX_PREFIX_LEN).contains(&prefix.len())
+        && prefix.starts_with(|c: char| c.is_ascii_lowercase())
+        && !prefix.ends_with('_')
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let id_ok = id.len() == ID_LEN && id.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'));
+    let tail_ok =
+        tail.len() == SECRET_LEN + CHECKSUM_LEN && tail.chars().all(|c| c.is_ascii_alphanumeric());
+    prefix_ok && id_ok && tail_ok && token::with_checksum(&s[..s.len() - CHECKSUM_LEN]) == s
+}
+
+/// What every accepted token satisfies.
+fn assert_accepted_token_invariants(
+    input: &str,
+    p: token::ParsedToken<'_>,
+) -> Result<(), TestCaseError> {
     prop_assert_eq!(p.token(), input);
     prop_assert!(input.len() <= MAX_TOKEN_LEN);
     prop_assert!(input.bytes().all(|c| c.is_ascii_graphic()));
@@ -48,17 +100,198 @@ fn assert_accepted_token_invariants(input: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+// ------------------------------------------------------------------------------ headers
+
+/// A header's values: absent (a quarter of the cases), once (most), or repeated.
+fn header_list(value: BoxedStrategy<Vec<u8>>) -> impl Strategy<Value = Vec<Vec<u8>>> {
+    prop_oneof![
+        3 => Just(Vec::new()),
+        7 => value.clone().prop_map(|v| vec![v]),
+        2 => proptest::collection::vec(value, 2..4),
+    ]
+}
+
+/// Values shaped like keys, `Bearer` keys, other schemes and empty bearers.
+fn key_like_value() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        "[ \t]{0,2}(Bearer|bearer|Basic)?[ \t]{0,2}[!-~]{0,130}[ \t]{0,2}",
+        "[ ]?(Bearer|bEaReR) [!-~]{1,128}[ ]?",
+        "[ \t]{0,2}[!-~]{1,130}[ \t]{0,2}",
+        "(Bearer|bearer)[ \t]{0,3}",
+    ]
+    .prop_map(String::into_bytes)
+}
+
+/// Lists of header values: random bytes, or values shaped like keys.
 fn header_values() -> impl Strategy<Value = Vec<Vec<u8>>> {
-    proptest::collection::vec(
+    header_list(
         prop_oneof![
-            proptest::collection::vec(any::<u8>(), 0..140),
-            "[ \t]{0,2}(Bearer|bearer|Basic)?[ \t]{0,2}[!-~]{0,130}[ \t]{0,2}"
-                .prop_map(String::into_bytes),
-        ],
-        0..3,
+            1 => proptest::collection::vec(any::<u8>(), 0..140),
+            3 => key_like_value(),
+        ]
+        .boxed(),
     )
 }
 
+/// Lists of values that `http` accepts as header values (visible ASCII, space, tab and
+/// obs-text 0x80–0xFF), shaped like the lists above.
+fn http_header_values() -> impl Strategy<Value = Vec<Vec<u8>>> {
+    let byte = prop_oneof![Just(b'\t'), 0x20u8..0x7f, 0x80u8..=0xff];
+    header_list(
+        prop_oneof![
+            1 => proptest::collection::vec(byte, 0..140),
+            3 => key_like_value(),
+        ]
+        .boxed(),
+    )
+}
+
+/// Optional whitespace (space and tab) around a header value, removed.
+fn trim_ows(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t'))
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|c| !matches!(c, b' ' | b'\t'))
+        .map_or(start, |i| i + 1);
+    &v[start..end]
+}
+
+/// A key value: trimmed, non-empty, at most 128 bytes of visible ASCII.
+fn key_value_model(v: &[u8]) -> Result<&[u8], AuthError> {
+    let v = trim_ows(v);
+    if v.is_empty() || v.len() > MAX_TOKEN_LEN || !v.iter().all(u8::is_ascii_graphic) {
+        return Err(AuthError::MalformedKey(Malformed::HeaderValue));
+    }
+    Ok(v)
+}
+
+/// The extraction rules of `docs/architecture.md` ("Credential extraction"), written out:
+/// `X-Api-Key` wins when present; otherwise `Authorization: Bearer <key>` (scheme up to the
+/// first space, case-insensitive); a repeated header used is malformed; nothing is missing.
+fn extraction_model<'a>(
+    api_keys: &'a [Vec<u8>],
+    authorizations: &'a [Vec<u8>],
+) -> Result<&'a [u8], AuthError> {
+    let repeated = AuthError::MalformedKey(Malformed::RepeatedHeader);
+    match api_keys {
+        [] => {}
+        [one] => return key_value_model(one),
+        _ => return Err(repeated),
+    }
+    let value = match authorizations {
+        [] => return Err(AuthError::MissingCredentials),
+        [one] => trim_ows(one),
+        _ => return Err(repeated),
+    };
+    let (scheme, rest) = match value.iter().position(|&c| c == b' ') {
+        Some(i) => (&value[..i], &value[i + 1..]),
+        None => (value, &value[value.len()..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return Err(AuthError::MalformedKey(Malformed::UnsupportedScheme));
+    }
+    if trim_ows(rest).is_empty() {
+        return Err(AuthError::MalformedKey(Malformed::EmptyBearer));
+    }
+    key_value_model(rest)
+}
+
+// ------------------------------------------------------------------------------ durations
+
+const UNITS: [(&str, u64); 6] = [
+    ("ms", 1),
+    ("s", 1_000),
+    ("m", 60_000),
+    ("h", 3_600_000),
+    ("d", 86_400_000),
+    ("w", 604_800_000),
+];
+
+/// Longest number the parser reads, in digits.
+const MAX_DURATION_DIGITS: usize = 12;
+
+/// `parse_duration`'s documented grammar: `<number><unit>` (surrounding whitespace trimmed),
+/// a whole number of at most 12 digits, unit `ms`/`s`/`m`/`h`/`d`/`w`, at most 100 years.
+/// The duration in milliseconds, or `None` when it must be refused.
+fn duration_model(s: &str) -> Option<u128> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() || num.len() > MAX_DURATION_DIGITS {
+        return None;
+    }
+    let n: u128 = num.parse().ok()?;
+    let (_, unit_ms) = UNITS.iter().find(|(u, _)| *u == unit)?;
+    let ms = n * u128::from(*unit_ms);
+    (ms <= MAX_DURATION.as_millis()).then_some(ms)
+}
+
+/// A valid duration string (with whitespace around it now and then) and its milliseconds.
+fn valid_duration() -> impl Strategy<Value = (String, u128)> {
+    (0..UNITS.len(), any::<u64>(), "[ \t\n]{0,1}", "[ \t\n]{0,1}").prop_map(
+        |(unit, seed, before, after)| {
+            let (name, unit_ms) = UNITS[unit];
+            let max_digits = 10u64.pow(MAX_DURATION_DIGITS as u32) - 1;
+            let max = (MAX_DURATION.as_millis() as u64 / unit_ms).min(max_digits);
+            // Small numbers half the time, the whole range up to the maximum the other half.
+            let n = if seed % 2 == 0 {
+                (seed >> 1) % 1_000
+            } else {
+                (seed >> 1) % (max + 1)
+            };
+            (
+                format!("{before}{n}{name}{after}"),
+                u128::from(n) * u128::from(unit_ms),
+            )
+        },
+    )
+}
+
+// ------------------------------------------------------------------------------ scopes
+
+/// The scope grammar (`scope` module docs): 1–64 bytes, segments of `[a-z0-9_-]` joined by
+/// `:` or `.`, no segment empty.
+fn scope_model(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_SCOPE_LEN
+        && s.split([':', '.']).all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+        })
+}
+
+/// Valid scopes, now and then one of a few common ones (so sets see duplicates).
+fn valid_scope() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z0-9_-]{1,12}([:.][a-z0-9_-]{1,12}){0,3}",
+        prop::sample::select(vec![
+            "entities:read",
+            "entities:write",
+            "content.register",
+            "a"
+        ])
+        .prop_map(str::to_owned),
+    ]
+}
+
+/// Strings that are not scopes, each for one of the reasons a scope is refused.
+fn invalid_scope() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        valid_scope().prop_map(|s| format!("{s}:")),
+        valid_scope().prop_map(|s| format!(".{s}")),
+        valid_scope().prop_map(|s| s.replacen(':', "::", 1).replacen('.', "..", 1) + "::x"),
+        (valid_scope(), "[A-Z !@/\u{e9}]").prop_map(|(s, bad)| format!("{s}{bad}")),
+        "[a-z]{65,80}",
+    ]
+}
+
+/// Scope-like strings: valid ones and near misses.
 fn scope_like() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-z0-9_-]{1,12}([:.][a-z0-9_-]{1,12}){0,3}",
@@ -68,24 +301,34 @@ fn scope_like() -> impl Strategy<Value = String> {
 
 proptest! {
     #[test]
-    fn an_accepted_token_is_short_printable_well_formed_and_self_checksummed(b in body()) {
-        assert_accepted_token_invariants(&b)?;
-        assert_accepted_token_invariants(&token::with_checksum(&b))?;
-    }
-
-    #[test]
-    fn a_well_shaped_body_with_its_checksum_is_always_accepted(
-        prefix in "[a-z]([a-z0-9_]{0,30}[a-z0-9])?",
+    fn a_well_shaped_body_with_its_checksum_is_always_accepted_with_every_invariant(
+        prefix in valid_prefix(),
         id in "[0-9a-f]{16}",
         secret in "[0-9A-Za-z]{40}",
     ) {
         let t = token::with_checksum(&format!("{prefix}_{id}.{secret}"));
-        let p = token::parse(&t).unwrap();
+        let p = token::parse(&t);
+        prop_assert!(p.is_ok(), "refused {t}: {p:?}");
+        let p = p.unwrap();
         prop_assert_eq!((p.prefix(), p.id()), (prefix.as_str(), id.as_str()));
+        assert_accepted_token_invariants(&t, p)?;
     }
 
     #[test]
-    fn an_extracted_credential_is_a_printable_slice_of_a_presented_value(
+    fn a_near_miss_token_is_accepted_exactly_when_the_grammar_says_so(
+        body in near_miss_body(),
+        checksummed in any::<bool>(),
+    ) {
+        let input = if checksummed { token::with_checksum(&body) } else { body };
+        let parsed = token::parse(&input);
+        prop_assert_eq!(parsed.is_ok(), token_model(&input), "{:?}: {:?}", input, parsed);
+        if let Ok(p) = parsed {
+            assert_accepted_token_invariants(&input, p)?;
+        }
+    }
+
+    #[test]
+    fn extraction_follows_the_documented_rules_for_any_header_values(
         api_keys in header_values(),
         authorizations in header_values(),
     ) {
@@ -93,32 +336,24 @@ proptest! {
             api_keys.iter().map(Vec::as_slice),
             authorizations.iter().map(Vec::as_slice),
         );
-        if let Ok(t) = result {
-            prop_assert!(!t.is_empty() && t.len() <= MAX_TOKEN_LEN);
-            prop_assert!(t.bytes().all(|c| c.is_ascii_graphic()));
-            let source = if api_keys.len() == 1 { &api_keys } else { &authorizations };
-            prop_assert!(source
-                .iter()
-                .any(|v| v.windows(t.len()).any(|w| w == t.as_bytes())));
-        }
-        if api_keys.len() > 1 || (api_keys.is_empty() && authorizations.len() > 1) {
-            prop_assert!(result.is_err());
-        }
+        let expected = extraction_model(&api_keys, &authorizations);
+        prop_assert_eq!(result.map(str::as_bytes), expected);
     }
 
     #[test]
     fn the_header_map_front_end_agrees_with_the_byte_level_extraction(
-        api_keys in header_values(),
-        authorizations in header_values(),
+        api_keys in http_header_values(),
+        authorizations in http_header_values(),
     ) {
         let mut map = http::HeaderMap::new();
         for v in &api_keys {
-            let Ok(v) = http::HeaderValue::from_bytes(v) else { return Ok(()) };
-            map.append(API_KEY_HEADER, v);
+            map.append(API_KEY_HEADER, http::HeaderValue::from_bytes(v).expect("a valid header value"));
         }
         for v in &authorizations {
-            let Ok(v) = http::HeaderValue::from_bytes(v) else { return Ok(()) };
-            map.append(http::header::AUTHORIZATION, v);
+            map.append(
+                http::header::AUTHORIZATION,
+                http::HeaderValue::from_bytes(v).expect("a valid header value"),
+            );
         }
         prop_assert_eq!(
             credential_from_headers(&map),
@@ -130,27 +365,21 @@ proptest! {
     }
 
     #[test]
-    fn an_accepted_duration_is_exactly_number_times_unit_and_at_most_the_maximum(
+    fn a_valid_duration_is_exactly_number_times_unit((s, ms) in valid_duration()) {
+        prop_assert_eq!(parse_duration(&s).map(|d| d.as_millis()), Ok(ms), "{:?}", s);
+    }
+
+    #[test]
+    fn a_duration_is_accepted_exactly_when_the_grammar_says_so_and_means_what_it_spells(
         s in prop_oneof![
             "[ ]?[0-9]{1,13}(ms|s|m|h|d|w|x|)[ ]?",
             "\\PC{0,20}",
         ]
     ) {
-        if let Ok(d) = parse_duration(&s) {
+        let parsed = parse_duration(&s);
+        prop_assert_eq!(parsed.as_ref().ok().map(Duration::as_millis), duration_model(&s), "{:?}: {:?}", s, parsed);
+        if let Ok(d) = parsed {
             prop_assert!(d <= MAX_DURATION);
-            let t = s.trim();
-            let split = t.find(|c: char| !c.is_ascii_digit()).unwrap();
-            let n: u128 = t[..split].parse().unwrap();
-            let unit: u128 = match &t[split..] {
-                "ms" => 1,
-                "s" => 1_000,
-                "m" => 60_000,
-                "h" => 3_600_000,
-                "d" => 86_400_000,
-                "w" => 604_800_000,
-                other => return Err(TestCaseError::fail(format!("accepted unit {other:?}"))),
-            };
-            prop_assert_eq!(d.as_millis(), n * unit);
         }
     }
 
@@ -163,10 +392,11 @@ proptest! {
     }
 
     #[test]
-    fn an_accepted_scope_round_trips_through_display_fromstr_and_json(s in scope_like()) {
-        match Scope::new(&s) {
+    fn a_scope_is_accepted_exactly_when_the_grammar_says_so_and_round_trips(s in scope_like()) {
+        let scope = Scope::new(&s);
+        prop_assert_eq!(scope.is_ok(), scope_model(&s), "{:?}: {:?}", s, scope);
+        match scope {
             Ok(scope) => {
-                prop_assert!(!s.is_empty() && s.len() <= MAX_SCOPE_LEN);
                 prop_assert_eq!(scope.to_string(), s.clone());
                 prop_assert_eq!(scope.to_string().parse::<Scope>().unwrap(), scope.clone());
                 let json = serde_json::to_string(&scope).unwrap();
@@ -177,35 +407,67 @@ proptest! {
     }
 
     #[test]
-    fn a_scope_set_parses_iff_every_item_does_and_round_trips(
-        items in proptest::collection::vec(scope_like(), 0..6)
+    fn a_set_of_valid_scopes_is_sorted_deduplicated_and_round_trips(
+        items in proptest::collection::vec(valid_scope(), 0..6)
     ) {
-        let all_valid = items.iter().all(|s| Scope::new(s).is_ok());
-        match ScopeSet::parse(&items) {
-            Ok(set) => {
-                prop_assert!(all_valid);
-                let strings = set.to_strings();
-                let mut sorted = strings.clone();
-                sorted.sort();
-                sorted.dedup();
-                prop_assert_eq!(&strings, &sorted);
-                prop_assert!(items.iter().all(|s| set.contains(s)));
-                let shown = set.to_string();
-                let back = if shown.is_empty() {
-                    ScopeSet::new()
-                } else {
-                    ScopeSet::parse(shown.split(' ')).unwrap()
-                };
-                prop_assert_eq!(&back, &set);
-                let json = serde_json::to_string(&set).unwrap();
-                prop_assert_eq!(&serde_json::from_str::<ScopeSet>(&json).unwrap(), &set);
-                // A requirement names at least one scope (an empty one is refused).
-                match ScopeRequirement::try_all_of(&items) {
-                    Ok(required) => prop_assert!(required.check(&set).is_ok()),
-                    Err(_) => prop_assert!(items.is_empty()),
-                }
-            }
-            Err(_) => prop_assert!(!all_valid),
+        let set = ScopeSet::parse(&items);
+        prop_assert!(set.is_ok(), "{:?}: {:?}", items, set);
+        let set = set.unwrap();
+        let strings = set.to_strings();
+        let mut expected = items.clone();
+        expected.sort();
+        expected.dedup();
+        prop_assert_eq!(&strings, &expected);
+        prop_assert!(items.iter().all(|s| set.contains(s)));
+        let shown = set.to_string();
+        let back = if shown.is_empty() {
+            ScopeSet::new()
+        } else {
+            ScopeSet::parse(shown.split(' ')).unwrap()
+        };
+        prop_assert_eq!(&back, &set);
+        let json = serde_json::to_string(&set).unwrap();
+        prop_assert_eq!(&serde_json::from_str::<ScopeSet>(&json).unwrap(), &set);
+        // A requirement names at least one scope (an empty one is refused).
+        match ScopeRequirement::try_all_of(&items) {
+            Ok(required) => prop_assert!(required.check(&set).is_ok()),
+            Err(_) => prop_assert!(items.is_empty()),
         }
+    }
+
+    #[test]
+    fn a_set_with_one_invalid_item_is_refused(
+        mut items in proptest::collection::vec(valid_scope(), 0..5),
+        bad in invalid_scope(),
+        at in any::<prop::sample::Index>(),
+    ) {
+        prop_assert!(!scope_model(&bad), "the generator made a valid scope: {:?}", bad);
+        let at = at.index(items.len() + 1);
+        items.insert(at, bad);
+        prop_assert!(ScopeSet::parse(&items).is_err(), "{:?}", items);
+    }
+}
+
+/// The edges of the duration range, unit by unit: the largest number of each unit that is at
+/// most 100 years is accepted (when it has at most 12 digits), one more is refused.
+#[test]
+fn durations_at_the_maximum_are_accepted_and_one_unit_more_is_refused() {
+    for (unit, unit_ms) in UNITS {
+        let n = MAX_DURATION.as_millis() as u64 / unit_ms;
+        let at_max = format!("{n}{unit}");
+        let over = format!("{}{unit}", n + 1);
+        assert_eq!(
+            parse_duration(&at_max).map(|d| d.as_millis()).ok(),
+            duration_model(&at_max),
+            "{at_max}"
+        );
+        if n.to_string().len() <= MAX_DURATION_DIGITS {
+            assert_eq!(
+                parse_duration(&at_max),
+                Ok(Duration::from_millis(n * unit_ms)),
+                "{at_max}"
+            );
+        }
+        assert!(parse_duration(&over).is_err(), "{over}");
     }
 }

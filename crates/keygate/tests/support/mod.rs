@@ -92,6 +92,12 @@ pub struct TestStore {
     pub hold_next_get: AtomicBool,
     pub read_taken: Notify,
     pub release: Notify,
+    /// When armed, the next `insert` puts the new key's id in `inserting`, signals
+    /// `insert_taken`, and waits for `insert_release` before writing anything.
+    pub hold_next_insert: AtomicBool,
+    pub inserting: Mutex<Option<String>>,
+    pub insert_taken: Notify,
+    pub insert_release: Notify,
 }
 
 impl TestStore {
@@ -133,6 +139,11 @@ impl KeyStore for TestStore {
     }
     async fn insert(&self, record: &KeyRecord, audit: &[AuditEvent]) -> Result<(), StoreError> {
         self.check()?;
+        if self.hold_next_insert.swap(false, Ordering::SeqCst) {
+            *self.inserting.lock().unwrap() = Some(record.id.clone());
+            self.insert_taken.notify_one();
+            self.insert_release.notified().await;
+        }
         self.wrote();
         self.inner.insert(record, audit).await
     }
