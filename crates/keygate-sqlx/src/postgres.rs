@@ -12,7 +12,7 @@ use keygate::{
     AuditAction, AuditEvent, Invalidator, KeyFilter, KeyRecord, KeyStatus, KeyStore, KeyUpdate,
     PageQuery, RotateOutcome, Rotation, ScopeSet, StoreError, UsageCount, UsageTotals,
 };
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 
 use crate::column;
@@ -41,6 +41,23 @@ const COLUMNS: &str = "id, prefix, name, org, team, owner, scopes, metadata, has
 /// has a connection of its own (outside [`PostgresStore::pool`]) and checks it with a
 /// heartbeat ([`StoreOptions::listener_heartbeat`]), so a connection that went silent without
 /// closing (a failover, a dropped route) is noticed and replaced the same way.
+///
+/// **TLS** (feature `tls`, on with `postgres`; rustls with ring, no OpenSSL): the URL's
+/// `sslmode` decides. `require` encrypts without checking the server's certificate;
+/// `verify-full` also checks that the certificate is issued by a trusted root (the webpki
+/// roots, plus the PEM certificates of `sslrootcert=PATH` for a private CA) and names the
+/// URL's host; `prefer` (the default) encrypts when the server offers TLS. With sqlx 0.8 and
+/// the rustls release in this workspace's lockfile, `verify-ca` checks the host name as well,
+/// like `verify-full`. The listener's connection uses the same settings. A handshake refused
+/// at connect is a [`StoreError::Unavailable`] that says it is a TLS failure and why:
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), keygate::StoreError> {
+/// let url = "postgres://keygate:keygate@db.internal/keygate\
+///            ?sslmode=verify-full&sslrootcert=/etc/keygate/db-ca.pem";
+/// let store = keygate_sqlx::PostgresStore::connect(url).await?;
+/// # drop(store); Ok(()) }
+/// ```
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), keygate::StoreError> {
@@ -77,7 +94,7 @@ impl PostgresStore {
             let probe = connect
                 .connect()
                 .await
-                .map_err(|e| store_error(e, timeout))?;
+                .map_err(|e| connect_error(e, &connect, timeout))?;
             let _ = probe.close().await;
             Ok(())
         })
@@ -218,6 +235,43 @@ async fn apply_migrations(tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error
         .await?;
     }
     Ok(())
+}
+
+/// The failure of a store's first connection, worded for whoever set the URL: a TLS failure
+/// (a certificate no trusted root issued, a host name it does not carry, a server without TLS)
+/// says that it is one and what decides it; anything else is [`store_error`]'s.
+fn connect_error(e: sqlx::Error, connect: &PgConnectOptions, timeout: Duration) -> StoreError {
+    let (mode, verifies) = match connect.get_ssl_mode() {
+        PgSslMode::Disable => ("disable", false),
+        PgSslMode::Allow => ("allow", false),
+        PgSslMode::Prefer => ("prefer", false),
+        PgSslMode::Require => ("require", false),
+        PgSslMode::VerifyCa => ("verify-ca", true),
+        PgSslMode::VerifyFull => ("verify-full", true),
+    };
+    let required = mode == "require" || verifies;
+    // rustls reports a refused handshake as an I/O error of kind `InvalidData`.
+    let tls = match &e {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => required && io.kind() == std::io::ErrorKind::InvalidData,
+        _ => false,
+    };
+    if !tls {
+        return store_error(e, timeout);
+    }
+    let hint = if verifies {
+        "; the server's certificate must be issued by a root in `sslrootcert=PATH` (or a \
+         public web root) and, for verify-full, name the host of the URL"
+    } else {
+        ""
+    };
+    let detail = match e {
+        sqlx::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    };
+    StoreError::Unavailable(format!(
+        "PostgreSQL TLS connection failed (sslmode={mode}): {detail}{hint}"
+    ))
 }
 
 fn corrupt(id: &str, reason: impl std::fmt::Display) -> StoreError {
