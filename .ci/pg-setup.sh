@@ -2,9 +2,13 @@
 # Installs (when missing) and starts PostgreSQL, and creates the role and database `keygate`
 # (password `keygate`) that the keygate-sqlx PostgreSQL tests use. Idempotent: safe to run again.
 #
-#   eval "$(bash .ci/pg-setup.sh)"        # exports KEYGATE_TEST_POSTGRES_URL
+#   eval "$(bash .ci/pg-setup.sh)"        # exports KEYGATE_TEST_POSTGRES_URL (and the TLS
+#                                         # test's KEYGATE_TEST_POSTGRES_ROOT_CERT, _CERT_HOST)
 #
-# Progress goes to stderr; the only line on stdout is the `export …` line.
+# The cluster serves TLS (Debian's clusters do, with the snakeoil certificate: `ssl = on`); if
+# it does not, this turns it on with that certificate.
+#
+# Progress goes to stderr; the only lines on stdout are `export …` lines.
 set -euo pipefail
 
 log() { echo "pg-setup: $*" >&2; }
@@ -55,5 +59,49 @@ fi
 # The tests give each case a schema of its own, and terminate their own listener connections
 # to exercise reconnection (pg_signal_backend allows that for sessions of the same role).
 psql_admin -d keygate -c "GRANT ALL ON SCHEMA public TO keygate" >/dev/null
+
+# TLS, for `sslmode=require` / `verify-full` (keygate-sqlx's TLS tests).
+if [ "$(psql_admin -tAc 'SHOW ssl')" != on ]; then
+    log "turning TLS on with the snakeoil certificate"
+    if [ ! -e /etc/ssl/private/ssl-cert-snakeoil.key ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        command -v make-ssl-cert >/dev/null || { apt-get update -qq >&2; apt-get install -y -qq ssl-cert >&2; }
+        make-ssl-cert generate-default-snakeoil >&2
+    fi
+    # The key is readable by group ssl-cert only.
+    getent group ssl-cert >/dev/null && usermod -a -G ssl-cert postgres
+    psql_admin -c "ALTER SYSTEM SET ssl_cert_file = '/etc/ssl/certs/ssl-cert-snakeoil.pem'"
+    psql_admin -c "ALTER SYSTEM SET ssl_key_file = '/etc/ssl/private/ssl-cert-snakeoil.key'"
+    psql_admin -c "ALTER SYSTEM SET ssl = on"
+    psql_admin -c "SELECT pg_reload_conf()" >/dev/null
+    sleep 1
+    if [ "$(psql_admin -tAc 'SHOW ssl')" != on ]; then
+        # A server started before postgres joined ssl-cert cannot read the key: restart it.
+        log "restarting cluster $version/main for TLS"
+        pg_ctlcluster "$version" main restart >&2
+        for _ in $(seq 1 30); do
+            as_postgres pg_isready -q -h 127.0.0.1 -p "$port" && break
+            sleep 1
+        done
+    fi
+    [ "$(psql_admin -tAc 'SHOW ssl')" = on ] || { log "PostgreSQL does not serve TLS"; exit 1; }
+fi
+# The certificate the server presents (self-signed) and the host name in it, so a test can
+# trust it as a private root and connect with sslmode=verify-full.
+cert=$(psql_admin -tAc 'SHOW ssl_cert_file')
+case "$cert" in
+    /*) ;;
+    *) cert="$(psql_admin -tAc 'SHOW data_directory')/$cert" ;;
+esac
+if [ -r "$cert" ] && command -v openssl >/dev/null; then
+    cert_host=$(openssl x509 -in "$cert" -noout -ext subjectAltName 2>/dev/null \
+        | grep -o 'DNS:[^,]*' | head -n 1 | cut -d: -f2 || true)
+    [ -n "$cert_host" ] || cert_host=$(openssl x509 -in "$cert" -noout -subject -nameopt multiline \
+        | sed -n 's/^ *commonName *= *//p' || true)
+    if [ -n "$cert_host" ]; then
+        echo "export KEYGATE_TEST_POSTGRES_ROOT_CERT=$(printf '%q' "$cert")"
+        echo "export KEYGATE_TEST_POSTGRES_CERT_HOST=$(printf '%q' "$cert_host")"
+    fi
+fi
 
 echo "export KEYGATE_TEST_POSTGRES_URL=postgres://keygate:keygate@127.0.0.1:${port}/keygate"

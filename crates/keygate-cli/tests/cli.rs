@@ -1145,3 +1145,71 @@ fn usage_prints_a_day_table_with_a_total_line() {
     let total: Vec<&str> = body[7].split_whitespace().collect();
     assert_eq!(total, ["TOTAL", "16", "3"], "{out}");
 }
+
+/// `keygate --database-url <url> …` with no URL in the environment.
+#[cfg(feature = "postgres")]
+fn keygate_at(url: &str) -> Command {
+    let mut cmd = Command::cargo_bin("keygate").unwrap();
+    cmd.env_remove("KEYGATE_DATABASE_URL")
+        .env("USER", "ops-tester")
+        .arg("--database-url")
+        .arg(url);
+    cmd
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn a_postgres_url_with_sslmode_require_works_and_an_untrusted_verify_full_fails_with_one_line() {
+    const PG_ENV: &str = "KEYGATE_TEST_POSTGRES_URL";
+    let Ok(base) = std::env::var(PG_ENV) else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED cli::a_postgres_url_with_sslmode_require_works_and_an_untrusted_verify_full_fails_with_one_line: set {PG_ENV} to run"
+        );
+        return;
+    };
+    // A schema of its own, made and dropped through a store that does not migrate.
+    let schema = format!("kg_cli_{}", std::process::id());
+    let admin = block_on(keygate_sqlx::PostgresStore::connect_with(
+        &base,
+        keygate_sqlx::StoreOptions {
+            migrate: false,
+            notifications: false,
+            ..keygate_sqlx::StoreOptions::default()
+        },
+    ))
+    .unwrap();
+    let sql = |q: String| {
+        block_on(sqlx::raw_sql(&q).execute(admin.pool())).unwrap();
+    };
+    sql(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    sql(format!("CREATE SCHEMA {schema}"));
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+
+    let created = json(keygate_at(&format!("{url}&sslmode=require")).args([
+        "create",
+        "--name",
+        "over-tls",
+        "--org",
+        "acme",
+        "--scope",
+        "entities:read",
+        "--json",
+    ]));
+    let id = created["id"].as_str().unwrap();
+    let shown = json(keygate_at(&format!("{url}&sslmode=require")).args(["show", id, "--json"]));
+    assert_eq!(shown["name"], "over-tls");
+
+    // The test server's certificate is issued by no root the CLI trusts.
+    let msg = fails(keygate_at(&format!("{url}&sslmode=verify-full")).arg("list"));
+    assert!(msg.starts_with("error: cannot open the key store"), "{msg}");
+    assert!(msg.contains("TLS") && msg.contains("certificate"), "{msg}");
+    assert!(
+        !msg.contains(":keygate@"),
+        "passwords stay out of messages: {msg}"
+    );
+
+    sql(format!("DROP SCHEMA {schema} CASCADE"));
+}

@@ -13,6 +13,7 @@
 )]
 
 mod column;
+mod common;
 mod error;
 mod options;
 #[cfg(feature = "postgres")]

@@ -12,11 +12,14 @@ use keygate::{
     AuditAction, AuditEvent, Invalidator, KeyFilter, KeyRecord, KeyStatus, KeyStore, KeyUpdate,
     PageQuery, RotateOutcome, Rotation, ScopeSet, StoreError, UsageCount, UsageTotals,
 };
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 
 use crate::column;
-use crate::error::{bounded, is_unique_violation, store_error};
+use crate::common::{
+    self, corrupt, insert_error, needs_migration, rotation_refusal, totals_from_row, COLUMNS,
+};
+use crate::error::{bounded, store_error};
 use crate::options::StoreOptions;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -26,9 +29,6 @@ pub const NOTIFY_CHANNEL: &str = "keygate_invalidate";
 
 /// Advisory lock taken while migrating, so concurrent starts apply each migration once.
 const MIGRATION_LOCK: i64 = 0x6b65_7967_6174_6501; // "keygate\x01"
-
-const COLUMNS: &str = "id, prefix, name, org, team, owner, scopes, metadata, hash, created_at, \
-                       expires_at, revoked_at, last_used_at, rotated_from, rotated_to, rate_limit";
 
 /// A [`KeyStore`] in PostgreSQL.
 ///
@@ -41,6 +41,23 @@ const COLUMNS: &str = "id, prefix, name, org, team, owner, scopes, metadata, has
 /// has a connection of its own (outside [`PostgresStore::pool`]) and checks it with a
 /// heartbeat ([`StoreOptions::listener_heartbeat`]), so a connection that went silent without
 /// closing (a failover, a dropped route) is noticed and replaced the same way.
+///
+/// **TLS** (feature `tls`, on with `postgres`; rustls with ring, no OpenSSL): the URL's
+/// `sslmode` decides. `require` encrypts without checking the server's certificate;
+/// `verify-full` also checks that the certificate is issued by a trusted root (the webpki
+/// roots, plus the PEM certificates of `sslrootcert=PATH` for a private CA) and names the
+/// URL's host; `prefer` (the default) encrypts when the server offers TLS. With sqlx 0.8 and
+/// the rustls release in this workspace's lockfile, `verify-ca` checks the host name as well,
+/// like `verify-full`. The listener's connection uses the same settings. A handshake refused
+/// at connect is a [`StoreError::Unavailable`] that says it is a TLS failure and why:
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), keygate::StoreError> {
+/// let url = "postgres://keygate:keygate@db.internal/keygate\
+///            ?sslmode=verify-full&sslrootcert=/etc/keygate/db-ca.pem";
+/// let store = keygate_sqlx::PostgresStore::connect(url).await?;
+/// # drop(store); Ok(()) }
+/// ```
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), keygate::StoreError> {
@@ -77,7 +94,7 @@ impl PostgresStore {
             let probe = connect
                 .connect()
                 .await
-                .map_err(|e| store_error(e, timeout))?;
+                .map_err(|e| connect_error(e, &connect, timeout))?;
             let _ = probe.close().await;
             Ok(())
         })
@@ -123,11 +140,7 @@ impl PostgresStore {
     where
         F: std::future::Future<Output = Result<T, sqlx::Error>>,
     {
-        let timeout = self.timeout;
-        bounded(timeout, async {
-            fut.await.map_err(|e| store_error(e, timeout))
-        })
-        .await
+        common::run(self.timeout, fut).await
     }
 
     /// Runs a one-row change and, if it touched the row, announces `id` on
@@ -198,14 +211,8 @@ async fn apply_migrations(tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error
             .into_iter()
             .collect();
     for m in MIGRATOR.iter() {
-        match applied.get(&m.version) {
-            Some(sum) if sum.as_slice() == &*m.checksum => continue,
-            Some(_) => {
-                return Err(sqlx::Error::Migrate(Box::new(
-                    sqlx::migrate::MigrateError::VersionMismatch(m.version),
-                )))
-            }
-            None => {}
+        if !needs_migration(&applied, m)? {
+            continue;
         }
         sqlx::raw_sql(&m.sql).execute(&mut *tx).await?;
         sqlx::query(
@@ -220,11 +227,41 @@ async fn apply_migrations(tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error
     Ok(())
 }
 
-fn corrupt(id: &str, reason: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        id: id.to_owned(),
-        reason: reason.to_string(),
+/// The failure of a store's first connection, worded for whoever set the URL: a TLS failure
+/// (a certificate no trusted root issued, a host name it does not carry, a server without TLS)
+/// says that it is one and what decides it; anything else is [`store_error`]'s.
+fn connect_error(e: sqlx::Error, connect: &PgConnectOptions, timeout: Duration) -> StoreError {
+    let (mode, verifies) = match connect.get_ssl_mode() {
+        PgSslMode::Disable => ("disable", false),
+        PgSslMode::Allow => ("allow", false),
+        PgSslMode::Prefer => ("prefer", false),
+        PgSslMode::Require => ("require", false),
+        PgSslMode::VerifyCa => ("verify-ca", true),
+        PgSslMode::VerifyFull => ("verify-full", true),
+    };
+    let required = mode == "require" || verifies;
+    // rustls reports a refused handshake as an I/O error of kind `InvalidData`.
+    let tls = match &e {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => required && io.kind() == std::io::ErrorKind::InvalidData,
+        _ => false,
+    };
+    if !tls {
+        return store_error(e, timeout);
     }
+    let hint = if verifies {
+        "; the server's certificate must be issued by a root in `sslrootcert=PATH` (or a \
+         public web root) and, for verify-full, name the host of the URL"
+    } else {
+        ""
+    };
+    let detail = match e {
+        sqlx::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    };
+    StoreError::Unavailable(format!(
+        "PostgreSQL TLS connection failed (sslmode={mode}): {detail}{hint}"
+    ))
 }
 
 fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
@@ -281,18 +318,6 @@ fn usage_from_row(row: &PgRow) -> Result<UsageCount, StoreError> {
     })
 }
 
-fn totals_from_row(row: &PgRow) -> Result<UsageTotals, StoreError> {
-    let key_id: String = row.try_get("key_id").map_err(|e| corrupt("?", e))?;
-    let get = |e: sqlx::Error| corrupt(&key_id, e);
-    let count = |name: &str| row.try_get::<i64, _>(name).map(column::count_out);
-    Ok(UsageTotals {
-        requests_24h: count("requests_24h").map_err(get)?,
-        requests_30d: count("requests_30d").map_err(get)?,
-        refused_24h: count("refused_24h").map_err(get)?,
-        key_id,
-    })
-}
-
 type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 
 /// The `INSERT` of a new record (run on the pool, or inside a rotation's transaction).
@@ -318,15 +343,6 @@ fn insert_query(r: &KeyRecord) -> PgQuery<'_> {
     .bind(&r.rotated_from)
     .bind(&r.rotated_to)
     .bind(column::rate_limit_text(r.rate_limit))
-}
-
-/// A failed insert of `id`: a duplicate id is a conflict.
-fn insert_error(e: sqlx::Error, id: &str, timeout: Duration) -> StoreError {
-    if is_unique_violation(&e) {
-        StoreError::Conflict(id.to_owned())
-    } else {
-        store_error(e, timeout)
-    }
 }
 
 /// The `INSERT` of an audit event.
@@ -422,19 +438,8 @@ impl KeyStore for PostgresStore {
     }
 
     async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
-        let mut q: QueryBuilder<'_, Postgres> =
-            QueryBuilder::new(format!("SELECT {COLUMNS} FROM keygate_keys WHERE TRUE"));
-        if let Some(org) = &filter.org {
-            q.push(" AND org = ").push_bind(org);
-        }
-        if let Some(team) = &filter.team {
-            q.push(" AND team = ").push_bind(team);
-        }
-        if let Some(owner) = &filter.owner {
-            q.push(" AND owner = ").push_bind(owner);
-        }
         // Byte order for ids, like the other stores (the database collation may differ).
-        q.push(r#" ORDER BY created_at, id COLLATE "C""#);
+        let mut q = common::list_query::<Postgres>(filter, r#"id COLLATE "C""#);
         let rows = self.run(q.build().fetch_all(&self.pool)).await?;
         rows.iter().map(record_from_row).collect()
     }
@@ -471,13 +476,12 @@ impl KeyStore for PostgresStore {
             let rotated_to: Option<String> = old.try_get("rotated_to").map_err(get)?;
             let revoked_at: Option<DateTime<Utc>> = old.try_get("revoked_at").map_err(get)?;
             let expires_at: Option<DateTime<Utc>> = old.try_get("expires_at").map_err(get)?;
-            let refusal = if rotated_to.is_some() {
-                Some(RotateOutcome::AlreadyRotated)
-            } else if !column::is_active(revoked_at.is_some(), expires_at, rotation.now) {
-                Some(RotateOutcome::NotActive)
-            } else {
-                None
-            };
+            let refusal = rotation_refusal(
+                rotated_to.is_some(),
+                revoked_at.is_some(),
+                expires_at,
+                rotation.now,
+            );
             if let Some(refusal) = refusal {
                 tx.rollback().await.map_err(err)?;
                 return Ok(refusal);

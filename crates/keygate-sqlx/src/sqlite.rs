@@ -20,14 +20,14 @@ use sqlx::sqlite::{
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, TransactionManager};
 
 use crate::column;
-use crate::error::{bounded, is_unique_violation, store_error};
+use crate::common::{
+    self, corrupt, insert_error, needs_migration, rotation_refusal, totals_from_row, COLUMNS,
+};
+use crate::error::{bounded, store_error};
 use crate::options::StoreOptions;
 use crate::timestamp::{from_micros, to_micros};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-const COLUMNS: &str = "id, prefix, name, org, team, owner, scopes, metadata, hash, created_at, \
-                       expires_at, revoked_at, last_used_at, rotated_from, rotated_to, rate_limit";
 
 /// A [`KeyStore`] in a SQLite file (WAL mode, so the CLI and a running service can share it).
 ///
@@ -165,11 +165,7 @@ impl SqliteStore {
     where
         F: std::future::Future<Output = Result<T, sqlx::Error>>,
     {
-        let timeout = self.timeout;
-        bounded(timeout, async {
-            fut.await.map_err(|e| store_error(e, timeout))
-        })
-        .await
+        common::run(self.timeout, fut).await
     }
 }
 
@@ -218,14 +214,8 @@ async fn apply_migrations(conn: &mut SqliteConnection) -> Result<(), sqlx::Error
             .into_iter()
             .collect();
     for m in MIGRATOR.iter() {
-        match applied.get(&m.version) {
-            Some(sum) if sum.as_slice() == &*m.checksum => continue,
-            Some(_) => {
-                return Err(sqlx::Error::Migrate(Box::new(
-                    sqlx::migrate::MigrateError::VersionMismatch(m.version),
-                )))
-            }
-            None => {}
+        if !needs_migration(&applied, m)? {
+            continue;
         }
         sqlx::raw_sql(&m.sql).execute(&mut *conn).await?;
         sqlx::query(
@@ -240,13 +230,6 @@ async fn apply_migrations(conn: &mut SqliteConnection) -> Result<(), sqlx::Error
         .await?;
     }
     Ok(())
-}
-
-fn corrupt(id: &str, reason: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        id: id.to_owned(),
-        reason: reason.to_string(),
-    }
 }
 
 fn opt_time(id: &str, column: &str, v: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -321,18 +304,6 @@ fn usage_from_row(row: &SqliteRow) -> Result<UsageCount, StoreError> {
     })
 }
 
-fn totals_from_row(row: &SqliteRow) -> Result<UsageTotals, StoreError> {
-    let key_id: String = row.try_get("key_id").map_err(|e| corrupt("?", e))?;
-    let get = |e: sqlx::Error| corrupt(&key_id, e);
-    let count = |name: &str| row.try_get::<i64, _>(name).map(column::count_out);
-    Ok(UsageTotals {
-        requests_24h: count("requests_24h").map_err(get)?,
-        requests_30d: count("requests_30d").map_err(get)?,
-        refused_24h: count("refused_24h").map_err(get)?,
-        key_id,
-    })
-}
-
 fn json_text(v: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Backend(Box::new(e)))
 }
@@ -364,15 +335,6 @@ fn insert_query(r: &KeyRecord) -> Result<SqliteQuery<'_>, StoreError> {
     .bind(&r.rotated_from)
     .bind(&r.rotated_to)
     .bind(column::rate_limit_text(r.rate_limit)))
-}
-
-/// A failed insert of `id`: a duplicate id is a conflict.
-fn insert_error(e: sqlx::Error, id: &str, timeout: Duration) -> StoreError {
-    if is_unique_violation(&e) {
-        StoreError::Conflict(id.to_owned())
-    } else {
-        store_error(e, timeout)
-    }
 }
 
 /// The `INSERT` of an audit event.
@@ -476,18 +438,8 @@ impl KeyStore for SqliteStore {
     }
 
     async fn list(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
-        let mut q: QueryBuilder<'_, Sqlite> =
-            QueryBuilder::new(format!("SELECT {COLUMNS} FROM keygate_keys WHERE 1 = 1"));
-        if let Some(org) = &filter.org {
-            q.push(" AND org = ").push_bind(org);
-        }
-        if let Some(team) = &filter.team {
-            q.push(" AND team = ").push_bind(team);
-        }
-        if let Some(owner) = &filter.owner {
-            q.push(" AND owner = ").push_bind(owner);
-        }
-        q.push(" ORDER BY created_at, id");
+        // SQLite compares text in byte order (no collation on the column).
+        let mut q = common::list_query::<Sqlite>(filter, "id");
         let rows = self.run(q.build().fetch_all(&self.pool)).await?;
         rows.iter().map(record_from_row).collect()
     }
@@ -528,17 +480,12 @@ impl KeyStore for SqliteStore {
             let rotated_to: Option<String> = old.try_get("rotated_to").map_err(get)?;
             let revoked_at: Option<i64> = old.try_get("revoked_at").map_err(get)?;
             let expires_at: Option<i64> = old.try_get("expires_at").map_err(get)?;
-            let refusal = if rotated_to.is_some() {
-                Some(RotateOutcome::AlreadyRotated)
-            } else if !column::is_active(
+            let refusal = rotation_refusal(
+                rotated_to.is_some(),
                 revoked_at.is_some(),
                 opt_time(old_id, "expires_at", expires_at)?,
                 rotation.now,
-            ) {
-                Some(RotateOutcome::NotActive)
-            } else {
-                None
-            };
+            );
             if let Some(refusal) = refusal {
                 tx.rollback().await.map_err(err)?;
                 return Ok(refusal);

@@ -470,3 +470,167 @@ async fn stored_usage_counts_clamp_negatives_to_zero() {
     assert_eq!(got, [("big", max, max, 0), ("k1", 2, 2, 3)]);
     pg.cleanup().await;
 }
+
+/// `url` with `param` added to its query string.
+fn with_param(url: &str, param: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{param}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_encrypts_every_connection_and_a_key_round_trips() {
+    let Some(pg) =
+        Pg::fixture("postgres::sslmode_require_encrypts_every_connection_and_a_key_round_trips")
+            .await
+    else {
+        return;
+    };
+    let url = with_param(&pg.url, "sslmode=require");
+    let store = Arc::new(
+        PostgresStore::connect_with(&url, options(true))
+            .await
+            .unwrap(),
+    );
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert!(encrypted, "sslmode=require gave an unencrypted connection");
+
+    // A create and a verification through the store, with the listener connected too.
+    let clock = ManualClock::new(t(0));
+    let v = verifier(store.clone(), &clock);
+    wait_for_listeners(&pg, 1).await;
+    let created = KeyManager::new(store.clone())
+        .with_hasher(cheap_argon2())
+        .with_verifier(&v)
+        .create(
+            NewKey::new("tls", "acme")
+                .scopes(["entities:read"])
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let principal = v.verify(created.key.expose_secret()).await.unwrap();
+    assert_eq!(principal.id, created.record.id);
+    assert_eq!(
+        store.get(&created.record.id).await.unwrap().unwrap().name,
+        "tls"
+    );
+
+    // Every connection of this test (the pool's and the listener's) is encrypted.
+    let (plain, all): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE NOT s.ssl), count(*) \
+         FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
+         WHERE a.application_name = $1",
+    )
+    .bind(&pg.schema)
+    .fetch_one(&pg.admin)
+    .await
+    .unwrap();
+    assert!(all >= 2, "{all} connections");
+    assert_eq!(plain, 0, "{plain} of {all} connections unencrypted");
+    v.shutdown().await.unwrap();
+    store.pool().close().await;
+    pg.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_verify_full_against_an_untrusted_certificate_is_a_clear_store_error() {
+    let Some(pg) = Pg::fixture(
+        "postgres::sslmode_verify_full_against_an_untrusted_certificate_is_a_clear_store_error",
+    )
+    .await
+    else {
+        return;
+    };
+    // The server's certificate (Debian's self-signed snakeoil one in CI) is issued by no root
+    // this process trusts, and names no 127.0.0.1.
+    let url = with_param(&pg.url, "sslmode=verify-full");
+    for err in [
+        PostgresStore::connect_with(&url, options(false))
+            .await
+            .unwrap_err(),
+        keygate_sqlx::connect(&url).await.map(drop).unwrap_err(),
+    ] {
+        let StoreError::Unavailable(message) = &err else {
+            panic!("expected an unavailable store, got {err:?}");
+        };
+        report(&format!("verify-full refused: {message}"));
+        assert!(message.contains("TLS"), "{message}");
+        assert!(message.contains("certificate"), "{message}");
+        assert!(!message.contains("keygate:keygate"), "{message}");
+    }
+    pg.cleanup().await;
+}
+
+/// The certificate the test server presents, as a PEM file, and the host name it carries
+/// (`.ci/pg-setup.sh` exports both).
+const ROOT_CERT_ENV: &str = "KEYGATE_TEST_POSTGRES_ROOT_CERT";
+const CERT_HOST_ENV: &str = "KEYGATE_TEST_POSTGRES_CERT_HOST";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_full_trusts_a_private_root_from_sslrootcert_and_checks_the_host_name() {
+    const TEST: &str =
+        "postgres::verify_full_trusts_a_private_root_from_sslrootcert_and_checks_the_host_name";
+    let Some(pg) = Pg::fixture(TEST).await else {
+        return;
+    };
+    let (Ok(root), Ok(host)) = (std::env::var(ROOT_CERT_ENV), std::env::var(CERT_HOST_ENV)) else {
+        report(&format!(
+            "SKIPPED {TEST}: set {ROOT_CERT_ENV} and {CERT_HOST_ENV} to the server's PEM certificate and the host name in it (.ci/pg-setup.sh exports them)"
+        ));
+        pg.cleanup().await;
+        return;
+    };
+    // Only ever talk to this machine: the certificate's name must resolve to loopback alone.
+    let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), 5432))
+        .await
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    if addrs.is_empty()
+        || !addrs
+            .iter()
+            .all(|a: &std::net::SocketAddr| a.ip().is_loopback())
+    {
+        report(&format!(
+            "SKIPPED {TEST}: {host:?} (the name in the server's certificate) does not resolve to loopback only: {addrs:?}"
+        ));
+        pg.cleanup().await;
+        return;
+    }
+    assert!(pg.url.contains("@127.0.0.1:"), "{}", pg.url);
+    let tls = format!("sslmode=verify-full&sslrootcert={root}");
+
+    // The server's own (self-signed) certificate as the trusted root, as with a private CA,
+    // and the name it carries as the host: verified, encrypted, and a key round-trips.
+    let url = with_param(&pg.url.replace("@127.0.0.1:", &format!("@{host}:")), &tls);
+    let store = PostgresStore::connect_with(&url, options(false))
+        .await
+        .unwrap();
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert!(encrypted);
+    store.insert(&record("k1", "acme", 0), &[]).await.unwrap();
+    assert!(store.get("k1").await.unwrap().is_some());
+    store.pool().close().await;
+
+    // The same root with a host the certificate does not name (127.0.0.1): refused.
+    let url = with_param(&pg.url, &tls);
+    let err = PostgresStore::connect_with(&url, options(false))
+        .await
+        .unwrap_err();
+    let StoreError::Unavailable(message) = &err else {
+        panic!("expected an unavailable store, got {err:?}");
+    };
+    report(&format!(
+        "verify-full for the wrong name refused: {message}"
+    ));
+    assert!(message.contains("TLS"), "{message}");
+    assert!(message.contains("not valid for name"), "{message}");
+    pg.cleanup().await;
+}
