@@ -269,6 +269,37 @@ async fn a_stopped_store_is_unavailable_with_retry_after() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_rate_limit_is_resource_exhausted_with_retry_after() {
+    bounded(async {
+        let server = Server::start().await;
+        let new = NewKey::new("limited", "acme")
+            .scopes(["boards:read"])
+            .unwrap()
+            .rate_limit("1/1h".parse().unwrap());
+        let created = server.manager.create(new).await.unwrap();
+        let key = created.key.expose_secret();
+        let mut client = server.client().await;
+        client
+            .whoami(with_api_key(WhoamiRequest {}, key))
+            .await
+            .unwrap();
+        let status = client
+            .whoami(with_api_key(WhoamiRequest {}, key))
+            .await
+            .unwrap_err();
+        assert_refused(&status, Code::ResourceExhausted, "rate_limited");
+        let retry_after: u32 = status
+            .metadata()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        assert!(retry_after >= 1, "{status:?}");
+    })
+    .await;
+}
+
 /// Without a network: what `GrpcRenderer` writes is read back by tonic's own parser of
 /// status headers (`Status::from_header_map`) as the same code and message, percent-encoding
 /// included.
