@@ -13,7 +13,7 @@ use keygate::ErrorResponse;
 /// use axum::response::IntoResponse;
 /// use keygate::{AuthError, ErrorRenderer, JsonRenderer, RenderContext};
 ///
-/// let ctx = RenderContext { request_id: "req-1", now: chrono::Utc::now() };
+/// let ctx = RenderContext::new("req-1", chrono::Utc::now());
 /// let rendered = JsonRenderer::default().render(&AuthError::InvalidKey, &ctx);
 /// let res = keygate_axum::Rendered(rendered).into_response();
 /// assert_eq!(res.status(), 401);

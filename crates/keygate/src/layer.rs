@@ -378,8 +378,12 @@ pub struct RequireScopesService<S> {
     requirement: Arc<ScopeRequirement>,
 }
 
-/// Checks a requirement against what the authentication layer left in `extensions`.
-pub(crate) fn check_extensions(
+/// Checks `requirement` against what [`ApiKeyLayer`] left in a request's `extensions`: the
+/// principal must hold it (403 `insufficient_scope`, counted as a refusal in the key's usage);
+/// an anonymous request let through by an optional layer is 401 `missing_credentials`, and a
+/// request no layer saw is 500 `misconfigured`. For handlers of tower servers that check
+/// scopes themselves (e.g. a tonic method).
+pub fn check_scopes(
     extensions: &http::Extensions,
     requirement: &ScopeRequirement,
 ) -> Result<(), AuthError> {
@@ -406,7 +410,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        match check_extensions(req.extensions(), &self.requirement) {
+        match check_scopes(req.extensions(), &self.requirement) {
             Ok(()) => RequireScopesFuture {
                 kind: Kind::Inner {
                     future: self.inner.call(req),

@@ -16,6 +16,7 @@ mod error;
 pub mod extract;
 mod flight;
 mod gate;
+mod grpc;
 mod hash;
 mod invalidate;
 pub mod keys_api;
@@ -40,11 +41,12 @@ pub use error::{
     RenderContext, MAX_REQUEST_ID_LEN,
 };
 pub use gate::{AuthContext, Gate, GateCheck, PendingCheck};
+pub use grpc::GrpcRenderer;
 pub use hash::{Argon2Hasher, Argon2Params, HashError, KeyHasher};
 pub use invalidate::Invalidator;
 pub use layer::{
-    socket_addr_peer, ApiKeyFuture, ApiKeyLayer, ApiKeyService, PeerAddr, RequireScopesFuture,
-    RequireScopesLayer, RequireScopesService,
+    check_scopes, socket_addr_peer, ApiKeyFuture, ApiKeyLayer, ApiKeyService, PeerAddr,
+    RequireScopesFuture, RequireScopesLayer, RequireScopesService,
 };
 pub use manage::{
     CreatedKey, DailyUsage, KeyManager, KeyRequest, ManageError, ManagedKeys, Manager, NewKey,
