@@ -34,7 +34,7 @@ use crate::scope::Scope;
 /// ```
 /// use keygate::{AuthError, ErrorRenderer, GrpcRenderer, RenderContext};
 ///
-/// let ctx = RenderContext { request_id: "req-1", now: chrono::Utc::now() };
+/// let ctx = RenderContext::new("req-1", chrono::Utc::now());
 /// let r = GrpcRenderer::new().render(&AuthError::InvalidKey, &ctx);
 /// assert_eq!(r.status, 200);
 /// assert!(r.body.is_empty());

@@ -221,3 +221,22 @@ async fn a_scope_narrower_that_never_answers_is_503_after_the_store_timeout() {
     directory.set(NARROW_OK);
     assert_eq!(send(&rig, &token).await.status(), StatusCode::OK);
 }
+
+/// A hash that cannot be checked is the store's fault, not the client's: it never counts
+/// toward the throttle, so the holder of the right secret keeps getting 503 (and the key
+/// works at once when the row is repaired), never 429 `too_many_attempts`.
+#[tokio::test]
+async fn a_corrupt_stored_hash_never_turns_into_429_for_the_right_secret() {
+    // Logged like the other tests here (tracing caches per call site whether anyone listens).
+    let (_logs, _guard) = capture_logs();
+    let rig = Rig::new();
+    let (token, id) = rig.key().await;
+    let good = rig.store.inner.get(&id).await.unwrap().unwrap().hash;
+    corrupt_hash(&rig, &id, "not-a-phc-string").await;
+    for n in 1..=25 {
+        assert_store_unavailable(&send(&rig, &token).await, &format!("request {n}"));
+    }
+    corrupt_hash(&rig, &id, &good).await;
+    rig.verifier.invalidator().invalidate(&id);
+    assert_eq!(send(&rig, &token).await.status(), 200);
+}

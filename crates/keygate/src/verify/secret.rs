@@ -123,8 +123,8 @@ impl VerifierCore {
         }
     }
 
-    /// argon2 in a hashing slot. The failure is counted before hashing and forgiven on
-    /// success: a caller cancelled mid-hash (a closed connection) still counts, so cancelling
+    /// argon2 in a hashing slot. The failure is counted before hashing and forgiven unless
+    /// the secret proved wrong: a caller cancelled mid-hash (a closed connection) still counts, so cancelling
     /// cannot get round the throttle.
     async fn hash_check(
         &self,
@@ -145,12 +145,19 @@ impl VerifierCore {
         let stored: Box<str> = key.hash.clone();
         let secret = Zeroizing::new(token.as_bytes().to_vec());
         let started = Instant::now();
-        let ok = slot.run(move || hasher.verify(&secret, &stored)).await??;
+        let checked: Result<bool, CheckFailure> =
+            match slot.run(move || hasher.verify(&secret, &stored)).await {
+                Ok(verified) => verified.map_err(CheckFailure::from),
+                Err(e) => Err(e.into()),
+            };
         telemetry::hashed(started);
-        if ok {
+        // Only a wrong secret counts: a right one is forgiven, and so is a stored hash that
+        // cannot be checked (a store fault, answered 503), or the right secret's holder
+        // would be throttled for the store's fault.
+        if !matches!(checked, Ok(false)) {
             self.throttle.forgive(id, peer);
         }
-        Ok(ok)
+        checked
     }
 
     /// A token whose id the store does not know, answered exactly like a wrong secret for a
