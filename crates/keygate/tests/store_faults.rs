@@ -56,6 +56,11 @@ fn assert_store_unavailable(res: &Response<Bytes>, what: &str) {
     );
 }
 
+/// The tests here run one at a time: each captures logs with a subscriber of its own
+/// thread, and `tracing` caches per call site whether anyone listens, so a call site first
+/// reached on one thread while another thread installs its subscriber can be missed.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Logs at every level into a buffer, for this thread (the tests run on one thread).
 fn capture_logs() -> (Capture, tracing::subscriber::DefaultGuard) {
     let capture = Capture::default();
@@ -93,6 +98,7 @@ async fn corrupt_hash(rig: &Rig, id: &str, hash: &str) {
 
 #[tokio::test]
 async fn a_key_whose_stored_hash_is_corrupt_is_answered_503_and_logged_without_secrets() {
+    let _serial = SERIAL.lock().await;
     let corrupt = [
         "not-a-phc-string",
         "",
@@ -174,6 +180,7 @@ impl ScopeNarrower for Directory {
 
 #[tokio::test]
 async fn a_scope_narrower_that_fails_is_answered_503_not_401_and_not_cached() {
+    let _serial = SERIAL.lock().await;
     let (logs, _guard) = capture_logs();
     let directory = Directory::default();
     let rig = Rig::with(|b| b.scope_narrower(directory.clone()));
@@ -205,6 +212,7 @@ async fn a_scope_narrower_that_fails_is_answered_503_not_401_and_not_cached() {
 
 #[tokio::test]
 async fn a_scope_narrower_that_never_answers_is_503_after_the_store_timeout() {
+    let _serial = SERIAL.lock().await;
     let directory = Directory::default();
     let rig = Rig::with(|b| {
         b.scope_narrower(directory.clone())
@@ -227,8 +235,7 @@ async fn a_scope_narrower_that_never_answers_is_503_after_the_store_timeout() {
 /// works at once when the row is repaired), never 429 `too_many_attempts`.
 #[tokio::test]
 async fn a_corrupt_stored_hash_never_turns_into_429_for_the_right_secret() {
-    // Logged like the other tests here (tracing caches per call site whether anyone listens).
-    let (_logs, _guard) = capture_logs();
+    let _serial = SERIAL.lock().await;
     let rig = Rig::new();
     let (token, id) = rig.key().await;
     let good = rig.store.inner.get(&id).await.unwrap().unwrap().hash;
