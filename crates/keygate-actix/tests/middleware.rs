@@ -6,7 +6,7 @@ use std::sync::Arc;
 use actix_web::{test, web, App, HttpResponse};
 use keygate::{
     Argon2Hasher, Argon2Params, AuthError, ErrorResponse, KeyManager, MemoryStore, NewKey,
-    RenderContext, Verifier,
+    RenderContext, ScopeRequirement, Verifier,
 };
 use keygate_actix::{ApiKeyAuth, Principal, RequireScopes, Scoped};
 use serde_json::Value;
@@ -158,6 +158,35 @@ async fn optional_auth_lets_anonymous_through_but_still_rejects_bad_keys() {
         .insert_header(("x-api-key", "junk"))
         .to_request();
     assert_eq!(test::call_service(&app, req).await.status(), 401);
+}
+
+#[actix_web::test]
+async fn optional_auth_with_a_requirement_answers_anonymous_requests_401() {
+    let (verifier, key) = setup().await;
+    let app = test::init_service(
+        App::new()
+            .wrap(
+                ApiKeyAuth::new(verifier)
+                    .optional()
+                    .require(ScopeRequirement::all_of(["entities:read"])),
+            )
+            .route("/", web::get().to(maybe)),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        body_json(res).await["error"]["details"]["reason"],
+        "missing_credentials"
+    );
+    let req = test::TestRequest::get()
+        .uri("/")
+        .insert_header(("x-api-key", key))
+        .to_request();
+    assert_eq!(
+        test::read_body(test::call_service(&app, req).await).await,
+        "acme"
+    );
 }
 
 #[actix_web::test]

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use keygate::{
     ApiKeyLayer, AuthError, ErrorResponse, Principal, RenderContext, RequireScopesLayer,
+    ScopeRequirement,
 };
 use support::Rig;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
@@ -109,6 +110,27 @@ async fn optional_layer_lets_anonymous_requests_through_but_not_bad_keys() {
     let res = svc.oneshot(get(&[("x-api-key", "nope")])).await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(json(&res)["error"]["details"]["reason"], "malformed_key");
+}
+
+#[tokio::test]
+async fn an_optional_layer_with_a_requirement_answers_anonymous_requests_401() {
+    let rig = Rig::new();
+    let svc = ServiceBuilder::new()
+        .layer(
+            ApiKeyLayer::new(rig.verifier.clone())
+                .optional()
+                .require(ScopeRequirement::all_of(["entities:read"])),
+        )
+        .service(service_fn(echo_org));
+    let res = svc.clone().oneshot(get(&[])).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        json(&res)["error"]["details"]["reason"],
+        "missing_credentials"
+    );
+    let (token, _) = rig.key().await;
+    let res = svc.oneshot(get(&[("x-api-key", &token)])).await.unwrap();
+    assert_eq!(res.body(), "acme");
 }
 
 #[tokio::test]
