@@ -434,7 +434,9 @@ async fn a_revoke_cancelled_between_begin_and_commit_leaves_no_transaction_open(
     let audit = support::audit("k", AuditAction::Revoked);
     cancel_between_begin_and_commit(&url, store.revoke("k", t(1), &audit)).await;
     assert_no_transaction_left_open(&store, "after").await;
-    // Cancelled before its commit: the revoke did not happen.
-    assert_eq!(store.get("k").await.unwrap().unwrap().revoked_at, None);
-    assert!(store.audit_trail("k").await.unwrap().is_empty());
+    // Cancelled around its commit: the revoke and its audit row happened together or not at
+    // all (on a loaded machine the commit may already have been sent when it was dropped).
+    let revoked = store.get("k").await.unwrap().unwrap().revoked_at.is_some();
+    let audited = !store.audit_trail("k").await.unwrap().is_empty();
+    assert_eq!(revoked, audited, "revoked: {revoked}, audited: {audited}");
 }
