@@ -1,7 +1,8 @@
 //! What both SQL stores do the same way, whatever the dialect: the key columns, the reading
 //! of rows whose columns decode alike, the migration bookkeeping, the rotation rule, the key
-//! listing and the mapping of a failed insert. What differs (placeholders, time and JSON
-//! columns, transactions, notifications) stays in `sqlite.rs` and `postgres.rs`.
+//! listing and the mapping of a failed insert. What differs (time and JSON columns,
+//! transactions, notifications, some statements) is the `Dialect` of `dialect.rs`, implemented
+//! in `sqlite.rs` and `postgres.rs`.
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -12,8 +12,12 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod body;
 mod column;
 mod common;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod dialect;
 mod error;
 mod options;
 #[cfg(feature = "postgres")]
