@@ -5,10 +5,10 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum::http::request::Parts;
-use axum::http::HeaderValue;
-use axum::response::{IntoResponse, Response};
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::HeaderValue;
 use keygate::adapter::{render_with, renderer_of, require_principal, require_scopes};
 use keygate::extract::REQUEST_ID_HEADER;
 use keygate::{AuthContext, AuthError, ErrorResponse, ScopeName, ScopeRequirement};
@@ -16,8 +16,8 @@ use keygate::{AuthContext, AuthError, ErrorResponse, ScopeName, ScopeRequirement
 use crate::{Rendered, MISSING_AXUM_LAYER};
 
 /// Why an extractor refused the request, already rendered by the renderer configured on the
-/// [`ApiKeyLayer`](crate::ApiKeyLayer) (or the default [`keygate::JsonRenderer`] when there is
-/// no layer). As a response it is exactly that rendering: 401, 403, 503, or 500 naming the
+/// `ApiKeyLayer` (this crate's, or the core's [`keygate::ApiKeyLayer`]), or by the default
+/// [`keygate::JsonRenderer`] when there is no layer. As a response it is exactly that rendering: 401, 403, 503, or 500 naming the
 /// missing layer.
 #[derive(Debug, Clone)]
 pub struct AuthRejection {
@@ -81,7 +81,8 @@ fn principal_of(parts: &Parts) -> Result<Arc<keygate::Principal>, AuthError> {
 
 /// The verified principal of the request (key id, name, org, team, owner, scopes, …).
 ///
-/// Needs an [`ApiKeyLayer`](crate::ApiKeyLayer) in front of the route. Behind an optional
+/// Needs an `ApiKeyLayer` (this crate's, or the core's [`keygate::ApiKeyLayer`]) in front of
+/// the route. Behind an optional
 /// layer, take `Option<Principal>`: `None` for anonymous requests.
 ///
 /// ```

@@ -9,7 +9,7 @@ use tower_layer::Layer;
 
 /// The IP of axum's `ConnectInfo<SocketAddr>` in the request's extensions: what
 /// [`ApiKeyLayer`] throttles wrong secrets by (with the key id).
-pub fn connect_info_peer(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+pub fn connect_info_peer(extensions: &http::Extensions) -> Option<IpAddr> {
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())

@@ -1,7 +1,7 @@
 //! [`Rendered`]: any framework-free [`ErrorResponse`] as an axum response.
 
-use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum_core::body::Body;
+use axum_core::response::{IntoResponse, Response};
 use keygate::adapter::into_http_response;
 use keygate::ErrorResponse;
 

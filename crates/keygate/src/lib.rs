@@ -19,6 +19,8 @@ mod gate;
 mod grpc;
 mod hash;
 mod invalidate;
+#[cfg(feature = "keys-api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "keys-api")))]
 pub mod keys_api;
 mod layer;
 mod limiter;

@@ -85,7 +85,8 @@ impl fmt::Debug for KeyRecord {
 }
 
 /// Whether a key works.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "keys-api", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStatus {
     /// The key works.
