@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use keygate::duration::parse_duration;
 use keygate::{
     KeyFilter, KeyManager, KeyRecord, KeyStatus, KeyStore, KeyUpdate, ManageError, NewKey,
     RateLimit, ScopeSet,
@@ -139,7 +138,6 @@ pub(crate) async fn run(cli: Cli) -> Result<String, Failure> {
             })
         }
         Command::Rotate(RotateArgs { id, grace, json }) => {
-            let grace = duration("--grace", &grace)?;
             let manager = manager(&url).await?;
             let created = manager.rotate(&id, grace).await?;
             let old = manager.show(&id).await?;
@@ -187,10 +185,6 @@ fn json_line(v: &Value) -> String {
     s
 }
 
-fn duration(flag: &str, s: &str) -> Result<Duration, Failure> {
-    parse_duration(s).map_err(|e| Failure::Usage(format!("{flag}: {e}")))
-}
-
 /// Checks everything `create` was given; nothing is opened or written yet.
 fn new_key(a: &CreateArgs) -> Result<NewKey, Failure> {
     let scopes = ScopeSet::parse(&a.scopes).map_err(|e| Failure::Usage(e.to_string()))?;
@@ -210,7 +204,7 @@ fn new_key(a: &CreateArgs) -> Result<NewKey, Failure> {
         }
         new = new.prefix(prefix.clone());
     }
-    if let Some(at) = expiry(a.expires_in.as_deref(), a.expires_at.as_deref())? {
+    if let Some(at) = expiry(a.expires_in, a.expires_at.as_deref())? {
         new = new.expires_at(at);
     }
     if let Some(limit) = &a.rate_limit {
@@ -224,7 +218,7 @@ fn key_update(a: &UpdateArgs) -> Result<KeyUpdate, Failure> {
     let expires_at = if a.no_expiry {
         Some(None)
     } else {
-        expiry(a.expires_in.as_deref(), a.expires_at.as_deref())?.map(Some)
+        expiry(a.expires_in, a.expires_at.as_deref())?.map(Some)
     };
     let rate_limit = if a.no_rate_limit {
         Some(None)
@@ -251,13 +245,12 @@ fn key_update(a: &UpdateArgs) -> Result<KeyUpdate, Failure> {
 /// The expiry named by `--expires-in` or `--expires-at` (clap keeps them apart), which must be
 /// in the future; `None` when neither is given.
 fn expiry(
-    expires_in: Option<&str>,
+    expires_in: Option<Duration>,
     expires_at: Option<&str>,
 ) -> Result<Option<DateTime<Utc>>, Failure> {
     let now = Utc::now();
     let at = match (expires_in, expires_at) {
         (Some(d), _) => {
-            let d = duration("--expires-in", d)?;
             let d = chrono::Duration::from_std(d)
                 .map_err(|_| Failure::Usage("--expires-in is too long".into()))?;
             now.checked_add_signed(d)

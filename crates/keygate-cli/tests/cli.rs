@@ -470,7 +470,19 @@ fn a_bad_duration_fails_before_the_store_is_opened() {
             "--expires-in",
             "90",
         ],
-        &["rotate", "someid", "--grace", "1 day"],
+        &["rotate", "someid", "--grace", "1 fortnight"],
+        &["rotate", "someid", "--grace", "101y"],
+        &[
+            "create",
+            "--name",
+            "k",
+            "--org",
+            "acme",
+            "--scope",
+            "a:b",
+            "--expires-in",
+            "0s",
+        ],
     ] {
         let msg = fails(keygate(&db).args(args));
         assert!(msg.contains("invalid duration"), "{msg}");
@@ -726,6 +738,34 @@ fn update_expires_in_sets_only_the_expiry() {
         Utc::now() + Duration::days(7)
     ));
     assert_eq!(after["status"], "active");
+}
+
+/// `m` is minutes (`M` would be months), and a duration may have several parts.
+#[test]
+fn expires_in_reads_m_as_minutes_and_takes_compound_durations() {
+    let db = db();
+    let v = json(keygate(&db).args([
+        "create",
+        "--name",
+        "k",
+        "--org",
+        "acme",
+        "--scope",
+        "a:b",
+        "--expires-in",
+        "30m",
+        "--json",
+    ]));
+    assert!(close_to(
+        time(&v["expires_at"]),
+        Utc::now() + Duration::minutes(30)
+    ));
+    let id = v["id"].as_str().unwrap();
+    run_ok(keygate(&db).args(["update", id, "--expires-in", "1h 30m"]));
+    assert!(close_to(
+        time(&fields(&db, id)["expires_at"]),
+        Utc::now() + Duration::minutes(90)
+    ));
 }
 
 #[test]

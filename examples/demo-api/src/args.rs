@@ -29,13 +29,28 @@ pub struct Args {
     pub addr: SocketAddr,
 
     /// How long a key's cached status is trusted: the longest a revoke made by another
-    /// process (e.g. the keygate CLI) takes to bite. Like 30s, 5s, 500ms.
+    /// process (e.g. the keygate CLI) takes to bite. Like 30s, 5s, 500ms, or 0s (read the
+    /// store on every request).
     #[arg(long, default_value = DEFAULT_REVOCATION_TTL, value_parser = parse_ttl)]
     pub revocation_ttl: Duration,
 }
 
+/// The longest duration the quickstarts take: 100 years (of 365.25 days, `humantime`'s `100y`).
+const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+
+/// `--revocation-ttl`: a human duration as `humantime` reads it (`30s`, `500ms`, `1m`; `m` is
+/// minutes, `M` months), at most [`MAX_DURATION`]; zero is allowed.
 fn parse_ttl(s: &str) -> Result<Duration, String> {
-    keygate::duration::parse_duration(s).map_err(|e| e.to_string())
+    let shown: String = s.trim().chars().take(40).collect();
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("invalid duration {shown:?} ({e}): use a number and a unit, like 30s, 5s or 500ms")
+    })?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "invalid duration {shown:?}: at most 100 years (100y)"
+        ));
+    }
+    Ok(d)
 }
 
 impl Args {
@@ -73,7 +88,13 @@ mod tests {
     fn revocation_ttl_takes_human_durations_and_refuses_nonsense() {
         let a = Args::try_parse_for("q", ["q", "--revocation-ttl", "500ms"]).unwrap();
         assert_eq!(a.revocation_ttl, Duration::from_millis(500));
-        let e = Args::try_parse_for("q", ["q", "--revocation-ttl", "soon"]).unwrap_err();
-        assert!(e.to_string().contains("invalid duration"), "{e}");
+        let a = Args::try_parse_for("q", ["q", "--revocation-ttl", "1m"]).unwrap();
+        assert_eq!(a.revocation_ttl, Duration::from_secs(60), "m is minutes");
+        let a = Args::try_parse_for("q", ["q", "--revocation-ttl", "0s"]).unwrap();
+        assert_eq!(a.revocation_ttl, Duration::ZERO);
+        for bad in ["soon", "30", "101y", "1x"] {
+            let e = Args::try_parse_for("q", ["q", "--revocation-ttl", bad]).unwrap_err();
+            assert!(e.to_string().contains("invalid duration"), "{bad}: {e}");
+        }
     }
 }
