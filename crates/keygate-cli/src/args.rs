@@ -11,7 +11,15 @@ pub(crate) const DEFAULT_DATABASE_URL: &str = "sqlite://keygate.db";
 /// Manage keygate API keys: create, list, show, update, revoke, delete and rotate, and see their
 /// usage.
 #[derive(Debug, Parser)]
-#[command(name = "keygate", version, about, long_about = None)]
+#[command(
+    name = "keygate",
+    version,
+    about,
+    long_about = None,
+    // `keygate` alone is a usage error naming the missing subcommand, not the help text.
+    subcommand_required = true,
+    arg_required_else_help = false
+)]
 pub(crate) struct Cli {
     /// Key store URL: sqlite://PATH (created if missing) or postgres://USER:PASSWORD@HOST/DB.
     #[arg(
@@ -45,6 +53,18 @@ pub(crate) enum Command {
     Rotate(RotateArgs),
     /// Requests and refusals of one key per UTC day, oldest first, ending today.
     Usage(UsageArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    #[command(
+        after_help = "Example: keygate completions bash > ~/.local/share/bash-completion/completions/keygate"
+    )]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use clap::CommandFactory;
 use keygate::{
     KeyFilter, KeyManager, KeyRecord, KeyStatus, KeyStore, KeyUpdate, ManageError, NewKey,
-    RateLimit, ScopeSet,
+    RateLimit, ScopeSet, StoreError,
 };
 use serde_json::Value;
 
@@ -37,6 +38,12 @@ impl From<ManageError> for Failure {
 pub(crate) async fn run(cli: Cli) -> Result<String, Failure> {
     let url = cli.database_url;
     match cli.command {
+        Command::Completions(a) => {
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut Cli::command(), "keygate", &mut script);
+            String::from_utf8(script)
+                .map_err(|_| Failure::Failed("the completion script is not UTF-8".to_owned()))
+        }
         Command::Create(a) => {
             let new = new_key(&a)?;
             let manager = manager(&url).await?;
@@ -88,7 +95,7 @@ pub(crate) async fn run(cli: Cli) -> Result<String, Failure> {
                     .collect();
                 json_line(&Value::Array(items))
             } else {
-                render::table(&rows)
+                render::table(&rows, render::terminal_width())
             })
         }
         Command::Show(a) => {
@@ -278,9 +285,17 @@ fn rate_limit(s: &str) -> Result<RateLimit, Failure> {
         .map_err(|e| Failure::Usage(format!("--rate-limit: {e}")))
 }
 
-/// Opens the store and builds a manager acting as the OS user.
+/// Opens the store and builds a manager acting as the OS user. A URL no store handles is a
+/// usage error (nothing is opened); a store that cannot be opened is not.
 async fn manager(url: &str) -> Result<KeyManager, Failure> {
     let store: Arc<dyn KeyStore> = keygate_sqlx::connect(url).await.map_err(|e| {
+        if let StoreError::Backend(b) = &e {
+            if let Some(u) = b.downcast_ref::<keygate_sqlx::UnsupportedUrl>() {
+                return Failure::Usage(format!(
+                    "{u} (the store URL from --database-url or KEYGATE_DATABASE_URL)"
+                ));
+            }
+        }
         Failure::Failed(format!(
             "cannot open the key store at {}: {e}",
             keygate_sqlx::redact_url(url)
