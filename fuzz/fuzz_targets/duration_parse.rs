@@ -1,4 +1,6 @@
-//! `duration::parse_duration` (the CLI's `--expires-in`, `--grace`, `--revocation-ttl`).
+//! The core's private `duration::parse_duration` (a rate limit's period, the Keys API's
+//! `expires_in` and `grace`), compiled into this target from its source file since the module
+//! is not public.
 //!
 //! Invariants: never panics; `Ok` is at most `MAX_DURATION`, and equals the number times the
 //! unit the (trimmed) input spells, so nothing is rounded, wrapped or guessed.
@@ -6,8 +8,13 @@
 
 use std::time::Duration;
 
-use keygate::duration::{parse_duration, MAX_DURATION};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "../../crates/keygate/src/duration.rs"]
+#[allow(dead_code)]
+mod duration;
+
+use duration::{parse_duration, MAX_DURATION};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {

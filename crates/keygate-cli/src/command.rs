@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use keygate::duration::parse_duration;
+use clap::CommandFactory;
 use keygate::{
     KeyFilter, KeyManager, KeyRecord, KeyStatus, KeyStore, KeyUpdate, ManageError, NewKey,
-    RateLimit, ScopeSet,
+    RateLimit, ScopeSet, StoreError,
 };
 use serde_json::Value;
 
@@ -38,6 +38,12 @@ impl From<ManageError> for Failure {
 pub(crate) async fn run(cli: Cli) -> Result<String, Failure> {
     let url = cli.database_url;
     match cli.command {
+        Command::Completions(a) => {
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut Cli::command(), "keygate", &mut script);
+            String::from_utf8(script)
+                .map_err(|_| Failure::Failed("the completion script is not UTF-8".to_owned()))
+        }
         Command::Create(a) => {
             let new = new_key(&a)?;
             let manager = manager(&url).await?;
@@ -89,7 +95,7 @@ pub(crate) async fn run(cli: Cli) -> Result<String, Failure> {
                     .collect();
                 json_line(&Value::Array(items))
             } else {
-                render::table(&rows)
+                render::table(&rows, render::terminal_width())
             })
         }
         Command::Show(a) => {
@@ -139,7 +145,6 @@ pub(crate) async fn run(cli: Cli) -> Result<String, Failure> {
             })
         }
         Command::Rotate(RotateArgs { id, grace, json }) => {
-            let grace = duration("--grace", &grace)?;
             let manager = manager(&url).await?;
             let created = manager.rotate(&id, grace).await?;
             let old = manager.show(&id).await?;
@@ -187,10 +192,6 @@ fn json_line(v: &Value) -> String {
     s
 }
 
-fn duration(flag: &str, s: &str) -> Result<Duration, Failure> {
-    parse_duration(s).map_err(|e| Failure::Usage(format!("{flag}: {e}")))
-}
-
 /// Checks everything `create` was given; nothing is opened or written yet.
 fn new_key(a: &CreateArgs) -> Result<NewKey, Failure> {
     let scopes = ScopeSet::parse(&a.scopes).map_err(|e| Failure::Usage(e.to_string()))?;
@@ -210,7 +211,7 @@ fn new_key(a: &CreateArgs) -> Result<NewKey, Failure> {
         }
         new = new.prefix(prefix.clone());
     }
-    if let Some(at) = expiry(a.expires_in.as_deref(), a.expires_at.as_deref())? {
+    if let Some(at) = expiry(a.expires_in, a.expires_at.as_deref())? {
         new = new.expires_at(at);
     }
     if let Some(limit) = &a.rate_limit {
@@ -224,7 +225,7 @@ fn key_update(a: &UpdateArgs) -> Result<KeyUpdate, Failure> {
     let expires_at = if a.no_expiry {
         Some(None)
     } else {
-        expiry(a.expires_in.as_deref(), a.expires_at.as_deref())?.map(Some)
+        expiry(a.expires_in, a.expires_at.as_deref())?.map(Some)
     };
     let rate_limit = if a.no_rate_limit {
         Some(None)
@@ -251,13 +252,12 @@ fn key_update(a: &UpdateArgs) -> Result<KeyUpdate, Failure> {
 /// The expiry named by `--expires-in` or `--expires-at` (clap keeps them apart), which must be
 /// in the future; `None` when neither is given.
 fn expiry(
-    expires_in: Option<&str>,
+    expires_in: Option<Duration>,
     expires_at: Option<&str>,
 ) -> Result<Option<DateTime<Utc>>, Failure> {
     let now = Utc::now();
     let at = match (expires_in, expires_at) {
         (Some(d), _) => {
-            let d = duration("--expires-in", d)?;
             let d = chrono::Duration::from_std(d)
                 .map_err(|_| Failure::Usage("--expires-in is too long".into()))?;
             now.checked_add_signed(d)
@@ -285,9 +285,17 @@ fn rate_limit(s: &str) -> Result<RateLimit, Failure> {
         .map_err(|e| Failure::Usage(format!("--rate-limit: {e}")))
 }
 
-/// Opens the store and builds a manager acting as the OS user.
+/// Opens the store and builds a manager acting as the OS user. A URL no store handles is a
+/// usage error (nothing is opened); a store that cannot be opened is not.
 async fn manager(url: &str) -> Result<KeyManager, Failure> {
     let store: Arc<dyn KeyStore> = keygate_sqlx::connect(url).await.map_err(|e| {
+        if let StoreError::Backend(b) = &e {
+            if let Some(u) = b.downcast_ref::<keygate_sqlx::UnsupportedUrl>() {
+                return Failure::Usage(format!(
+                    "{u} (the store URL from --database-url or KEYGATE_DATABASE_URL)"
+                ));
+            }
+        }
         Failure::Failed(format!(
             "cannot open the key store at {}: {e}",
             keygate_sqlx::redact_url(url)

@@ -6,6 +6,7 @@
 //! keygate update ID --name billing --no-expiry --rate-limit 10/1s
 //! keygate show ID | revoke ID | delete ID | rotate ID --grace 24h
 //! keygate usage ID --days 7 --json
+//! keygate completions bash
 //! ```
 //!
 //! The store comes from `--database-url`, else `KEYGATE_DATABASE_URL`, else

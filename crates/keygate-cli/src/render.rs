@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, Width};
 use keygate::DailyUsage;
 use keygate::{AuditEvent, CreatedKey, KeyRecord, KeyStatus, KeyUpdate, RateLimit};
 use serde_json::{json, Value};
@@ -103,8 +104,10 @@ pub(crate) fn created_text(c: &CreatedKey) -> String {
 }
 
 /// The `list` table: name, id, status, scopes, created, expires, last used, requests in the
-/// last 24 hours, and a rate limit column when any listed key has one.
-pub(crate) fn table(rows: &[(KeyRecord, KeyStatus, u64)]) -> String {
+/// last 24 hours, and a rate limit column when any listed key has one. With a `width`, long
+/// cells wrap so every line fits in it where the columns that never wrap (id, status, counts)
+/// allow.
+pub(crate) fn table(rows: &[(KeyRecord, KeyStatus, u64)], width: Option<u16>) -> String {
     if rows.is_empty() {
         return "No keys.\n".to_owned();
     }
@@ -119,10 +122,21 @@ pub(crate) fn table(rows: &[(KeyRecord, KeyStatus, u64)]) -> String {
         "LAST USED",
         "REQ 24H",
     ];
-    let mut right = vec![false, false, false, false, false, false, false, true];
+    use Col::{Fixed, Number, Wraps};
+    // A date wraps after its day (`2026-11-30` over `15:49`); names and scopes keep 8 columns.
+    let mut kinds = vec![
+        Wraps(8),
+        Fixed,
+        Fixed,
+        Wraps(8),
+        Wraps(10),
+        Wraps(10),
+        Wraps(10),
+        Number,
+    ];
     if with_limits {
         header.push("RATE LIMIT");
-        right.push(false);
+        kinds.push(Fixed);
     }
     let cells: Vec<Vec<String>> = rows
         .iter()
@@ -131,7 +145,8 @@ pub(crate) fn table(rows: &[(KeyRecord, KeyStatus, u64)]) -> String {
                 r.name.clone(),
                 r.id.clone(),
                 status.as_str().to_owned(),
-                r.scopes.to_strings().join(","),
+                // `, ` so a narrow table wraps between scopes, not inside one.
+                r.scopes.to_strings().join(", "),
                 short(Some(r.created_at), "-"),
                 short(r.expires_at, "never"),
                 short(r.last_used_at, "never"),
@@ -146,7 +161,7 @@ pub(crate) fn table(rows: &[(KeyRecord, KeyStatus, u64)]) -> String {
             row
         })
         .collect();
-    grid(&header, &right, &cells)
+    grid(&header, &kinds, &cells, width)
 }
 
 /// `usage` as text: one row per day (oldest first) with its requests and refusals, then the
@@ -170,8 +185,9 @@ pub(crate) fn usage_text(id: &str, days: &[DailyUsage]) -> String {
         if n == 1 { "" } else { "s" },
         grid(
             &["DAY", "REQUESTS", "REFUSED"],
-            &[false, true, true],
-            &cells
+            &[Col::Fixed, Col::Number, Col::Number],
+            &cells,
+            None
         )
     )
 }
@@ -192,36 +208,65 @@ fn day(d: &DailyUsage) -> String {
     d.day.format("%Y-%m-%d").to_string()
 }
 
-/// Columns separated by two spaces, each as wide as its widest cell, left-aligned unless
-/// `right` says otherwise; no trailing blanks.
-fn grid(header: &[&str], right: &[bool], cells: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+/// How a column of [`grid`] lays out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Col {
+    /// Left-aligned, wrapped when the table is too wide, but never narrower than this.
+    Wraps(u16),
+    /// Left-aligned, never wrapped (ids, statuses: things people copy or scan).
+    Fixed,
+    /// Right-aligned, never wrapped.
+    Number,
+}
+
+/// Columns separated by two spaces, each as wide as its widest cell in display columns (CJK
+/// and emoji take two), no borders, no trailing blanks. With a `width`, [`Col::Wraps`] cells
+/// wrap so the table fits in it, as far as the other columns and the least widths allow.
+fn grid(header: &[&str], kinds: &[Col], cells: &[Vec<String>], width: Option<u16>) -> String {
+    let mut t = Table::new();
+    t.load_style(comfy_table::presets::NOTHING);
+    t.set_header(header.to_vec());
     for row in cells {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+        t.add_row(row.clone());
+    }
+    let last = header.len().saturating_sub(1);
+    for (i, col) in t.column_iter_mut().enumerate() {
+        col.set_padding((0, if i == last { 0 } else { 2 }));
+        match kinds.get(i).copied().unwrap_or(Col::Fixed) {
+            Col::Wraps(least) => {
+                if width.is_some() {
+                    col.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(least)));
+                }
+            }
+            Col::Fixed => {
+                col.set_constraint(ColumnConstraint::ContentWidth);
+            }
+            Col::Number => {
+                col.set_cell_alignment(CellAlignment::Right);
+                col.set_constraint(ColumnConstraint::ContentWidth);
+            }
         }
     }
-    let mut out = String::new();
-    let mut line = |row: &[&str]| {
-        let mut l = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths.iter().copied()).enumerate() {
-            if i > 0 {
-                l.push_str("  ");
-            }
-            if right.get(i).copied().unwrap_or(false) {
-                let _ = write!(l, "{cell:>w$}");
-            } else {
-                let _ = write!(l, "{cell:<w$}");
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(header);
-    for row in cells {
-        line(&row.iter().map(String::as_str).collect::<Vec<_>>());
+    if let Some(w) = width {
+        t.set_content_arrangement(ContentArrangement::Dynamic);
+        t.set_width(w);
     }
+    let mut out = t.trim_fmt();
+    out.push('\n');
     out
+}
+
+/// The width `list` fits its table in: `COLUMNS` when set to a number, else the terminal's
+/// when stdout is one; `None` (no wrapping) when output goes to a pipe or a file.
+pub(crate) fn terminal_width() -> Option<u16> {
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .filter(|n| *n > 0)
+    {
+        return Some(n);
+    }
+    terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| w.0)
 }
 
 /// `show` as text: every field, then the audit trail.

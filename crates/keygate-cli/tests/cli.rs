@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
 use serde_json::Value;
+use unicode_width::UnicodeWidthStr;
 
 struct Db {
     _dir: tempfile::TempDir,
@@ -271,6 +272,101 @@ fn list_prints_a_table_with_name_id_status_scopes_and_times() {
     assert_eq!(lines[0].find("ID"), row.find(v["id"].as_str().unwrap()));
 }
 
+/// Where `needle` starts in `line`, in terminal columns (CJK and most emoji take two).
+fn display_column(line: &str, needle: &str) -> usize {
+    let at = line
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} not in {line}"));
+    UnicodeWidthStr::width(&line[..at])
+}
+
+#[test]
+fn list_aligns_names_of_wide_characters_by_their_display_width() {
+    let db = db();
+    let ids: Vec<String> = ["請求書-同期", "🔑 deploy", "billing-sync"]
+        .iter()
+        .map(|name| create(&db, name, "acme")["id"].as_str().unwrap().to_owned())
+        .collect();
+    let out = run_ok(keygate(&db).arg("list"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    let id_column = display_column(lines[0], "ID");
+    let status_column = display_column(lines[0], "STATUS");
+    for id in &ids {
+        let row = lines.iter().find(|l| l.contains(id.as_str())).expect(&out);
+        assert_eq!(display_column(row, id), id_column, "{out}");
+        assert_eq!(display_column(row, "active"), status_column, "{out}");
+    }
+}
+
+#[test]
+fn list_fits_the_columns_it_is_given_and_a_pipe_gets_one_line_per_key() {
+    let db = db();
+    let long = "a key with a long name that needs wrapping to fit";
+    let v = json(keygate(&db).args([
+        "create",
+        "--name",
+        long,
+        "--org",
+        "acme",
+        "--scope",
+        "entities:read",
+        "entities:write",
+        "knowledge:read",
+        "knowledge:write",
+        "--json",
+    ]));
+    let id = v["id"].as_str().unwrap();
+    // Piped, with no COLUMNS: one line per key, whatever its length.
+    let piped = run_ok(keygate(&db).env_remove("COLUMNS").arg("list"));
+    assert_eq!(piped.lines().count(), 2, "{piped}");
+    assert!(piped.contains(long), "{piped}");
+    let out = run_ok(keygate(&db).env("COLUMNS", "100").arg("list"));
+    for line in out.lines() {
+        assert!(
+            UnicodeWidthStr::width(line) <= 100,
+            "wider than 100 columns: {line:?}\n{out}"
+        );
+    }
+    assert!(out.lines().count() > 2, "nothing wrapped: {out}");
+    // The id is never cut, and the wrapped name and scopes are all there.
+    assert!(out.contains(id), "{out}");
+    let words: Vec<&str> = out.split_whitespace().collect();
+    for word in long.split(' ') {
+        assert!(words.contains(&word), "{word} lost: {out}");
+    }
+    for scope in [
+        "entities:read",
+        "entities:write",
+        "knowledge:read",
+        "knowledge:write",
+    ] {
+        assert!(
+            words.contains(&scope) || words.contains(&format!("{scope},").as_str()),
+            "{scope} cut: {out}"
+        );
+    }
+}
+
+#[test]
+fn completions_print_a_script_for_each_shell_and_open_no_store() {
+    let db = db();
+    for (shell, marker) in [
+        ("bash", "complete -F _keygate"),
+        ("zsh", "#compdef keygate"),
+        ("fish", "complete -c keygate"),
+    ] {
+        let script = run_ok(keygate(&db).args(["completions", shell]));
+        assert!(script.contains(marker), "{shell}: {script}");
+        for sub in ["create", "rotate", "expires-in"] {
+            assert!(script.contains(sub), "{shell} misses {sub}");
+        }
+    }
+    let msg = fails(keygate(&db).args(["completions", "tcsh"]));
+    assert!(msg.contains("'tcsh'") && msg.contains("bash"), "{msg}");
+    assert!(!db.path.exists(), "completions opened the store");
+}
+
 #[test]
 fn show_gives_the_key_and_its_audit_trail_with_the_os_user() {
     let db = db();
@@ -470,7 +566,19 @@ fn a_bad_duration_fails_before_the_store_is_opened() {
             "--expires-in",
             "90",
         ],
-        &["rotate", "someid", "--grace", "1 day"],
+        &["rotate", "someid", "--grace", "1 fortnight"],
+        &["rotate", "someid", "--grace", "101y"],
+        &[
+            "create",
+            "--name",
+            "k",
+            "--org",
+            "acme",
+            "--scope",
+            "a:b",
+            "--expires-in",
+            "0s",
+        ],
     ] {
         let msg = fails(keygate(&db).args(args));
         assert!(msg.contains("invalid duration"), "{msg}");
@@ -528,7 +636,6 @@ fn an_unreachable_database_fails_with_one_line() {
     for url in [
         "postgres://keygate:hunter2@127.0.0.1:1/x",
         "sqlite:///proc/keygate-nope/keys.db",
-        "mysql://localhost/keys",
     ] {
         let mut cmd = Command::cargo_bin("keygate").unwrap();
         let msg = fails(cmd.args(["--database-url", url, "list"]));
@@ -726,6 +833,34 @@ fn update_expires_in_sets_only_the_expiry() {
         Utc::now() + Duration::days(7)
     ));
     assert_eq!(after["status"], "active");
+}
+
+/// `m` is minutes (`M` would be months), and a duration may have several parts.
+#[test]
+fn expires_in_reads_m_as_minutes_and_takes_compound_durations() {
+    let db = db();
+    let v = json(keygate(&db).args([
+        "create",
+        "--name",
+        "k",
+        "--org",
+        "acme",
+        "--scope",
+        "a:b",
+        "--expires-in",
+        "30m",
+        "--json",
+    ]));
+    assert!(close_to(
+        time(&v["expires_at"]),
+        Utc::now() + Duration::minutes(30)
+    ));
+    let id = v["id"].as_str().unwrap();
+    run_ok(keygate(&db).args(["update", id, "--expires-in", "1h 30m"]));
+    assert!(close_to(
+        time(&fields(&db, id)["expires_at"]),
+        Utc::now() + Duration::minutes(90)
+    ));
 }
 
 #[test]

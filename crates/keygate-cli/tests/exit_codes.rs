@@ -4,7 +4,7 @@
 //! | exit | when |
 //! |---|---|
 //! | 0 | success (also `--help` and `--version`) |
-//! | 2 | usage: a missing, unknown or invalid argument; checked before the store is opened |
+//! | 2 | usage: a missing, unknown or invalid argument, a store URL no store handles; checked before the store is opened |
 //! | 1 | anything else: an unknown key id, a key store that cannot be opened |
 //!
 //! A failure prints exactly one `error: …` line on stderr and nothing on stdout. Every run is
@@ -185,8 +185,12 @@ fn a_usage_error_exits_2_with_one_line_before_any_store_is_opened() {
         (create(&["--rate-limit", "0/1m"]), "--rate-limit"),
         (vec!["rotate", UNKNOWN_ID, "--grace", "forever"], "--grace"),
     ];
-    // `keygate` alone: clap's help, shown as a one-line usage error.
+    // `keygate` alone: a one-line usage error naming what is missing, not the help text.
     let line = failed(&keygate(dir.path(), &[]), 2, "keygate");
+    assert!(
+        line.contains("requires a subcommand") && line.contains("create"),
+        "{line:?}"
+    );
     assert!(line.contains("keygate --help"), "{line:?}");
     for (args, says) in cases {
         let run = keygate(dir.path(), &on_db(&url, &args));
@@ -249,4 +253,26 @@ fn an_unavailable_store_exits_1_with_one_line_and_no_password() {
             assert!(!line.contains("hunter2"), "{what}: the password is shown");
         }
     }
+}
+
+#[test]
+fn a_store_url_of_an_unsupported_scheme_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in ["mysql://keygate:hunter2@127.0.0.1/keys", "keys.db"] {
+        for args in [vec!["list"], vec!["show", UNKNOWN_ID]] {
+            let run = keygate(dir.path(), &on_db(url, &args));
+            let what = format!("keygate --database-url {url} {args:?}");
+            let line = failed(&run, 2, &what);
+            assert!(
+                line.contains("unsupported database URL scheme") && line.contains("sqlite://PATH"),
+                "{what}: {line:?}"
+            );
+            assert!(!line.contains("hunter2"), "{what}: the password is shown");
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "a refused store URL wrote nothing"
+    );
 }

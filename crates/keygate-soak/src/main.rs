@@ -64,8 +64,9 @@ struct Args {
     max_rss_growth: Option<f64>,
 }
 
+/// A human duration (`5m`, `250ms`, …; `m` is minutes), as `humantime` reads it.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    keygate::duration::parse_duration(s).map_err(|e| e.to_string())
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
 fn main() -> ExitCode {

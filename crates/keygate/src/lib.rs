@@ -11,7 +11,7 @@
 pub mod adapter;
 mod audit;
 mod clock;
-pub mod duration;
+mod duration;
 mod error;
 pub mod extract;
 mod flight;

@@ -6,9 +6,6 @@
 //! documented grammar written out here, so a refusal is checked as carefully as an acceptance.
 //! No case is skipped with an early `return Ok(())`.
 
-use std::time::Duration;
-
-use keygate::duration::{parse_duration, MAX_DURATION};
 use keygate::extract::{credential_from_headers, extract_credential, API_KEY_HEADER};
 use keygate::token::{
     self, is_valid_prefix, CHECKSUM_LEN, ID_LEN, MAX_PREFIX_LEN, MAX_TOKEN_LEN, SECRET_LEN,
@@ -199,57 +196,6 @@ fn extraction_model<'a>(
     key_value_model(rest)
 }
 
-// ------------------------------------------------------------------------------ durations
-
-const UNITS: [(&str, u64); 6] = [
-    ("ms", 1),
-    ("s", 1_000),
-    ("m", 60_000),
-    ("h", 3_600_000),
-    ("d", 86_400_000),
-    ("w", 604_800_000),
-];
-
-/// Longest number the parser reads, in digits.
-const MAX_DURATION_DIGITS: usize = 12;
-
-/// `parse_duration`'s documented grammar: `<number><unit>` (surrounding whitespace trimmed),
-/// a whole number of at most 12 digits, unit `ms`/`s`/`m`/`h`/`d`/`w`, at most 100 years.
-/// The duration in milliseconds, or `None` when it must be refused.
-fn duration_model(s: &str) -> Option<u128> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit())?;
-    let (num, unit) = t.split_at(split);
-    if num.is_empty() || num.len() > MAX_DURATION_DIGITS {
-        return None;
-    }
-    let n: u128 = num.parse().ok()?;
-    let (_, unit_ms) = UNITS.iter().find(|(u, _)| *u == unit)?;
-    let ms = n * u128::from(*unit_ms);
-    (ms <= MAX_DURATION.as_millis()).then_some(ms)
-}
-
-/// A valid duration string (with whitespace around it now and then) and its milliseconds.
-fn valid_duration() -> impl Strategy<Value = (String, u128)> {
-    (0..UNITS.len(), any::<u64>(), "[ \t\n]{0,1}", "[ \t\n]{0,1}").prop_map(
-        |(unit, seed, before, after)| {
-            let (name, unit_ms) = UNITS[unit];
-            let max_digits = 10u64.pow(MAX_DURATION_DIGITS as u32) - 1;
-            let max = (MAX_DURATION.as_millis() as u64 / unit_ms).min(max_digits);
-            // Small numbers half the time, the whole range up to the maximum the other half.
-            let n = if seed % 2 == 0 {
-                (seed >> 1) % 1_000
-            } else {
-                (seed >> 1) % (max + 1)
-            };
-            (
-                format!("{before}{n}{name}{after}"),
-                u128::from(n) * u128::from(unit_ms),
-            )
-        },
-    )
-}
-
 // ------------------------------------------------------------------------------ scopes
 
 /// The scope grammar (`scope` module docs): 1–64 bytes, segments of `[a-z0-9_-]` joined by
@@ -365,33 +311,6 @@ proptest! {
     }
 
     #[test]
-    fn a_valid_duration_is_exactly_number_times_unit((s, ms) in valid_duration()) {
-        prop_assert_eq!(parse_duration(&s).map(|d| d.as_millis()), Ok(ms), "{:?}", s);
-    }
-
-    #[test]
-    fn a_duration_is_accepted_exactly_when_the_grammar_says_so_and_means_what_it_spells(
-        s in prop_oneof![
-            "[ ]?[0-9]{1,13}(ms|s|m|h|d|w|x|)[ ]?",
-            "\\PC{0,20}",
-        ]
-    ) {
-        let parsed = parse_duration(&s);
-        prop_assert_eq!(parsed.as_ref().ok().map(Duration::as_millis), duration_model(&s), "{:?}: {:?}", s, parsed);
-        if let Ok(d) = parsed {
-            prop_assert!(d <= MAX_DURATION);
-        }
-    }
-
-    #[test]
-    fn whole_days_up_to_the_maximum_are_accepted(days in 0u64..=36_500) {
-        prop_assert_eq!(
-            parse_duration(&format!("{days}d")),
-            Ok(Duration::from_secs(days * 86_400))
-        );
-    }
-
-    #[test]
     fn a_scope_is_accepted_exactly_when_the_grammar_says_so_and_round_trips(s in scope_like()) {
         let scope = Scope::new(&s);
         prop_assert_eq!(scope.is_ok(), scope_model(&s), "{:?}: {:?}", s, scope);
@@ -445,29 +364,5 @@ proptest! {
         let at = at.index(items.len() + 1);
         items.insert(at, bad);
         prop_assert!(ScopeSet::parse(&items).is_err(), "{:?}", items);
-    }
-}
-
-/// The edges of the duration range, unit by unit: the largest number of each unit that is at
-/// most 100 years is accepted (when it has at most 12 digits), one more is refused.
-#[test]
-fn durations_at_the_maximum_are_accepted_and_one_unit_more_is_refused() {
-    for (unit, unit_ms) in UNITS {
-        let n = MAX_DURATION.as_millis() as u64 / unit_ms;
-        let at_max = format!("{n}{unit}");
-        let over = format!("{}{unit}", n + 1);
-        assert_eq!(
-            parse_duration(&at_max).map(|d| d.as_millis()).ok(),
-            duration_model(&at_max),
-            "{at_max}"
-        );
-        if n.to_string().len() <= MAX_DURATION_DIGITS {
-            assert_eq!(
-                parse_duration(&at_max),
-                Ok(Duration::from_millis(n * unit_ms)),
-                "{at_max}"
-            );
-        }
-        assert!(parse_duration(&over).is_err(), "{over}");
     }
 }
