@@ -337,26 +337,48 @@ impl KeyManager {
     /// read back and `done` tells whether it shows the write; then the write is answered as
     /// done (`Ok` with what was read), otherwise the error is. So the answer, the caches
     /// (invalidated by the caller either way) and the audit sink agree with the store.
+    ///
+    /// `done` must recognise *this* write exactly (the new key's salted hash, the successor's
+    /// id): for changes someone else could also have made, see [`KeyManager::settle_by_event`].
     async fn settle(
         &self,
         error: StoreError,
         id: &str,
         done: impl FnOnce(Option<&KeyRecord>) -> bool,
     ) -> Result<Option<KeyRecord>, ManageError> {
-        if !error.may_have_committed() {
-            return Err(error.into());
-        }
-        match self.store.get(id).await {
-            Ok(found) if done(found.as_ref()) => {
-                tracing::warn!(
-                    key_id = id,
-                    error = %error,
-                    "keygate: a key store write reported an error after it committed; answered as done"
-                );
-                Ok(found)
+        if error.may_have_committed() {
+            if let Ok(found) = self.store.get(id).await {
+                if done(found.as_ref()) {
+                    warn_committed(id, &error);
+                    return Ok(found);
+                }
             }
-            _ => Err(error.into()),
         }
+        // The write may still commit after this read: what a verifier caches meanwhile must
+        // not outlive it.
+        self.invalidator.invalidate(id);
+        Err(error.into())
+    }
+
+    /// [`KeyManager::settle`] for a revoke, delete or update: the write committed iff the
+    /// store's trail holds *its* audit event (written in the same transaction), so a change
+    /// someone else made meanwhile, or values the key already had, are not mistaken for it.
+    async fn settle_by_event(
+        &self,
+        error: StoreError,
+        event: &AuditEvent,
+    ) -> Result<(), ManageError> {
+        let id = event.key_id.as_str();
+        if error.may_have_committed() {
+            if let Ok(trail) = self.store.audit_trail(id).await {
+                if trail.iter().any(|e| same_event(e, event)) {
+                    warn_committed(id, &error);
+                    return Ok(());
+                }
+            }
+        }
+        self.invalidator.invalidate(id);
+        Err(error.into())
     }
 
     /// Validates `new`, generates the token and hashes it: the record to store, not stored yet.
@@ -445,6 +467,16 @@ impl KeyManager {
             .ok_or_else(|| ManageError::NotFound(id.to_owned()))
     }
 
+    /// [`KeyManager::show`]; an unknown id is also dropped from the verifier's cache (a
+    /// delete that reported an error may have committed since).
+    async fn show_invalidating(&self, id: &str) -> Result<KeyRecord, ManageError> {
+        let shown = self.show(id).await;
+        if matches!(shown, Err(ManageError::NotFound(_))) {
+            self.invalidator.invalidate(id);
+        }
+        shown
+    }
+
     /// The key's status now.
     pub fn status(&self, record: &KeyRecord) -> KeyStatus {
         record.status_at(self.clock.now())
@@ -459,8 +491,11 @@ impl KeyManager {
     /// revocation window elsewhere) and stays listed for audit. Revoking a revoked key
     /// changes nothing and writes no audit event.
     pub async fn revoke(&self, id: &str) -> Result<KeyRecord, ManageError> {
-        let before = self.show(id).await?;
+        let before = self.show_invalidating(id).await?;
         if before.revoked_at.is_some() {
+            // Perhaps a revoke that reported an error and committed later: whatever a
+            // verifier cached meanwhile goes.
+            self.invalidator.invalidate(id);
             return Ok(before);
         }
         let now = self.clock.now();
@@ -474,8 +509,7 @@ impl KeyManager {
         let revoked = match written {
             Ok(revoked) => revoked,
             Err(e) => {
-                self.settle(e, id, |found| found.is_some_and(|r| r.revoked_at.is_some()))
-                    .await?;
+                self.settle_by_event(e, &event).await?;
                 true
             }
         };
@@ -495,7 +529,7 @@ impl KeyManager {
 
     /// Deletes a key. Its audit trail stays.
     pub async fn delete(&self, id: &str) -> Result<(), ManageError> {
-        let record = self.show(id).await?;
+        let record = self.show_invalidating(id).await?;
         let event = self.event(
             &record,
             AuditAction::Deleted,
@@ -508,7 +542,7 @@ impl KeyManager {
         let deleted = match written {
             Ok(deleted) => deleted,
             Err(e) => {
-                self.settle(e, id, |found| found.is_none()).await?;
+                self.settle_by_event(e, &event).await?;
                 true
             }
         };
@@ -556,14 +590,8 @@ impl KeyManager {
         let updated = match written {
             Ok(updated) => updated,
             Err(e) => {
-                self.settle(e, id, |found| {
-                    found.is_some_and(|r| {
-                        let mut expected = r.clone();
-                        update.apply_to(&mut expected);
-                        expected == *r
-                    })
-                })
-                .await?
+                self.settle_by_event(e, &event).await?;
+                self.store.get(id).await?
             }
         };
         let record = updated.ok_or_else(|| ManageError::NotFound(id.to_owned()))?;
@@ -739,6 +767,28 @@ fn hour_start(t: DateTime<Utc>) -> DateTime<Utc> {
 
 fn created_detail(record: &KeyRecord) -> Value {
     json!({ "name": record.name, "scopes": record.scopes, "rotated_from": record.rotated_from })
+}
+
+/// Whether `stored` (read back from a store's trail) is `ours`: the same key, action, actor,
+/// organization and detail, at the same time to the millisecond (stores keep microseconds or
+/// milliseconds of the nanosecond clock).
+fn same_event(stored: &AuditEvent, ours: &AuditEvent) -> bool {
+    stored.key_id == ours.key_id
+        && stored.action == ours.action
+        && stored.actor == ours.actor
+        && stored.org == ours.org
+        && stored.detail == ours.detail
+        && (stored.at - ours.at)
+            .num_microseconds()
+            .is_some_and(|d| d.abs() < 1_000)
+}
+
+fn warn_committed(id: &str, error: &StoreError) {
+    tracing::warn!(
+        key_id = id,
+        error = %error,
+        "keygate: a key store write reported an error after it committed; answered as done"
+    );
 }
 
 fn update_detail(update: &KeyUpdate) -> Value {

@@ -27,6 +27,20 @@ struct CommitThenTimeout {
     armed: AtomicBool,
     failing: AtomicBool,
     delete_after_revoke: AtomicBool,
+    /// A revoke or delete is lost, while the same change by someone else commits.
+    someone_else_wins: AtomicBool,
+}
+
+impl CommitThenTimeout {
+    /// The event as someone else's.
+    fn theirs(&self, audit: &AuditEvent) -> Option<AuditEvent> {
+        self.someone_else_wins
+            .load(Ordering::SeqCst)
+            .then(|| AuditEvent {
+                actor: Some("someone-else".into()),
+                ..audit.clone()
+            })
+    }
 }
 
 impl CommitThenTimeout {
@@ -80,6 +94,10 @@ impl KeyStore for CommitThenTimeout {
         if self.failing.load(Ordering::SeqCst) {
             return self.answer(Ok(false));
         }
+        if let Some(theirs) = self.theirs(audit) {
+            self.inner.revoke(id, at, &theirs).await?;
+            return Err(StoreError::Timeout(Duration::from_secs(2)));
+        }
         let revoked = self.inner.revoke(id, at, audit).await;
         if self.delete_after_revoke.load(Ordering::SeqCst) {
             let deleted = AuditEvent {
@@ -93,6 +111,10 @@ impl KeyStore for CommitThenTimeout {
     async fn delete(&self, id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
         if self.failing.load(Ordering::SeqCst) {
             return self.answer(Ok(false));
+        }
+        if let Some(theirs) = self.theirs(audit) {
+            self.inner.delete(id, &theirs).await?;
+            return Err(StoreError::Timeout(Duration::from_secs(2)));
         }
         self.answer(self.inner.delete(id, audit).await)
     }
@@ -443,5 +465,63 @@ async fn a_revoke_whose_key_is_deleted_before_the_read_back_still_answers_revoke
     assert_eq!(
         f.sink.actions(),
         [AuditAction::Created, AuditAction::Revoked]
+    );
+}
+
+/// A revoke that failed, then committed after the manager read the key back (a slow commit):
+/// a verification meanwhile cached the key as active. The retry, which finds the key revoked,
+/// must still drop that entry, or the key keeps working for the revocation window.
+#[tokio::test]
+async fn a_revoke_that_commits_after_its_read_back_bites_once_it_is_retried() {
+    let f = fixture();
+    let (token, id) = f.key("late", &["boards:read"]).await;
+    f.store.failing.store(true, Ordering::SeqCst);
+    assert!(f.manager.revoke(&id).await.is_err());
+    f.store.failing.store(false, Ordering::SeqCst);
+    f.verifier.verify(&token).await.expect("not revoked yet");
+    // The commit lands.
+    let late = keygate::AuditEvent {
+        key_id: id.clone(),
+        action: AuditAction::Revoked,
+        at: f.manager.now(),
+        org: "acme".into(),
+        actor: Some("ops".into()),
+        detail: Value::Null,
+    };
+    assert!(f
+        .store
+        .inner
+        .revoke(&id, f.manager.now(), &late)
+        .await
+        .unwrap());
+    let retried = f.manager.revoke(&id).await.unwrap();
+    assert!(retried.revoked_at.is_some());
+    assert_eq!(
+        f.verifier.verify(&token).await.unwrap_err().reason(),
+        "revoked_key"
+    );
+}
+
+/// Our revoke or delete was lost while someone else's same change committed: the store shows
+/// the change, but not ours. The answer is the error, and the audit sink hears nothing.
+#[tokio::test]
+async fn a_lost_write_is_not_mistaken_for_someone_elses_identical_change() {
+    let f = fixture();
+    let (_, revoked) = f.key("revoked by them", &["boards:read"]).await;
+    let (_, deleted) = f.key("deleted by them", &["boards:read"]).await;
+    f.store.someone_else_wins.store(true, Ordering::SeqCst);
+    let revoke = f.manager.revoke(&revoked).await;
+    assert!(
+        matches!(revoke, Err(ManageError::Store(StoreError::Timeout(_)))),
+        "{revoke:?}"
+    );
+    let delete = f.manager.delete(&deleted).await;
+    assert!(
+        matches!(delete, Err(ManageError::Store(StoreError::Timeout(_)))),
+        "{delete:?}"
+    );
+    assert_eq!(
+        f.sink.actions(),
+        [AuditAction::Created, AuditAction::Created]
     );
 }
