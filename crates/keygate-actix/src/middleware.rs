@@ -46,6 +46,10 @@ fn reject<B>(
 /// admitted or refused, so the request's `Debug` (in a log line, an error, a panic message)
 /// prints `Sensitive` instead of the key — for handlers and for middleware registered inside
 /// it; middleware wrapping it sees the request before it is marked.
+///
+/// Marking needs the request to be the only handle on its head (actix-web panics otherwise,
+/// as its own routing would at app and scope level): a middleware wrapping `ApiKeyAuth` on a
+/// `resource` must not keep a clone of the `HttpRequest` across the call.
 #[derive(Clone, Debug)]
 #[must_use = "middleware does nothing until `.wrap`ped around a service"]
 pub struct ApiKeyAuth {
@@ -168,7 +172,7 @@ where
 /// `HttpRequest`'s `Debug` (which print header values; the latter redacts `Authorization`
 /// but not `X-Api-Key`) shows the key when a handler or a middleware logs, formats or panics
 /// with the request — admitted or refused (the refusal's `ServiceResponse` carries the
-/// request too). The tower layer does the same (`keygate::layer`).
+/// request too). The tower layer does the same (`keygate::ApiKeyLayer`).
 ///
 /// Only middleware registered inside this one, and handlers, benefit: a middleware that wraps
 /// `ApiKeyAuth` sees the request before it is marked.

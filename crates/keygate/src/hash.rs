@@ -155,9 +155,7 @@ impl BlockPool {
 
     /// Takes `blocks` back, wiped: they held the working state of a hashed secret.
     fn give(&self, mut blocks: Vec<Block>) {
-        for block in &mut blocks {
-            block.zeroize();
-        }
+        wipe(&mut blocks);
         let mut pool = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if pool.len() < POOL_MAX {
             pool.push(blocks);
@@ -289,9 +287,21 @@ impl KeyHasher for Argon2Hasher {
         let out = out
             .get_mut(..expected.len())
             .ok_or_else(|| HashError::Malformed("output longer than 64 bytes".into()))?;
-        let mut blocks = self.pool.take(blocks_len);
+        // Only buffers of this hasher's own size are pooled: hashes made with other
+        // parameters (older ones, or rows naming many different sizes) must not make the
+        // pool keep up to POOL_MAX buffers of up to the stored limit each.
+        let pooled = blocks_len == self.argon.params().block_count();
+        let mut blocks = if pooled {
+            self.pool.take(blocks_len)
+        } else {
+            vec![Block::default(); blocks_len]
+        };
         let hashed = argon.hash_password_into_with_memory(secret, salt.as_ref(), out, &mut blocks);
-        self.pool.give(blocks);
+        if pooled {
+            self.pool.give(blocks);
+        } else {
+            wipe(&mut blocks);
+        }
         hashed.map_err(|e| malformed(&e))?;
         Ok(bool::from(out.ct_eq(expected.as_bytes())))
     }
@@ -323,6 +333,13 @@ pub(crate) fn phc_params(phc: &str) -> Option<Argon2Params> {
         iterations: t?,
         parallelism: p?,
     })
+}
+
+/// Zeroes argon2 working memory: it held state derived from a secret.
+fn wipe(blocks: &mut [Block]) {
+    for block in blocks {
+        block.zeroize();
+    }
 }
 
 #[cfg(test)]
@@ -384,6 +401,29 @@ mod tests {
             parallelism: 1,
         });
         assert!(lowered.verify(b"secret", &stored).unwrap());
+    }
+
+    #[test]
+    fn only_buffers_of_the_hashers_own_size_are_pooled() {
+        let h = cheap();
+        let own = h.hash(b"secret").unwrap();
+        assert_eq!(h.pool.len(), 1);
+        // Hashes made with other memory sizes (within the stored limit) verify, and leave
+        // nothing behind in the pool.
+        for m in [128, 256, 512] {
+            let other = Argon2Hasher::with_params(Argon2Params {
+                memory_kib: m,
+                iterations: 1,
+                parallelism: 1,
+            })
+            .unwrap()
+            .hash(b"secret")
+            .unwrap();
+            assert!(h.verify(b"secret", &other).unwrap());
+        }
+        assert_eq!(h.pool.len(), 1, "only the hasher's own size is kept");
+        assert!(h.verify(b"secret", &own).unwrap());
+        assert_eq!(h.pool.len(), 1);
     }
 
     #[test]

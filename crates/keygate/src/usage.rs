@@ -157,6 +157,7 @@ impl UsageRecorder {
         store: &dyn KeyStore,
         timeout: Duration,
         now_ms: i64,
+        prune: bool,
     ) -> Result<usize, StoreError> {
         let _one_at_a_time = self.flush_lock.lock().await;
         let slots = std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
@@ -181,7 +182,9 @@ impl UsageRecorder {
         } else {
             self.write(store, timeout, batch).await
         };
-        self.prune_hourly(store, timeout, now_ms).await;
+        if prune {
+            self.prune_hourly(store, timeout, now_ms).await;
+        }
         result
     }
 
@@ -292,17 +295,30 @@ impl UsageWriter {
     /// Writes everything pending now (see [`UsageRecorder::flush`]).
     pub(crate) async fn flush(&self) -> Result<usize, StoreError> {
         self.recorder
-            .flush(self.store.as_ref(), self.timeout, self.clock.now_millis())
+            .flush(
+                self.store.as_ref(),
+                self.timeout,
+                self.clock.now_millis(),
+                true,
+            )
             .await
     }
 
     /// The last flush, at shutdown: retried with backoff (100 ms doubling to 2 s) while the
     /// store fails, until `deadline` has passed; then what could not be written is reported.
+    /// No pruning, and no attempt starts after the deadline: shutdown takes at most the
+    /// deadline plus one attempt (two store calls, each bounded by the store timeout).
     pub(crate) async fn final_flush(&self, deadline: Duration) -> Result<usize, StoreError> {
         let until = tokio::time::Instant::now() + deadline;
         let mut pause = Duration::from_millis(100);
         loop {
-            let error = match self.flush().await {
+            let attempt = self.recorder.flush(
+                self.store.as_ref(),
+                self.timeout,
+                self.clock.now_millis(),
+                false,
+            );
+            let error = match attempt.await {
                 Ok(written) => return Ok(written),
                 Err(e) => e,
             };
