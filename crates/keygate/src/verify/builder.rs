@@ -84,7 +84,9 @@ impl VerifierBuilder {
     /// the worst-case delay before a revoke made by *another* process bites (default 30 s).
     ///
     /// Zero means no delay: every request reads the key's record once (twice when its
-    /// secret was just checked with argon2, to answer from a record read after the check).
+    /// secret was just checked with argon2, to answer from a record read after the check);
+    /// concurrent requests for one key share a read, so a request may be answered from a
+    /// read that started up to one store round trip before it arrived.
     /// Verified secrets stay cached either way, so argon2 still runs once per token.
     pub fn revocation_window(mut self, d: Duration) -> Self {
         self.settings.revocation_window = d;
