@@ -52,6 +52,11 @@ struct Args {
     /// (created if missing) or `memory`.
     #[arg(long, default_value = "sqlite")]
     database_url: String,
+    /// The verifier's cache capacity (keys, rejected tokens, failure counts). Small by
+    /// default so that the caches reach their bound within the first minute and the memory
+    /// check sees the plateau (the library's default is 100 000: the same curve, later).
+    #[arg(long, default_value_t = 4096)]
+    key_capacity: u64,
     /// Resident memory sampling interval.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     sample_every: Duration,
@@ -154,6 +159,7 @@ async fn soak(args: &Args) -> anyhow::Result<bool> {
 async fn run(args: &Args, stores: &Stores) -> anyhow::Result<bool> {
     let verifier = Verifier::builder(Arc::clone(&stores.server))
         .revocation_window(args.revocation_window)
+        .key_capacity(args.key_capacity)
         .build();
     let local = KeyManager::new(Arc::clone(&stores.server)).with_verifier(&verifier);
     // A manager the verifier does not know: its revocations reach the server only through the

@@ -244,6 +244,8 @@ pub fn judge(ex: &Exchange, policy: &Policy) -> Option<Wrong> {
         (Presented::Forged { .. }, Answer::Refused { status, reason }) => {
             match (*status, reason.as_str()) {
                 (401, "invalid_key") => None,
+                // Throttled: the secret was not checked, and the answer says so.
+                (429, "too_many_attempts") => None,
                 (_, "revoked_key" | "expired_key") => Some(Wrong::StateDisclosed),
                 _ => Some(Wrong::WrongReason),
             }
@@ -542,6 +544,11 @@ mod tests {
             judge(&at(forged(), 1_000, ok()), &POLICY),
             Some(Wrong::ForgedAccepted)
         );
+        let throttled = Answer::Refused {
+            status: 429,
+            reason: "too_many_attempts".into(),
+        };
+        assert_eq!(judge(&at(forged(), 1_000, throttled), &POLICY), None);
         assert_eq!(
             judge(&at(forged(), 1_000, refused("revoked_key")), &POLICY),
             Some(Wrong::StateDisclosed)
