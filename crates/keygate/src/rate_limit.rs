@@ -61,8 +61,8 @@ impl RateLimit {
 impl FromStr for RateLimit {
     type Err = RateLimitError;
 
-    /// Parses `N/period` (period as in [`parse_duration`], a unit alone means one of it:
-    /// `100/m` is `100/1m`).
+    /// Parses `N/period`, the period a whole number and a unit (`ms`, `s`, `m`, `h`, `d` or
+    /// `w`); a unit alone means one of it: `100/m` is `100/1m`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || RateLimitError {
             shown: s.chars().take(40).collect(),
