@@ -125,14 +125,38 @@ async fn run(listen: Listen, invalidator: Invalidator) {
                 continue;
             }
         };
-        backoff = FIRST_BACKOFF;
         invalidator.invalidate_all();
         tracing::debug!(target: "keygate_sqlx::listen", "listening for key invalidations");
+        let since = Instant::now();
         match forward(listener, pid, listen.heartbeat, &invalidator).await {
             Lost::Done => break,
             Lost::Reconnect => {}
         }
+        let lived = since.elapsed();
+        match after_loss(lived, backoff, listen.heartbeat.interval) {
+            None => backoff = FIRST_BACKOFF,
+            Some(pause) => {
+                tracing::warn!(
+                    target: "keygate_sqlx::listen",
+                    lived_ms = lived.as_millis() as u64,
+                    retry_in_ms = pause.as_millis() as u64,
+                    "the listening connection was lost soon after it was made (behind a \
+                     transaction-mode pooler, LISTEN cannot work: connect keygate directly); \
+                     backing off"
+                );
+                tokio::time::sleep(pause).await;
+                backoff = (pause * 2).min(MAX_BACKOFF);
+            }
+        }
     }
+}
+
+/// After a listening connection that lived `lived` was lost: reconnect at once (`None`) when
+/// it lived a few heartbeats, else wait `backoff` first, so a connection that keeps dying
+/// (or a pooler that changes the server process under it) cannot make the listener reconnect
+/// and drop the whole cache in a tight loop.
+fn after_loss(lived: Duration, backoff: Duration, heartbeat: Duration) -> Option<Duration> {
+    (lived < heartbeat.saturating_mul(3)).then_some(backoff)
 }
 
 /// One heartbeat on `listener`'s connection (the executor's own boxed future: a generic one
@@ -251,6 +275,23 @@ mod tests {
         assert_eq!(
             (h.interval, h.timeout),
             (Duration::from_secs(5), Duration::from_secs(3))
+        );
+    }
+
+    #[test]
+    fn a_connection_lost_soon_after_it_was_made_backs_off_one_that_lived_does_not() {
+        let beat = Duration::from_secs(5);
+        assert_eq!(
+            after_loss(Duration::from_secs(60), FIRST_BACKOFF, beat),
+            None
+        );
+        assert_eq!(
+            after_loss(Duration::from_secs(5), FIRST_BACKOFF, beat),
+            Some(FIRST_BACKOFF)
+        );
+        assert_eq!(
+            after_loss(Duration::ZERO, Duration::from_secs(4), beat),
+            Some(Duration::from_secs(4))
         );
     }
 
