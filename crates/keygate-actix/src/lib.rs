@@ -8,10 +8,13 @@
 )]
 
 mod extract;
+#[cfg(feature = "keys-api")]
 mod keys;
 mod middleware;
 
 pub use extract::{AuthRejection, Principal, Scoped};
+#[cfg(feature = "keys-api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "keys-api")))]
 pub use keys::keys_config;
 pub use middleware::{ApiKeyAuth, ApiKeyMiddleware, RequireScopes, RequireScopesMiddleware};
 

@@ -9,7 +9,7 @@
 
 mod extract;
 mod guard;
-#[cfg(feature = "axum")]
+#[cfg(feature = "keys-api")]
 mod keys;
 #[cfg(feature = "axum")]
 mod layer;
@@ -18,8 +18,8 @@ mod response;
 pub use extract::{AuthRejection, Principal, Scoped};
 pub use guard::{require_any_scope, require_scope, require_scopes};
 pub use keygate::RequireScopesLayer;
-#[cfg(feature = "axum")]
-#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+#[cfg(feature = "keys-api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "keys-api")))]
 pub use keys::keys_router;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
