@@ -32,12 +32,15 @@ pub const MISSING_ACTIX_MIDDLEWARE: &str =
 pub fn into_actix_response(rendered: ErrorResponse) -> HttpResponse {
     let status = StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut res = HttpResponse::build(status);
-    for (name, value) in rendered.headers {
-        // A custom renderer may hand us anything: skip what is not a valid header.
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
+    // The headers are typed (`http` 1.x), so each is valid; it crosses to `http` 0.2 by its
+    // name and bytes, repeated names included. The conversion cannot fail for a valid header,
+    // but it is fallible in the types: such a header would be skipped, never a panic.
+    for (name, value) in &rendered.headers {
+        if let (Ok(n), Ok(mut v)) = (
+            HeaderName::from_bytes(name.as_str().as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
         ) {
+            v.set_sensitive(value.is_sensitive());
             res.append_header((n, v));
         }
     }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use actix_web::{test, web, App, HttpResponse};
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use keygate::{
     Argon2Hasher, Argon2Params, AuthError, ErrorResponse, KeyManager, MemoryStore, NewKey,
     RenderContext, ScopeRequirement, Verifier,
@@ -206,7 +207,7 @@ async fn a_custom_renderer_shapes_middleware_and_guard_errors() {
     let (verifier, key) = setup().await;
     let renderer = |e: &AuthError, _: &RenderContext<'_>| ErrorResponse {
         status: e.status(),
-        headers: vec![("content-type", "text/plain".to_owned())],
+        headers: HeaderMap::from_iter([(CONTENT_TYPE, HeaderValue::from_static("text/plain"))]),
         body: format!("nope: {}", e.reason()).into(),
     };
     let app = test::init_service(

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use axum::http::{Request, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
@@ -224,13 +225,17 @@ async fn any_scope_guard_is_satisfied_by_one_of_its_scopes() {
 async fn extractor_rejections_use_the_renderer_configured_on_the_layer() {
     let rig = Rig::new();
     let key = rig.key(&[]).await;
-    let renderer = |e: &AuthError, ctx: &RenderContext<'_>| ErrorResponse {
-        status: e.status(),
-        headers: vec![
-            ("content-type", "text/plain".to_owned()),
-            ("x-request-id", ctx.request_id.to_owned()),
-        ],
-        body: Bytes::from(format!("custom: {}", e.reason())),
+    let renderer = |e: &AuthError, ctx: &RenderContext<'_>| {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        if let Ok(id) = HeaderValue::from_str(ctx.request_id) {
+            headers.insert("x-request-id", id);
+        }
+        ErrorResponse {
+            status: e.status(),
+            headers,
+            body: Bytes::from(format!("custom: {}", e.reason())),
+        }
     };
     let app = Router::new()
         .route("/boards", get(read_boards))

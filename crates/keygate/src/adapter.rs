@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 
 use crate::error::{AuthError, ErrorRenderer, ErrorResponse, JsonRenderer};
@@ -25,15 +24,9 @@ pub fn into_http_response<B: From<Bytes>>(rendered: ErrorResponse) -> Response<B
     let mut res = Response::new(B::from(rendered.body));
     *res.status_mut() =
         StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    for (name, value) in rendered.headers {
-        // A custom renderer may hand us anything: skip what is not a valid header.
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            res.headers_mut().append(n, v);
-        }
-    }
+    // The headers are typed, so every one is valid (no renderer can hand us a bad name or
+    // value any more) and they are moved over as they are, repeated names included.
+    *res.headers_mut() = rendered.headers;
     res
 }
 

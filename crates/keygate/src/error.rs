@@ -15,6 +15,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use serde_json::{json, Value};
 
 use crate::rate_limit::RateLimit;
@@ -200,8 +203,9 @@ impl std::error::Error for AuthError {}
 pub struct ErrorResponse {
     /// HTTP status code.
     pub status: u16,
-    /// Header names (lowercase) and values.
-    pub headers: Vec<(&'static str, String)>,
+    /// Headers; a name may carry several values (e.g. two `link` values). Typed, so always
+    /// valid: adapters copy them as they are.
+    pub headers: HeaderMap,
     /// Body bytes.
     pub body: Bytes,
 }
@@ -215,6 +219,17 @@ impl fmt::Debug for ErrorResponse {
             .finish()
     }
 }
+
+/// Appends `value` under `name` if it can be a header value. keygate only builds ASCII
+/// values, which always can; anything else is left out rather than answered with a panic.
+pub(crate) fn append_header(headers: &mut HeaderMap, name: HeaderName, value: String) {
+    if let Ok(v) = HeaderValue::try_from(value) {
+        headers.append(name, v);
+    }
+}
+
+/// `x-request-id`, the header every rendered answer echoes.
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What a renderer may want to know besides the error.
 #[derive(Debug, Clone)]
@@ -300,43 +315,45 @@ impl ErrorRenderer for JsonRenderer {
             }
             _ => {}
         }
-        let mut headers = vec![("content-type", "application/json".to_owned())];
-        match error {
-            AuthError::InsufficientScope { required, .. } => headers.push((
-                "www-authenticate",
-                format!(
-                    "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{}\"",
-                    self.realm,
-                    required
-                        .iter()
-                        .map(Scope::as_str)
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
+        let mut headers = HeaderMap::with_capacity(5);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let challenge = match error {
+            AuthError::InsufficientScope { required, .. } => Some(format!(
+                "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{}\"",
+                self.realm,
+                required
+                    .iter()
+                    .map(Scope::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ")
             )),
             AuthError::TooManyAttempts { retry_after_secs }
             | AuthError::StoreUnavailable { retry_after_secs }
             | AuthError::VerifierBusy { retry_after_secs } => {
-                headers.push(("retry-after", retry_after_secs.to_string()))
+                headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                None
             }
             AuthError::RateLimited {
                 limit,
                 retry_after_secs,
             } => {
-                headers.push(("retry-after", retry_after_secs.to_string()));
-                headers.extend(rate_limit_fields(limit, *retry_after_secs));
+                headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                for (name, value) in rate_limit_fields(limit, *retry_after_secs) {
+                    append_header(&mut headers, name, value);
+                }
+                None
             }
-            AuthError::Misconfigured(_) => {}
-            e if e.credential_presented() => headers.push((
-                "www-authenticate",
-                format!("Bearer realm=\"{}\", error=\"invalid_token\"", self.realm),
+            AuthError::Misconfigured(_) => None,
+            e if e.credential_presented() => Some(format!(
+                "Bearer realm=\"{}\", error=\"invalid_token\"",
+                self.realm
             )),
-            _ => headers.push((
-                "www-authenticate",
-                format!("Bearer realm=\"{}\"", self.realm),
-            )),
+            _ => Some(format!("Bearer realm=\"{}\"", self.realm)),
+        };
+        if let Some(challenge) = challenge {
+            append_header(&mut headers, WWW_AUTHENTICATE, challenge);
         }
-        headers.push(("x-request-id", ctx.request_id.to_owned()));
+        append_header(&mut headers, X_REQUEST_ID, ctx.request_id.to_owned());
         ErrorResponse {
             status: error.status(),
             headers,
@@ -359,10 +376,10 @@ const RATE_LIMIT_POLICY: &str = "key";
 /// ```
 ///
 /// `t` equals `Retry-After`: with GCRA the next request is free after that many seconds.
-fn rate_limit_fields(limit: &RateLimit, retry_after_secs: u32) -> [(&'static str, String); 2] {
+fn rate_limit_fields(limit: &RateLimit, retry_after_secs: u32) -> [(HeaderName, String); 2] {
     [
         (
-            "ratelimit-policy",
+            HeaderName::from_static("ratelimit-policy"),
             format!(
                 "\"{RATE_LIMIT_POLICY}\";q={};w={}",
                 limit.requests(),
@@ -370,7 +387,7 @@ fn rate_limit_fields(limit: &RateLimit, retry_after_secs: u32) -> [(&'static str
             ),
         ),
         (
-            "ratelimit",
+            HeaderName::from_static("ratelimit"),
             format!("\"{RATE_LIMIT_POLICY}\";r=0;t={retry_after_secs}"),
         ),
     ]
@@ -488,10 +505,7 @@ mod tests {
     }
 
     fn header<'a>(r: &'a ErrorResponse, name: &str) -> Option<&'a str> {
-        r.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        r.headers.get(name).map(|v| v.to_str().unwrap())
     }
 
     #[test]

@@ -2,7 +2,11 @@
 //!
 //! [`ApiKeyLayer`]: crate::ApiKeyLayer
 
-use crate::error::{AuthError, ErrorRenderer, ErrorResponse, RenderContext};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+
+use crate::error::{
+    append_header, AuthError, ErrorRenderer, ErrorResponse, RenderContext, X_REQUEST_ID,
+};
 use crate::scope::Scope;
 
 /// Renders refusals the way a gRPC server answers a failed call, so that a gRPC client (tonic
@@ -38,7 +42,7 @@ use crate::scope::Scope;
 /// let r = GrpcRenderer::new().render(&AuthError::InvalidKey, &ctx);
 /// assert_eq!(r.status, 200);
 /// assert!(r.body.is_empty());
-/// let header = |name: &str| r.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str());
+/// let header = |name: &str| r.headers.get(name).map(|v| v.to_str().unwrap());
 /// assert_eq!(header("content-type"), Some("application/grpc"));
 /// assert_eq!(header("grpc-status"), Some("16"));
 /// assert_eq!(header("grpc-message"), Some("Invalid API key (invalid_key)"));
@@ -56,6 +60,11 @@ const RESOURCE_EXHAUSTED: i32 = 8;
 const INTERNAL: i32 = 13;
 const UNAVAILABLE: i32 = 14;
 const UNAUTHENTICATED: i32 = 16;
+
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+const KEYGATE_REASON: HeaderName = HeaderName::from_static("keygate-reason");
+const KEYGATE_MISSING_SCOPES: HeaderName = HeaderName::from_static("keygate-missing-scopes");
 
 impl GrpcRenderer {
     /// The renderer (it has no settings).
@@ -100,18 +109,18 @@ fn scope_words(scopes: &[Scope]) -> String {
 
 impl ErrorRenderer for GrpcRenderer {
     fn render(&self, error: &AuthError, ctx: &RenderContext<'_>) -> ErrorResponse {
-        let mut headers = vec![
-            ("content-type", "application/grpc".to_owned()),
-            ("grpc-status", Self::code(error).to_string()),
-            (
-                "grpc-message",
-                percent_encode_message(&Self::message(error)),
-            ),
-            ("keygate-reason", error.reason().to_owned()),
-        ];
+        let mut headers = HeaderMap::with_capacity(6);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(GRPC_STATUS, HeaderValue::from(Self::code(error)));
+        append_header(
+            &mut headers,
+            GRPC_MESSAGE,
+            percent_encode_message(&Self::message(error)),
+        );
+        headers.insert(KEYGATE_REASON, HeaderValue::from_static(error.reason()));
         match error {
             AuthError::InsufficientScope { missing, .. } if !missing.is_empty() => {
-                headers.push(("keygate-missing-scopes", scope_words(missing)));
+                append_header(&mut headers, KEYGATE_MISSING_SCOPES, scope_words(missing));
             }
             AuthError::TooManyAttempts { retry_after_secs }
             | AuthError::RateLimited {
@@ -119,11 +128,11 @@ impl ErrorRenderer for GrpcRenderer {
             }
             | AuthError::StoreUnavailable { retry_after_secs }
             | AuthError::VerifierBusy { retry_after_secs } => {
-                headers.push(("retry-after", retry_after_secs.to_string()));
+                headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             _ => {}
         }
-        headers.push(("x-request-id", ctx.request_id.to_owned()));
+        append_header(&mut headers, X_REQUEST_ID, ctx.request_id.to_owned());
         ErrorResponse {
             status: 200,
             headers,
@@ -166,8 +175,8 @@ mod tests {
     }
 
     fn header<'a>(r: &'a ErrorResponse, name: &str) -> Option<&'a str> {
-        let mut found = r.headers.iter().filter(|(n, _)| *n == name);
-        let first = found.next().map(|(_, v)| v.as_str());
+        let mut found = r.headers.get_all(name).iter();
+        let first = found.next().map(|v| v.to_str().unwrap());
         assert!(found.next().is_none(), "{name} repeated");
         first
     }
@@ -186,8 +195,8 @@ mod tests {
         assert!(message.contains(&format!("({reason})")), "{message}");
         for (name, value) in &r.headers {
             assert!(
-                value.bytes().all(|b| (0x20..=0x7E).contains(&b)),
-                "{name}: {value}"
+                value.as_bytes().iter().all(|b| (0x20..=0x7E).contains(b)),
+                "{name}: {value:?}"
             );
         }
     }

@@ -87,10 +87,7 @@ fn body(r: &ErrorResponse) -> Value {
 }
 
 fn header<'a>(r: &'a ErrorResponse, name: &str) -> Option<&'a str> {
-    r.headers
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.as_str())
+    r.headers.get(name).map(|v| v.to_str().unwrap())
 }
 
 fn reason(r: &ErrorResponse) -> Value {

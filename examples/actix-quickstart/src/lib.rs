@@ -157,15 +157,12 @@ fn create(
 ) -> HttpResponse {
     let content_type = req.headers().get(CONTENT_TYPE).map(|v| v.as_bytes());
     // The body first (400/415), then the organization's room in the collection (409).
-    let created = NewItem::from_json(content_type, body)
-        .map_err(|e| e.render(request_id(req)))
-        .and_then(|new| {
-            s.items
-                .create(c, &who.org, &who.id, new)
-                .map_err(|full| full.render(request_id(req)))
-        });
-    match created {
+    let new = match NewItem::from_json(content_type, body) {
+        Ok(new) => new,
+        Err(e) => return into_actix_response(e.render(request_id(req))),
+    };
+    match s.items.create(c, &who.org, &who.id, new) {
         Ok(item) => HttpResponse::Created().json(item),
-        Err(rendered) => into_actix_response(rendered),
+        Err(full) => into_actix_response(full.render(request_id(req))),
     }
 }

@@ -14,12 +14,13 @@
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use bytes::Bytes;
 use demo_api::{
     method_not_allowed, not_found, Collection, DemoState, EntitiesRead, EntitiesWrite, Health,
-    Item, ItemList, Me, NewItem, METRICS_CONTENT_TYPE, METRICS_PATH,
+    ItemList, Me, NewItem, METRICS_CONTENT_TYPE, METRICS_PATH,
 };
 use keygate::extract::REQUEST_ID_HEADER;
 use keygate_axum::{require_scopes, ApiKeyLayer, Principal, Rendered, Scoped};
@@ -82,7 +83,7 @@ async fn create_entities(
     State(s): State<DemoState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Item>), Rendered> {
+) -> Response {
     create(&s, Collection::Entities, &who, &headers, &body)
 }
 
@@ -112,15 +113,16 @@ fn create(
     who: &keygate::Principal,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(StatusCode, Json<Item>), Rendered> {
+) -> Response {
     let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
     // A bad body is a 400 in the same envelope as keygate's own errors.
-    let new = NewItem::from_json(content_type, body)
-        .map_err(|e| Rendered(e.render(request_id(headers))))?;
+    let new = match NewItem::from_json(content_type, body) {
+        Ok(new) => new,
+        Err(e) => return Rendered(e.render(request_id(headers))).into_response(),
+    };
     // A full collection is a 409 in the same envelope.
-    let item = s
-        .items
-        .create(c, &who.org, &who.id, new)
-        .map_err(|full| Rendered(full.render(request_id(headers))))?;
-    Ok((StatusCode::CREATED, Json(item)))
+    match s.items.create(c, &who.org, &who.id, new) {
+        Ok(item) => (StatusCode::CREATED, Json(item)).into_response(),
+        Err(full) => Rendered(full.render(request_id(headers))).into_response(),
+    }
 }

@@ -65,7 +65,14 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::error::{envelope, request_id, AuthError, ErrorResponse, JsonRenderer, RenderContext};
+use http::header::{
+    HeaderMap, HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER,
+};
+
+use crate::error::{
+    append_header, envelope, request_id, AuthError, ErrorResponse, JsonRenderer, RenderContext,
+    X_REQUEST_ID,
+};
 use crate::extract::{extract_credential, API_KEY_HEADER, REQUEST_ID_HEADER};
 use crate::gate::render_rejection;
 use crate::manage::{CreatedKey, KeyManager, ManageError, ManagedKeys, Manager};
@@ -531,18 +538,18 @@ impl Answer {
     }
 
     fn into_response(self, request_id: &str) -> ErrorResponse {
-        let mut headers = Vec::with_capacity(4);
+        let mut headers = HeaderMap::with_capacity(4);
         if self.body.is_some() {
-            headers.push(("content-type", "application/json".to_owned()));
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
-        headers.push((
-            "cache-control",
-            if self.secret { "no-store" } else { "no-cache" }.to_owned(),
-        ));
+        headers.insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static(if self.secret { "no-store" } else { "no-cache" }),
+        );
         if let Some(l) = self.location {
-            headers.push(("location", l));
+            append_header(&mut headers, LOCATION, l);
         }
-        headers.push(("x-request-id", request_id.to_owned()));
+        append_header(&mut headers, X_REQUEST_ID, request_id.to_owned());
         ErrorResponse {
             status: self.status,
             headers,
@@ -562,14 +569,13 @@ impl Reply<'_> {
             request_id: self.request_id,
             now: chrono::Utc::now(),
         };
-        let mut headers = vec![
-            ("content-type", "application/json".to_owned()),
-            ("cache-control", "no-store".to_owned()),
-        ];
+        let mut headers = HeaderMap::with_capacity(4);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if status == 503 {
-            headers.push(("retry-after", "5".to_owned()));
+            headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
         }
-        headers.push(("x-request-id", self.request_id.to_owned()));
+        append_header(&mut headers, X_REQUEST_ID, self.request_id.to_owned());
         ErrorResponse {
             status,
             headers,
@@ -593,7 +599,7 @@ impl Reply<'_> {
             "Method not allowed on this endpoint",
             json!({ "reason": "method_not_allowed", "allowed": allowed }),
         );
-        r.headers.push(("allow", allowed.to_owned()));
+        r.headers.insert(ALLOW, HeaderValue::from_static(allowed));
         r
     }
 

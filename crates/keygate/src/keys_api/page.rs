@@ -2,6 +2,10 @@
 //! crate (no build step, no external network) and served under a strict CSP.
 
 use bytes::Bytes;
+use http::header::{
+    HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
 
 use crate::error::ErrorResponse;
 
@@ -59,16 +63,17 @@ impl Page {
             ),
             _ => return None,
         };
+        let headers = HeaderMap::from_iter([
+            (CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+            (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+            (X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+            (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ]);
         Some(ErrorResponse {
             status: 200,
-            headers: vec![
-                ("content-type", content_type.to_owned()),
-                ("content-security-policy", CSP.to_owned()),
-                ("x-content-type-options", "nosniff".to_owned()),
-                ("referrer-policy", "no-referrer".to_owned()),
-                ("x-frame-options", "DENY".to_owned()),
-                ("cache-control", "no-cache".to_owned()),
-            ],
+            headers,
             body,
         })
     }
@@ -92,10 +97,7 @@ mod tests {
         let p = Page::new("/api/v1/keys", "/keys");
         for asset in ["", "app.js", "app.css"] {
             let a = p.asset(asset).unwrap();
-            assert!(a
-                .headers
-                .iter()
-                .any(|(n, v)| *n == "content-security-policy" && v == CSP));
+            assert_eq!(a.headers[CONTENT_SECURITY_POLICY], CSP);
         }
         assert!(p.asset("../secret").is_none());
     }
