@@ -36,6 +36,11 @@ mod verify;
 
 // One path per item: the modules above that are private hold the API re-exported here; the
 // public ones (`token`, `extract`, `keys_api`) are namespaces of their own.
+/// The `http` crate (1.x) that keygate's types use ([`ErrorResponse::headers`], the tower
+/// layer's requests and responses), re-exported so that a custom [`ErrorRenderer`] needs no
+/// direct dependency on it (actix-web applications themselves are on `http` 0.2).
+pub use http;
+
 pub use audit::{AuditAction, AuditEvent, AuditSink, TracingAuditSink};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{
