@@ -56,7 +56,7 @@ pub use metrics_exporter_prometheus::PrometheusHandle;
 pub use prometheus::{metrics_handle, METRICS_CONTENT_TYPE, METRICS_PATH, SECONDS_BUCKETS};
 pub use shape::{Health, ItemList, Me, NewItem};
 pub use shutdown::shutdown_signal;
-pub use store::{build_verifier, open_store};
+pub use store::{build_verifier, flush_on_shutdown, open_store, open_verifier};
 
 keygate::scope! {
     /// `entities:read`

@@ -4,6 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keygate::{KeyStore, MemoryStore, StoreError, Verifier};
+use keygate_sqlx::redact_url;
+
+use crate::Args;
 
 /// Opens the store named by `url`: `sqlite://PATH` (created if missing), `postgres://…`, or
 /// `memory:` (nothing persisted; for tests and experiments).
@@ -19,4 +22,28 @@ pub fn build_verifier(store: Arc<dyn KeyStore>, revocation_ttl: Duration) -> Ver
     Verifier::builder(store)
         .revocation_window(revocation_ttl)
         .build()
+}
+
+/// How every quickstart starts: the key store at `args.database_url` (an error never shows the
+/// URL's password) and a verifier over it with `args.revocation_ttl`.
+pub async fn open_verifier(args: &Args) -> Result<(Arc<dyn KeyStore>, Verifier), String> {
+    let store = open_store(&args.database_url).await.map_err(|e| {
+        format!(
+            "cannot open key store {}: {e}",
+            redact_url(&args.database_url)
+        )
+    })?;
+    let verifier = build_verifier(Arc::clone(&store), args.revocation_ttl);
+    Ok((store, verifier))
+}
+
+/// How every quickstart ends: writes the last-used times still buffered in memory and says
+/// how many.
+pub async fn flush_on_shutdown(verifier: &Verifier) -> Result<(), String> {
+    let flushed = verifier
+        .shutdown()
+        .await
+        .map_err(|e| format!("could not flush last-used times: {e}"))?;
+    println!("shut down; flushed last-used times of {flushed} key(s)");
+    Ok(())
 }

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use demo_api::{bootstrap_demo_keys, build_verifier, open_store, shutdown_signal, Args};
+use demo_api::{bootstrap_demo_keys, flush_on_shutdown, open_verifier, shutdown_signal, Args};
 use keygate::KeyManager;
 
 #[tokio::main]
@@ -20,13 +20,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let store = open_store(&args.database_url).await.map_err(|e| {
-        format!(
-            "cannot open key store {}: {e}",
-            demo_api::redact_url(&args.database_url)
-        )
-    })?;
-    let verifier = build_verifier(store.clone(), args.revocation_ttl);
+    let (store, verifier) = open_verifier(&args).await?;
     // Bind before creating the demo key: a key printed for a server that never started
     // would be lost.
     let listener = tokio::net::TcpListener::bind(args.addr)
@@ -54,11 +48,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
 
-    // Write the last-used times still buffered in memory.
-    let flushed = verifier
-        .shutdown()
-        .await
-        .map_err(|e| format!("could not flush last-used times: {e}"))?;
-    println!("shut down; flushed last-used times of {flushed} key(s)");
+    flush_on_shutdown(&verifier).await?;
     Ok(())
 }
