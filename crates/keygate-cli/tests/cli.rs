@@ -1316,7 +1316,7 @@ fn a_postgres_url_with_sslmode_require_works_and_an_untrusted_verify_full_fails_
     ))
     .unwrap();
     let sql = |q: String| {
-        block_on(sqlx::raw_sql(&q).execute(admin.pool())).unwrap();
+        block_on(sqlx::raw_sql(sqlx::AssertSqlSafe(q)).execute(admin.pool())).unwrap();
     };
     sql(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
     sql(format!("CREATE SCHEMA {schema}"));

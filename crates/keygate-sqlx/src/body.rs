@@ -20,6 +20,7 @@ use sqlx::{
 use crate::column;
 use crate::common::{
     self, corrupt, insert_error, needs_migration, rotation_refusal, totals_from_row, COLUMNS,
+    SELECT_BY_ID,
 };
 use crate::dialect::{DbQuery, Dialect, MIGRATION_LOCK};
 use crate::error::{bounded, store_error};
@@ -44,7 +45,7 @@ impl<DB> Body<DB>
 where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    DB::Arguments: IntoArguments<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> &'q String: Encode<'q, DB> + Type<DB>,
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
@@ -67,10 +68,10 @@ where
     }
 
     /// Runs a built query on a connection of the pool.
-    async fn fetch_built(&self, mut q: QueryBuilder<'_, DB>) -> Result<Vec<DB::Row>, StoreError> {
+    async fn fetch_built(&self, mut q: QueryBuilder<DB>) -> Result<Vec<DB::Row>, StoreError> {
         self.run(async {
             let mut conn = self.pool.acquire().await?;
-            DB::fetch_built(&mut q, &mut conn).await
+            q.build().fetch_all(&mut *conn).await
         })
         .await
     }
@@ -183,9 +184,12 @@ where
     }
 
     pub(crate) async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM keygate_keys WHERE id = $1");
         let row = self
-            .run(sqlx::query(&sql).bind(id).fetch_optional(&self.pool))
+            .run(
+                sqlx::query(SELECT_BY_ID)
+                    .bind(id)
+                    .fetch_optional(&self.pool),
+            )
             .await?;
         row.as_ref().map(record_from_row::<DB>).transpose()
     }
@@ -301,10 +305,12 @@ where
         bounded(timeout, async {
             let mut tx = self.begin_write().await.map_err(err)?;
             let row = if update.is_empty() {
-                let sql = format!("SELECT {COLUMNS} FROM keygate_keys WHERE id = $1");
-                sqlx::query(&sql).bind(id).fetch_optional(&mut *tx).await
+                sqlx::query(SELECT_BY_ID)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
             } else {
-                let mut q: QueryBuilder<'_, DB> = QueryBuilder::new("UPDATE keygate_keys SET ");
+                let mut q: QueryBuilder<DB> = QueryBuilder::new("UPDATE keygate_keys SET ");
                 let mut set = q.separated(", ");
                 if let Some(name) = &update.name {
                     set.push("name = ").push_bind_unseparated(name);
@@ -320,7 +326,8 @@ where
                 q.push(" WHERE id = ")
                     .push_bind(id)
                     .push(format!(" RETURNING {COLUMNS}"));
-                DB::fetch_built(&mut q, &mut tx)
+                q.build()
+                    .fetch_all(&mut *tx)
                     .await
                     .map(|rows| rows.into_iter().next())
             }
@@ -521,7 +528,7 @@ async fn apply_migrations<DB>(conn: &mut DB::Connection) -> Result<(), sqlx::Err
 where
     DB: Dialect,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    DB::Arguments: IntoArguments<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB>,
@@ -549,7 +556,7 @@ where
         if !needs_migration(&applied, m)? {
             continue;
         }
-        sqlx::raw_sql(&m.sql).execute(&mut *conn).await?;
+        sqlx::raw_sql(m.sql.clone()).execute(&mut *conn).await?;
         sqlx::query(
             "INSERT INTO keygate_migrations (version, description, checksum, applied_at) \
              VALUES ($1, $2, $3, $4)",

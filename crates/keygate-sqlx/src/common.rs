@@ -14,10 +14,21 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, QueryBuilder, Row, Type};
 use crate::column;
 use crate::error::{bounded, is_unique_violation, store_error};
 
+/// The columns of `keygate_keys`, in the order `record_from_row` reads them, as a literal
+/// (for `concat!`: sqlx takes only `&'static str` statements without an audit wrapper).
+macro_rules! columns {
+    () => {
+        "id, prefix, name, org, team, owner, scopes, metadata, hash, created_at, expires_at, \
+         revoked_at, last_used_at, rotated_from, rotated_to, rate_limit"
+    };
+}
+
 /// The columns of `keygate_keys`, in the order `record_from_row` reads them.
-pub(crate) const COLUMNS: &str = "id, prefix, name, org, team, owner, scopes, metadata, hash, \
-                                  created_at, expires_at, revoked_at, last_used_at, \
-                                  rotated_from, rotated_to, rate_limit";
+pub(crate) const COLUMNS: &str = columns!();
+
+/// The read of one key (`$1`: its id).
+pub(crate) const SELECT_BY_ID: &str =
+    concat!("SELECT ", columns!(), " FROM keygate_keys WHERE id = $1");
 
 /// A stored value of key `id` that cannot be read.
 pub(crate) fn corrupt(id: &str, reason: impl std::fmt::Display) -> StoreError {
@@ -80,10 +91,11 @@ pub(crate) fn rotation_refusal(
 
 /// The query of [`KeyStore::list`](keygate::KeyStore::list): the keys matching `filter`,
 /// oldest first, ids in byte order (`id_order` is the dialect's byte-order `id` expression).
-pub(crate) fn list_query<'a, DB>(filter: &'a KeyFilter, id_order: &str) -> QueryBuilder<'a, DB>
+pub(crate) fn list_query<DB>(filter: &KeyFilter, id_order: &str) -> QueryBuilder<DB>
 where
     DB: Database,
-    &'a String: Encode<'a, DB> + Type<DB>,
+    DB::Arguments: Default,
+    for<'a> &'a String: Encode<'a, DB> + Type<DB>,
 {
     let mut q = QueryBuilder::new(format!("SELECT {COLUMNS} FROM keygate_keys WHERE 1 = 1"));
     for (column, value) in [

@@ -8,15 +8,13 @@
 //! which sqlx's SQLite driver binds by number like PostgreSQL does; statements built with a
 //! `QueryBuilder` get each driver's own placeholders.
 
-use std::future::Future;
-
 use chrono::{DateTime, Utc};
 use keygate::{PageQuery, ScopeSet, StoreError, UsageCount};
 use sqlx::query::Query;
 use sqlx::{Database, Decode, Encode, QueryBuilder, Type};
 
 /// A query of dialect `DB` with its bound arguments.
-pub(crate) type DbQuery<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
+pub(crate) type DbQuery<'q, DB> = Query<'q, DB, <DB as Database>::Arguments>;
 
 /// What a SQL store does its own way: how values are stored, the statements whose text
 /// differs beyond placeholders, and how transactions begin and announce changes.
@@ -71,16 +69,9 @@ pub(crate) trait Dialect: Database {
 
     /// The rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
-    /// Runs a built query on `conn`. (Generic code cannot: a `QueryBuilder` borrows what it
-    /// binds, and only the concrete driver's arguments type lets that borrow end before the
-    /// builder does.)
-    fn fetch_built<'c, 'a>(
-        q: &'c mut QueryBuilder<'a, Self>,
-        conn: &'c mut Self::Connection,
-    ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send + 'c;
 
     /// The query of one page of keys, after `head` (empty, or an `EXPLAIN` in tests).
-    fn page_query<'a>(head: &str, q: &'a PageQuery) -> QueryBuilder<'a, Self>;
+    fn page_query(head: &str, q: &PageQuery) -> QueryBuilder<Self>;
     /// One statement moving each key's `last_used_at` forward to its latest use in `uses`.
     fn touch_last_used(uses: &[(String, DateTime<Utc>)]) -> Result<DbQuery<'_, Self>, StoreError>;
     /// One statement adding `counts` (merged per key and hour) to `keygate_usage`.
@@ -109,13 +100,6 @@ macro_rules! driver_glue {
     () => {
         fn rows_affected(done: &Self::QueryResult) -> u64 {
             done.rows_affected()
-        }
-
-        async fn fetch_built<'c, 'a>(
-            q: &'c mut QueryBuilder<'a, Self>,
-            conn: &'c mut Self::Connection,
-        ) -> Result<Vec<Self::Row>, sqlx::Error> {
-            q.build().fetch_all(conn).await
         }
     };
 }

@@ -40,9 +40,8 @@ pub const NOTIFY_CHANNEL: &str = "keygate_invalidate";
 /// `sslmode` decides. `require` encrypts without checking the server's certificate;
 /// `verify-full` also checks that the certificate is issued by a trusted root (the webpki
 /// roots, plus the PEM certificates of `sslrootcert=PATH` for a private CA) and names the
-/// URL's host; `prefer` (the default) encrypts when the server offers TLS. With sqlx 0.8 and
-/// the rustls release in this workspace's lockfile, `verify-ca` checks the host name as well,
-/// like `verify-full`. The listener's connection uses the same settings. A handshake refused
+/// URL's host; `verify-ca` checks the issuer but not the name; `prefer` (the default)
+/// encrypts when the server offers TLS. The listener's connection uses the same settings. A handshake refused
 /// at connect is a [`StoreError::Unavailable`] that says it is a TLS failure and why:
 ///
 /// ```no_run
@@ -180,7 +179,7 @@ fn connect_error(e: sqlx::Error, connect: &PgConnectOptions, timeout: Duration) 
 /// `org = $1` (and `team = $2`) then the position select a range of
 /// `keygate_keys_org_page` (`keygate_keys_org_team_page`), read backwards for the order; ids
 /// compare in byte order (`COLLATE "C"`, the collation of those indexes) like in every store.
-fn page_query<'a>(head: &str, q: &'a PageQuery) -> QueryBuilder<'a, Postgres> {
+fn page_query(head: &str, q: &PageQuery) -> QueryBuilder<Postgres> {
     let mut b = QueryBuilder::new(format!(
         "{head}SELECT {COLUMNS} FROM keygate_keys WHERE org = "
     ));
@@ -304,7 +303,7 @@ impl Dialect for Postgres {
 
     driver_glue!();
 
-    fn page_query<'a>(head: &str, q: &'a PageQuery) -> QueryBuilder<'a, Postgres> {
+    fn page_query(head: &str, q: &PageQuery) -> QueryBuilder<Postgres> {
         page_query(head, q)
     }
 
@@ -383,7 +382,7 @@ mod tests {
         };
         let admin = sqlx::PgPool::connect(&base).await.unwrap();
         let schema = format!("kg_{}", uuid::Uuid::new_v4().simple());
-        sqlx::raw_sql(&format!("CREATE SCHEMA {schema}"))
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
             .execute(&admin)
             .await
             .unwrap();
@@ -474,7 +473,7 @@ mod tests {
             }
         }
         store.pool().close().await;
-        let _ = sqlx::raw_sql(&format!("DROP SCHEMA {schema} CASCADE"))
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
             .execute(&admin)
             .await;
     }

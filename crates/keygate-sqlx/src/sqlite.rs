@@ -1,17 +1,14 @@
 //! [`SqliteStore`]: the embedded default store, and the SQLite [`Dialect`].
 
-use std::future::Future;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use keygate::{KeyStatus, PageQuery, ScopeSet, StoreError, UsageCount};
-use sqlx::pool::PoolConnectionMetadata;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, TransactionManager};
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::body::{key_store_via_body, Body};
 use crate::column;
@@ -71,9 +68,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(timeout);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let mut pool = SqlitePoolOptions::new()
-            .acquire_timeout(timeout)
-            .after_release(roll_back_abandoned);
+        let mut pool = SqlitePoolOptions::new().acquire_timeout(timeout);
         if in_memory {
             // Every connection to `:memory:` would be a database of its own: keep exactly one,
             // forever.
@@ -116,40 +111,13 @@ impl SqliteStore {
 
 key_store_via_body!(SqliteStore, body);
 
-/// The pool's release check: a connection that comes back still inside a transaction is
-/// rolled back before anyone else gets it (and closed if that fails), so no pooled connection
-/// ever holds the write lock for an owner that is gone.
-///
-/// sqlx's own `Transaction` rolls back when dropped, but a transaction begun with a statement
-/// of our own (`BEGIN IMMEDIATE`, this dialect's `Dialect::BEGIN_WRITE`) is not owned by any
-/// `Transaction` yet while sqlx checks, after the statement ran, that it did open one; a
-/// caller cancelled at that await (a deadline, a dropped request) would otherwise return the
-/// connection to the pool with the transaction open and the write lock held.
-fn roll_back_abandoned(
-    conn: &mut SqliteConnection,
-    _: PoolConnectionMetadata,
-) -> Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
-    Box::pin(async move {
-        if conn.is_in_transaction() {
-            // Also reached when a dropped `Transaction` has queued its rollback and the
-            // connection's worker has not run it yet: this one then finds nothing to undo.
-            tracing::debug!(
-                target: "keygate_sqlx::sqlite",
-                "rolling back a transaction left open on a connection returned to the pool"
-            );
-            <Sqlite as sqlx::Database>::TransactionManager::rollback(conn).await?;
-        }
-        Ok(true)
-    })
-}
-
 /// The query of one page (see [`PageQuery`]), after `head` (empty, or `EXPLAIN QUERY PLAN `
 /// in tests). `org = ?` (and `team = ?`) then the position select a range of
 /// `keygate_keys_org` (`keygate_keys_org_team`), which is read backwards for the order: no
 /// scan of other tenants' keys, no sort. The index is named (`INDEXED BY`): with both indexes
 /// matching `org = ?`, the planner's pick otherwise depends on what statistics a connection
 /// has loaded, and a wrong pick sorts the whole org.
-fn page_query<'a>(head: &str, q: &'a PageQuery) -> QueryBuilder<'a, Sqlite> {
+fn page_query(head: &str, q: &PageQuery) -> QueryBuilder<Sqlite> {
     let index = if q.team.is_some() {
         "keygate_keys_org_team"
     } else {
@@ -248,9 +216,10 @@ impl Dialect for Sqlite {
     const LOCK_MIGRATIONS: Option<&'static str> = None;
     // A write transaction taken up front: it waits (up to the busy timeout) for other writers
     // instead of failing when its reads turn out stale, so a read-check-write inside it is
-    // atomic. A cancellation after `BEGIN IMMEDIATE` ran but before the transaction was
-    // handed out leaves it without an owner; the pool rolls it back when the connection comes
-    // back ([`roll_back_abandoned`]).
+    // atomic. A caller cancelled after `BEGIN IMMEDIATE` ran leaves no transaction open:
+    // sqlx 0.9's SQLite worker hands its answer over by rendezvous and rolls back a `BEGIN`
+    // whose caller is gone before taking it; a `Transaction` that took it rolls back when
+    // dropped (tests/sqlite.rs, `…_cancelled_between_begin_and_commit_…`).
     const BEGIN_WRITE: Option<&'static str> = Some("BEGIN IMMEDIATE");
     const NOTIFY: Option<(&'static str, &'static str)> = None;
     // The write lock is already held (`BEGIN IMMEDIATE`).
@@ -285,7 +254,7 @@ impl Dialect for Sqlite {
 
     driver_glue!();
 
-    fn page_query<'a>(head: &str, q: &'a PageQuery) -> QueryBuilder<'a, Sqlite> {
+    fn page_query(head: &str, q: &PageQuery) -> QueryBuilder<Sqlite> {
         page_query(head, q)
     }
 

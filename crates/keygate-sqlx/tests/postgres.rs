@@ -235,10 +235,10 @@ async fn a_dropped_listener_reconnects_and_drops_the_whole_record_cache() {
     let token = created.key.expose_secret();
     v.verify(token).await.unwrap();
     // A change that announces nothing (as if its notification were lost)…
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE {}.keygate_keys SET revoked_at = now() WHERE id = $1",
         pg.schema
-    ))
+    )))
     .bind(&created.record.id)
     .execute(&pg.admin)
     .await
@@ -290,11 +290,13 @@ async fn no_plaintext_secret_is_in_the_postgres_tables_after_create_rotate_revok
 
     let mut dump = String::new();
     for table in ["keygate_keys", "keygate_audit", "keygate_migrations"] {
-        let rows: Vec<String> =
-            sqlx::query_scalar(&format!("SELECT t::text FROM {}.{table} t", pg.schema))
-                .fetch_all(&pg.admin)
-                .await
-                .unwrap();
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT t::text FROM {}.{table} t",
+            pg.schema
+        )))
+        .fetch_all(&pg.admin)
+        .await
+        .unwrap();
         dump.push_str(&rows.join("\n"));
     }
     for key in [&created.key, &rotated.key] {
@@ -374,10 +376,10 @@ async fn a_rotation_waiting_on_a_revoke_in_progress_sees_it_and_writes_nothing()
     store.insert(&record("old", "acme", 0), &[]).await.unwrap();
     // Another session is revoking the key: its transaction holds the row, not committed.
     let mut other = pg.admin.begin().await.unwrap();
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE {}.keygate_keys SET revoked_at = now() WHERE id = 'old'",
         pg.schema
-    ))
+    )))
     .execute(&mut *other)
     .await
     .unwrap();
@@ -571,9 +573,10 @@ const ROOT_CERT_ENV: &str = "KEYGATE_TEST_POSTGRES_ROOT_CERT";
 const CERT_HOST_ENV: &str = "KEYGATE_TEST_POSTGRES_CERT_HOST";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_full_trusts_a_private_root_from_sslrootcert_and_checks_the_host_name() {
+async fn verify_full_trusts_a_private_root_from_sslrootcert_and_checks_the_host_name_verify_ca_only_the_root(
+) {
     const TEST: &str =
-        "postgres::verify_full_trusts_a_private_root_from_sslrootcert_and_checks_the_host_name";
+        "postgres::verify_full_trusts_a_private_root_from_sslrootcert_and_checks_the_host_name_verify_ca_only_the_root";
     let Some(pg) = Pg::fixture(TEST).await else {
         return;
     };
@@ -632,5 +635,23 @@ async fn verify_full_trusts_a_private_root_from_sslrootcert_and_checks_the_host_
     ));
     assert!(message.contains("TLS"), "{message}");
     assert!(message.contains("not valid for name"), "{message}");
+
+    // `verify-ca` checks the issuer only: the same root and host 127.0.0.1 connect...
+    let url = with_param(&pg.url, &format!("sslmode=verify-ca&sslrootcert={root}"));
+    let store = PostgresStore::connect_with(&url, options(false))
+        .await
+        .unwrap();
+    assert!(store.get("k1").await.unwrap().is_some());
+    store.pool().close().await;
+    // ...and without the root that issued the certificate it is refused.
+    let url = with_param(&pg.url, "sslmode=verify-ca");
+    let err = PostgresStore::connect_with(&url, options(false))
+        .await
+        .unwrap_err();
+    let StoreError::Unavailable(message) = &err else {
+        panic!("expected an unavailable store, got {err:?}");
+    };
+    assert!(message.contains("TLS"), "{message}");
+    assert!(message.contains("UnknownIssuer"), "{message}");
     pg.cleanup().await;
 }

@@ -357,28 +357,50 @@ async fn write_lock_is_free(url: &str) -> bool {
     free
 }
 
-/// Polls `write` by hand (with a waker that does nothing, so it only moves when polled) until
-/// its `BEGIN IMMEDIATE` has run (the write lock is taken), once more (it takes in the answer
-/// and goes on), then drops it: a caller cancelled between its begin and its commit.
+/// Cancels `write` right after SQLite began its transaction and before the caller read the
+/// answer: the one moment sqlx cannot clean up itself (its worker rolls back a `BEGIN` whose
+/// caller is already gone, and a `Transaction` rolls back when dropped, but here the answer
+/// sits unread in the channel, no `Transaction` exists yet, and the connection goes back to
+/// the pool with the transaction open).
+///
+/// A blocker holds the write lock, so the store's `BEGIN IMMEDIATE` waits in SQLite's busy
+/// handler; `write` is polled by hand (with a waker that does nothing, so it only moves when
+/// polled) until it waits there; the blocker lets go, the store's transaction takes the lock,
+/// and `write` is dropped without being polled again.
 async fn cancel_between_begin_and_commit<F: std::future::Future>(url: &str, write: F) {
+    use std::str::FromStr;
     use std::task::{Context, Waker};
+
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .unwrap()
+        .busy_timeout(Duration::from_secs(5));
+    let mut blocker = SqliteConnection::connect_with(&options).await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
 
     let mut write = std::pin::pin!(write);
     let mut cx = Context::from_waker(Waker::noop());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    // The pool has an idle connection (the store was used): a few polls take it and send the
+    // `BEGIN IMMEDIATE`, which then waits for the blocker.
+    for _ in 0..20 {
         assert!(
             write.as_mut().poll(&mut cx).is_pending(),
-            "the write finished before it was seen holding the lock"
+            "the write finished while another connection held the write lock"
         );
-        // The store's work runs on SQLite's worker threads meanwhile.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        if !write_lock_is_free(url).await {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the write never took the lock");
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let _ = write.as_mut().poll(&mut cx);
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    blocker.close().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while write_lock_is_free(url).await {
+        assert!(Instant::now() < deadline, "the write never took the lock");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// A later write succeeds (waiting for the lock up to the store's timeout), and no pooled

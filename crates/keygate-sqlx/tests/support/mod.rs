@@ -118,7 +118,7 @@ impl Pg {
             .await
             .unwrap_or_else(|e| panic!("{PG_ENV} is set but unusable: {e}"));
         let schema = format!("kg_{}", uuid::Uuid::new_v4().simple());
-        sqlx::raw_sql(&format!("CREATE SCHEMA {schema}"))
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
             .execute(&admin)
             .await
             .unwrap();
@@ -137,8 +137,11 @@ impl Pg {
 
     /// Drops the schema.
     pub async fn cleanup(self) {
-        let _ = sqlx::raw_sql(&format!("DROP SCHEMA {} CASCADE", self.schema))
-            .execute(&self.admin)
-            .await;
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA {} CASCADE",
+            self.schema
+        )))
+        .execute(&self.admin)
+        .await;
     }
 }
