@@ -46,6 +46,8 @@ pub trait KeyHasher: Send + Sync + 'static {
 
 /// argon2id parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "config", derive(serde::Deserialize))]
+#[cfg_attr(feature = "config", serde(deny_unknown_fields))]
 pub struct Argon2Params {
     /// Memory in KiB (OWASP: 19456).
     pub memory_kib: u32,

@@ -71,4 +71,7 @@ pub use store::{
     StoreError, UsageCount, UsageTotals,
 };
 pub use usage::USAGE_RETENTION;
+#[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
+pub use verify::VerifierConfig;
 pub use verify::{PendingVerification, ScopeNarrower, Started, Verifier, VerifierBuilder};

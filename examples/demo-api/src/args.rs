@@ -43,10 +43,20 @@ pub struct Args {
     )]
     pub revocation_ttl: Duration,
 
-    /// A TOML file with any of `database_url`, `addr` and `revocation_ttl` (like "30s"); a
-    /// flag or environment variable given as well wins over the file.
+    /// A TOML file with any of `database_url`, `addr` and `revocation_ttl` (like "30s"), and
+    /// the tables `[verifier]` (keygate::VerifierConfig) and `[store]`
+    /// (keygate_sqlx::StoreOptions); a flag or environment variable given as well wins over
+    /// the file.
     #[arg(long, env = "KEYGATE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// The verifier's settings from the `[verifier]` table of `--config` (empty without one).
+    #[arg(skip)]
+    pub verifier: keygate::VerifierConfig,
+
+    /// The store's settings from the `[store]` table of `--config` (the defaults without one).
+    #[arg(skip)]
+    pub store: keygate_sqlx::StoreOptions,
 }
 
 /// What a `--config` file may set; every key is optional, unknown keys are refused.
@@ -57,6 +67,10 @@ struct ConfigFile {
     addr: Option<SocketAddr>,
     /// Read like `--revocation-ttl`: same grammar, same limits.
     revocation_ttl: Option<String>,
+    /// Everything else the verifier takes (its `revocation_window` is `revocation_ttl`).
+    verifier: Option<keygate::VerifierConfig>,
+    /// How the SQL store connects and behaves.
+    store: Option<keygate_sqlx::StoreOptions>,
 }
 
 /// A one-line usage error about the config file `path`.
@@ -90,6 +104,19 @@ fn apply_config(args: &mut Args, matches: &ArgMatches, path: &Path) -> Result<()
     if let Some(addr) = file.addr.filter(|_| unset("addr")) {
         args.addr = addr;
     }
+    let mut verifier = file.verifier.unwrap_or_default();
+    // One name for one setting: the flag's.
+    if let Some(window) = verifier.revocation_window.take() {
+        return Err(config_error(
+            path,
+            format!(
+                "[verifier] revocation_window: set revocation_ttl = \"{}\" at the top instead",
+                humantime::format_duration(window)
+            ),
+        ));
+    }
+    args.verifier = verifier;
+    args.store = file.store.unwrap_or_default();
     if let Some(ttl) = file.revocation_ttl.filter(|_| unset("revocation_ttl")) {
         args.revocation_ttl =
             parse_ttl(&ttl).map_err(|e| config_error(path, format!("revocation_ttl: {e}")))?;
@@ -180,6 +207,52 @@ mod tests {
     }
 
     #[test]
+    fn a_config_file_sets_the_verifier_and_the_store() {
+        let (_dir, path) = config(
+            "revocation_ttl = \"5s\"\n\
+             [verifier]\nmax_failures = 3\nfailure_window = \"2m\"\n\
+             argon2 = { memory_kib = 4096, iterations = 1, parallelism = 1 }\n\
+             [store]\ntimeout = \"750ms\"\nnotifications = false\n",
+        );
+        let a = Args::try_parse_for("q", ["q", "--config", &path]).unwrap();
+        assert_eq!(a.revocation_ttl, Duration::from_secs(5));
+        assert_eq!(a.verifier.max_failures, Some(3));
+        assert_eq!(a.verifier.failure_window, Some(Duration::from_secs(120)));
+        assert_eq!(a.verifier.argon2.map(|p| p.memory_kib), Some(4096));
+        assert_eq!(a.store.timeout, Duration::from_millis(750));
+        assert!(!a.store.notifications);
+        assert!(a.store.migrate, "absent from the file: the default");
+        // Without a file: nothing set, the store's defaults.
+        let a = Args::try_parse_for("q", ["q"]).unwrap();
+        assert_eq!(a.verifier, keygate::VerifierConfig::default());
+        assert_eq!(a.store, keygate_sqlx::StoreOptions::default());
+    }
+
+    #[tokio::test]
+    async fn the_verifier_is_built_with_the_files_settings() {
+        // Argon2 parameters argon2 refuses: the quickstart stops with one line saying so.
+        let (_dir, path) = config(
+            "database_url = \"memory:\"\n[verifier]\nargon2 = { memory_kib = 1, iterations = 1, parallelism = 1 }\n",
+        );
+        let a = Args::try_parse_for("q", ["q", "--config", &path]).unwrap();
+        let e = crate::open_verifier(&a).await.err().unwrap();
+        assert!(e.starts_with("config: [verifier] argon2:"), "{e}");
+        // A store option reaches the store: one that forbids migrating finds no schema.
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+        let (_dir2, path) = config(&format!(
+            "database_url = \"{url}\"\n[store]\nmigrate = false\n"
+        ));
+        let a = Args::try_parse_for("q", ["q", "--config", &path, "--database-url", &url]).unwrap();
+        let (store, verifier) = crate::open_verifier(&a).await.unwrap();
+        assert!(
+            store.get("any").await.is_err(),
+            "no schema: nothing migrated"
+        );
+        drop(verifier);
+    }
+
+    #[test]
     fn a_bad_config_file_is_a_one_line_error_naming_the_file_and_the_problem() {
         for (text, says) in [
             ("revocation_ttl = \"soon\"\n", "invalid duration \"soon\""),
@@ -190,6 +263,18 @@ mod tests {
             ),
             ("addr = \"nowhere\"\n", "line 1"),
             ("[[not toml\n", "line 1"),
+            (
+                "[verifier]\nrevocation_window = \"5s\"\n",
+                "set revocation_ttl = \"5s\" at the top instead",
+            ),
+            (
+                "[verifier]\nmax_failure = 3\n",
+                "unknown field `max_failure`",
+            ),
+            (
+                "[store]\ntimeout = \"2\"\n",
+                "line 2: invalid value: string \"2\", expected a duration",
+            ),
         ] {
             let (_dir, path) = config(text);
             let e = Args::try_parse_for("q", ["q", "--config", &path]).unwrap_err();

@@ -6,8 +6,10 @@
 //! - [`Args`]: `--database-url` (else `KEYGATE_DATABASE_URL`, else `sqlite://keygate.db`),
 //!   `--addr` (default `127.0.0.1:3000`), `--revocation-ttl` (default `30s`, or
 //!   `KEYGATE_REVOCATION_TTL`), and `--config FILE` (or `KEYGATE_CONFIG`): a TOML file setting
-//!   any of them, below the flags and the environment.
-//! - [`open_store`] and [`build_verifier`].
+//!   any of them, below the flags and the environment, and the tables `[verifier]`
+//!   (`keygate::VerifierConfig`) and `[store]` (`keygate_sqlx::StoreOptions`).
+//! - [`open_verifier`] (store and verifier from [`Args`]), [`open_store`] and
+//!   [`build_verifier`].
 //! - [`bootstrap_demo_keys`] and [`banner`]: on an empty store, one key with every demo scope
 //!   for org `demo`, printed once with ready `curl` lines, and a management key for the keys
 //!   page.

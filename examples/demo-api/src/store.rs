@@ -24,16 +24,23 @@ pub fn build_verifier(store: Arc<dyn KeyStore>, revocation_ttl: Duration) -> Ver
         .build()
 }
 
-/// How every quickstart starts: the key store at `args.database_url` (an error never shows the
-/// URL's password) and a verifier over it with `args.revocation_ttl`.
+/// How every quickstart starts: the key store at `args.database_url` with `args.store` (an
+/// error never shows the URL's password) and a verifier over it with `args.verifier` and
+/// `args.revocation_ttl` (both filled from `--config` where the file sets them).
 pub async fn open_verifier(args: &Args) -> Result<(Arc<dyn KeyStore>, Verifier), String> {
-    let store = open_store(&args.database_url).await.map_err(|e| {
-        format!(
-            "cannot open key store {}: {e}",
-            redact_url(&args.database_url)
-        )
-    })?;
-    let verifier = build_verifier(Arc::clone(&store), args.revocation_ttl);
+    let url = &args.database_url;
+    let store = if url == "memory:" || url == "memory://" {
+        Arc::new(MemoryStore::new())
+    } else {
+        keygate_sqlx::connect_with(url, args.store.clone())
+            .await
+            .map_err(|e| format!("cannot open key store {}: {e}", redact_url(url)))?
+    };
+    let verifier = Verifier::builder(Arc::clone(&store))
+        .config(&args.verifier)
+        .map_err(|e| format!("config: [verifier] argon2: {e}"))?
+        .revocation_window(args.revocation_ttl)
+        .build();
     Ok((store, verifier))
 }
 

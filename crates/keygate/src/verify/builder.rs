@@ -61,12 +61,12 @@ impl Default for Settings {
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct VerifierBuilder {
     store: Arc<dyn KeyStore>,
-    hasher: Arc<dyn KeyHasher>,
+    pub(super) hasher: Arc<dyn KeyHasher>,
     clock: Arc<dyn Clock>,
     narrower: Option<Arc<dyn ScopeNarrower>>,
-    capacity: u64,
-    hash_concurrency: usize,
-    settings: Settings,
+    pub(super) capacity: u64,
+    pub(super) hash_concurrency: usize,
+    pub(super) settings: Settings,
 }
 
 impl std::fmt::Debug for VerifierBuilder {

@@ -20,6 +20,8 @@
 
 mod builder;
 mod cache;
+#[cfg(feature = "config")]
+mod config;
 mod hashing;
 mod intern;
 mod load;
@@ -34,6 +36,8 @@ use tracing::Instrument;
 use zeroize::Zeroizing;
 
 pub use builder::VerifierBuilder;
+#[cfg(feature = "config")]
+pub use config::VerifierConfig;
 pub(crate) use hashing::HashSlots;
 pub use load::ScopeNarrower;
 
