@@ -21,6 +21,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use crate::hash::StoredHash;
 use crate::limiter::KeyLimiter;
 use crate::principal::Principal;
 use crate::usage::UsageSlot;
@@ -82,8 +83,9 @@ impl Generations {
 /// What the store said about a known key: everything needed to answer without the store.
 pub(crate) struct KeyState {
     pub(crate) principal: Arc<Principal>,
-    pub(crate) hash: Box<str>,
-    /// Fingerprint of `hash`: tells verifications made against another hash apart.
+    /// The stored hash, decoded when it is a canonical argon2id string (see [`StoredHash`]).
+    pub(crate) hash: StoredHash,
+    /// Fingerprint of the stored hash string: tells verifications made against another hash apart.
     pub(crate) fingerprint: u64,
     pub(crate) revoked: bool,
     pub(crate) expires_at_ms: Option<i64>,
@@ -211,7 +213,7 @@ impl CachedKey {
         let key = self.key.as_ref()?;
         let state = KeyState {
             principal: Arc::clone(&key.principal),
-            hash: hash.into(),
+            hash: StoredHash::new(hash.to_owned()),
             fingerprint: fingerprint(hash),
             revoked: key.revoked,
             expires_at_ms: key.expires_at_ms,

@@ -11,6 +11,7 @@ use super::telemetry::{self, CacheKind};
 use super::VerifierCore;
 use crate::clock::duration_millis;
 use crate::error::AuthError;
+use crate::hash::StoredHash;
 use crate::principal::Principal;
 use crate::record::KeyRecord;
 use crate::scope::ScopeSet;
@@ -144,7 +145,7 @@ impl VerifierCore {
         });
         KeyState {
             fingerprint: fingerprint(&hash),
-            hash: hash.into_boxed_str(),
+            hash: StoredHash::new(hash),
             revoked: revoked_at.is_some(),
             expires_at_ms,
             usage: UsageSlot::new(Arc::clone(&principal)),

@@ -78,7 +78,7 @@ impl VerifierCore {
                     .await
                     .map_err(Arc::new)?;
                 self.remember(id, entry, key, digest, ok, now);
-                if ok && self.hasher.needs_rehash(&key.hash) {
+                if ok && self.hasher.needs_rehash(&key.hash.to_phc()) {
                     self.spawn_upgrade(token, id, key, digest, now);
                 }
                 Ok(ok)
@@ -142,7 +142,7 @@ impl VerifierCore {
         }
         self.throttle.count_failure(id, peer, now);
         let hasher = Arc::clone(&self.hasher);
-        let stored: Box<str> = key.hash.clone();
+        let stored = key.hash.to_phc().into_owned();
         let secret = Zeroizing::new(token.as_bytes().to_vec());
         let started = Instant::now();
         let checked: Result<bool, CheckFailure> =
@@ -208,7 +208,7 @@ impl VerifierCore {
         let keys = Arc::clone(&self.keys);
         let id = id.to_owned();
         let org = key.principal.org.to_string();
-        let old_hash = key.hash.clone();
+        let old_hash = key.hash.to_phc().into_owned();
         let old_fingerprint = key.fingerprint;
         let valid_until = now.saturating_add(duration_millis(self.settings.verified_ttl));
         handle.spawn(async move {
