@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 use crate::hash::StoredHash;
 use crate::limiter::KeyLimiter;
 use crate::principal::Principal;
-use crate::usage::UsageSlot;
+use crate::usage::{CountedKey, UsageCounters};
 
 /// The keyed BLAKE3 digest of a presented token.
 pub(crate) type Digest = [u8; 32];
@@ -89,7 +89,8 @@ pub(crate) struct KeyState {
     pub(crate) fingerprint: u64,
     pub(crate) revoked: bool,
     pub(crate) expires_at_ms: Option<i64>,
-    pub(crate) usage: Arc<UsageSlot>,
+    /// Requests counted since the last flush (written behind by the usage recorder).
+    pub(crate) usage: UsageCounters,
     /// The key's rate-limit bucket, when it has a limit (shared with the entries that refresh
     /// this one while the limit stays the same).
     pub(crate) limiter: Option<Arc<KeyLimiter>>,
@@ -217,7 +218,7 @@ impl CachedKey {
             fingerprint: fingerprint(hash),
             revoked: key.revoked,
             expires_at_ms: key.expires_at_ms,
-            usage: Arc::clone(&key.usage),
+            usage: UsageCounters::new(),
             limiter: key.limiter.clone(),
         };
         let verified = VerifiedToken::none();
@@ -228,6 +229,15 @@ impl CachedKey {
             read_gen: self.read_gen,
             verified,
         })
+    }
+}
+
+impl CountedKey for CachedKey {
+    #[inline]
+    fn counted(&self) -> Option<(&str, &UsageCounters)> {
+        self.key
+            .as_ref()
+            .map(|k| (k.principal.id.as_str(), &k.usage))
     }
 }
 

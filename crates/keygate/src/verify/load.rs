@@ -16,7 +16,7 @@ use crate::principal::Principal;
 use crate::record::KeyRecord;
 use crate::scope::ScopeSet;
 use crate::store::StoreError;
-use crate::usage::UsageSlot;
+use crate::usage::UsageCounters;
 
 /// Narrows a key's scopes to what its owner may still do (the key acts for its owner).
 ///
@@ -148,7 +148,7 @@ impl VerifierCore {
             hash: StoredHash::new(hash),
             revoked: revoked_at.is_some(),
             expires_at_ms,
-            usage: UsageSlot::new(Arc::clone(&principal)),
+            usage: UsageCounters::new(),
             limiter,
             principal,
         }

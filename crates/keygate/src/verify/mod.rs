@@ -97,7 +97,7 @@ pub(crate) struct VerifierCore {
     /// Shared strings and scope sets of the cached keys.
     interner: intern::Interner,
     slots: HashSlots,
-    usage: Arc<UsageWriter>,
+    usage: Arc<UsageWriter<CachedKey>>,
     settings: Settings,
 }
 
@@ -259,14 +259,8 @@ impl Verifier {
     /// refused by the route (a missing scope, a spent rate limit) as refused instead. A no-op
     /// when the key is not cached here (it is, for any key that was just verified).
     pub fn record_refusal(&self, id: &str) {
-        if let Some(key) = self
-            .core
-            .keys
-            .get(id)
-            .as_deref()
-            .and_then(|e| e.key.as_ref())
-        {
-            self.core.usage.recorder.reclassify_as_refused(&key.usage);
+        if let Some(entry) = self.core.keys.get(id) {
+            self.core.usage.recorder.reclassify_as_refused(&entry);
         }
     }
 
@@ -376,7 +370,7 @@ impl VerifierCore {
         let digest = self.digest(token);
         let now = self.clock.now_millis();
         let entry = self.keys.get(id);
-        if let Some(e) = entry.as_deref().filter(|e| self.keys.is_fresh(id, e, now)) {
+        if let Some(e) = entry.as_ref().filter(|e| self.keys.is_fresh(id, e, now)) {
             if let Some(answer) = self.answer_cached(e, &digest, now) {
                 span.record("key_id", id);
                 telemetry::cache_lookup(span, CacheKind::Record, true);
@@ -401,7 +395,7 @@ impl VerifierCore {
     #[inline]
     fn answer_cached(
         &self,
-        entry: &CachedKey,
+        entry: &Arc<CachedKey>,
         digest: &Digest,
         now: i64,
     ) -> Option<Result<Arc<Principal>, AuthError>> {
@@ -526,7 +520,7 @@ impl VerifierCore {
     fn decide(
         &self,
         accepted: bool,
-        entry: &CachedKey,
+        entry: &Arc<CachedKey>,
         now: i64,
     ) -> Result<Arc<Principal>, AuthError> {
         let Some(key) = &entry.key else {
@@ -540,11 +534,11 @@ impl VerifierCore {
         } else if key.expires_at_ms.is_some_and(|e| e <= now) {
             AuthError::ExpiredKey
         } else {
-            self.usage.recorder.touch(&key.usage, now);
+            self.usage.recorder.touch(entry, now);
             if let Some(limiter) = &key.limiter {
                 if let Err(retry_after_secs) = limiter.check() {
                     // A use of the key (last_used_at), counted as refused.
-                    self.usage.recorder.reclassify_as_refused(&key.usage);
+                    self.usage.recorder.reclassify_as_refused(entry);
                     return Err(telemetry::rate_limited(
                         &key.principal.id,
                         limiter.limit(),
@@ -554,7 +548,7 @@ impl VerifierCore {
             }
             return Ok(Arc::clone(&key.principal));
         };
-        self.usage.recorder.refuse(&key.usage);
+        self.usage.recorder.refuse(entry);
         Err(refusal)
     }
 }
