@@ -17,7 +17,7 @@
 //! read again). A stale entry stays in the cache until it is replaced: its verified token is
 //! carried over to the entry read after it when the stored hash did not change.
 
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -31,12 +31,16 @@ pub(crate) type Digest = [u8; 32];
 
 const STRIPES: usize = 1024;
 
+/// A key id's hash with the cache's per-process random seed: the key of its cache entry and
+/// the stripe of its generation (the id is hashed once per request for both).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct IdHash(u64);
+
 /// Invalidation generations, striped by key id.
 pub(crate) struct Generations {
     counter: AtomicU64,
     all: AtomicU64,
     stripes: Box<[AtomicU64]>,
-    hasher: std::collections::hash_map::RandomState,
 }
 
 impl Generations {
@@ -45,7 +49,6 @@ impl Generations {
             counter: AtomicU64::new(1),
             all: AtomicU64::new(0),
             stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
@@ -54,15 +57,14 @@ impl Generations {
         self.counter.load(Ordering::SeqCst)
     }
 
-    fn stripe(&self, id: &str) -> &AtomicU64 {
-        let mut h = self.hasher.build_hasher();
-        h.write(id.as_bytes());
+    #[inline]
+    fn stripe(&self, id: IdHash) -> &AtomicU64 {
         // STRIPES is a power of two; the mask keeps the index in bounds.
-        &self.stripes[(h.finish() as usize) & (STRIPES - 1)]
+        &self.stripes[(id.0 as usize) & (STRIPES - 1)]
     }
 
-    /// Marks every entry of `id` read before now as stale.
-    pub(crate) fn bump(&self, id: &str) {
+    /// Marks every entry of the id read before now as stale.
+    pub(crate) fn bump(&self, id: IdHash) {
         let g = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
         self.stripe(id).fetch_max(g, Ordering::SeqCst);
     }
@@ -73,8 +75,9 @@ impl Generations {
         self.all.fetch_max(g, Ordering::SeqCst);
     }
 
-    /// Whether an entry of `id` read at generation `read_gen` is still current.
-    pub(crate) fn is_current(&self, id: &str, read_gen: u64) -> bool {
+    /// Whether an entry of the id read at generation `read_gen` is still current.
+    #[inline]
+    pub(crate) fn is_current(&self, id: IdHash, read_gen: u64) -> bool {
         self.all.load(Ordering::SeqCst) <= read_gen
             && self.stripe(id).load(Ordering::SeqCst) <= read_gen
     }
@@ -167,7 +170,8 @@ impl VerifiedToken {
     }
 }
 
-/// The cache entry of one key id.
+/// The cache entry of one key id. A known key's id is its principal's (the cache is keyed by
+/// the id's [`IdHash`], so the id is stored once per key).
 pub(crate) struct CachedKey {
     /// `None`: the id is unknown to the store (negative entry).
     pub(crate) key: Option<KeyState>,
@@ -202,6 +206,13 @@ impl CachedKey {
 }
 
 impl CachedKey {
+    /// Whether this is the entry of the known key `id` (told apart from another id of the
+    /// same hash).
+    #[inline]
+    fn is_known_as(&self, id: &str) -> bool {
+        self.key.as_ref().is_some_and(|k| k.principal.id == id)
+    }
+
     /// This entry with its key's stored hash replaced by `hash` (an upgrade this process
     /// made), holding `digest` as verified against it until `valid_until_ms`. Read generation
     /// and freshness stay those of this entry: nothing else about the key was read.
@@ -254,16 +265,22 @@ const ABSENT: u64 = 0;
 
 /// The cache of keys by id, the rejected tokens, and the generations that keep both honest.
 ///
-/// Both maps are `quick_cache` caches (S3-FIFO eviction by count): freshness is judged by the
+/// The maps are `quick_cache` caches (S3-FIFO eviction by count): freshness is judged by the
 /// entries' own times on the verifier's clock, so no timer-based expiry is needed, and its
 /// per-entry overhead is a fraction of moka's (BENCHMARKS.md, "memory per cached key").
+///
+/// Known keys are keyed by the [`IdHash`] of their id (8 bytes, no copy of the id: the entry
+/// holds it in its principal, and a lookup checks it, so two ids of the same hash are told
+/// apart — the later one replaces the other, which is then read again when next used).
 pub(crate) struct KeyCache {
-    entries: quick_cache::sync::Cache<Box<str>, Arc<CachedKey>>,
+    entries: quick_cache::sync::Cache<IdHash, Arc<CachedKey>>,
     /// Ids the store does not know, apart: attacker-chosen ids cannot evict real keys (whose
     /// entries hold their verified tokens: an eviction costs an argon2 run).
     absent: quick_cache::sync::Cache<Box<str>, Arc<CachedKey>>,
     rejections: quick_cache::sync::Cache<Digest, Rejection>,
     generations: Generations,
+    /// Seeds [`IdHash`] (random per process).
+    id_hasher: quick_cache::DefaultHashBuilder,
 }
 
 impl KeyCache {
@@ -275,13 +292,39 @@ impl KeyCache {
             absent: quick_cache::sync::Cache::new(capacity),
             rejections: quick_cache::sync::Cache::new(capacity),
             generations: Generations::new(),
+            id_hasher: quick_cache::DefaultHashBuilder::default(),
+        }
+    }
+
+    #[inline]
+    fn hash(&self, id: &str) -> IdHash {
+        IdHash(self.id_hasher.hash_one(id))
+    }
+
+    #[inline]
+    fn get_hashed(&self, id: &str, hash: IdHash) -> Option<Arc<CachedKey>> {
+        match self.entries.get(&hash) {
+            Some(e) if e.is_known_as(id) => Some(e),
+            _ => self.absent.get(id),
         }
     }
 
     /// The entry of `id`, fresh or not.
     #[inline]
     pub(crate) fn get(&self, id: &str) -> Option<Arc<CachedKey>> {
-        self.entries.get(id).or_else(|| self.absent.get(id))
+        self.get_hashed(id, self.hash(id))
+    }
+
+    /// The entry of `id`, fresh or not, and whether it is fresh at `now` (see
+    /// [`KeyCache::is_fresh`]): the hot path's one lookup, hashing the id once.
+    #[inline]
+    pub(crate) fn get_checked(&self, id: &str, now: i64) -> (Option<Arc<CachedKey>>, bool) {
+        let hash = self.hash(id);
+        let entry = self.get_hashed(id, hash);
+        let fresh = entry.as_deref().is_some_and(|e| {
+            now < e.fresh_until_ms && self.generations.is_current(hash, e.read_gen)
+        });
+        (entry, fresh)
     }
 
     /// Whether `entry` of `id` may be answered from at `now`: within its freshness, and read
@@ -296,16 +339,17 @@ impl KeyCache {
     /// revocation window makes it stale at once) unless a change raced the read.
     #[inline]
     pub(crate) fn is_current(&self, id: &str, entry: &CachedKey) -> bool {
-        self.generations.is_current(id, entry.read_gen)
+        self.generations.is_current(self.hash(id), entry.read_gen)
     }
 
     pub(crate) fn insert(&self, id: &str, entry: Arc<CachedKey>) {
+        let hash = self.hash(id);
         if entry.key.is_some() {
-            self.entries.insert(id.into(), entry);
+            self.entries.insert(hash, entry);
             self.absent.remove(id);
         } else {
             self.absent.insert(id.into(), entry);
-            self.entries.remove(id);
+            self.entries.remove_if(&hash, |e| e.is_known_as(id));
         }
     }
 
@@ -316,7 +360,7 @@ impl KeyCache {
 
     /// Makes the entry of `id` stale (its next use reads the store).
     pub(crate) fn invalidate(&self, id: &str) {
-        self.generations.bump(id);
+        self.generations.bump(self.hash(id));
     }
 
     /// Makes every entry stale. Entries stay until replaced, so verified tokens carry over.
@@ -411,10 +455,10 @@ mod tests {
     fn a_bump_after_a_read_started_makes_it_stale() {
         let g = Generations::new();
         let read = g.current();
-        assert!(g.is_current("k1", read));
-        g.bump("k1");
-        assert!(!g.is_current("k1", read));
-        assert!(g.is_current("k1", g.current()));
+        assert!(g.is_current(IdHash(1), read));
+        g.bump(IdHash(1));
+        assert!(!g.is_current(IdHash(1), read));
+        assert!(g.is_current(IdHash(1), g.current()));
     }
 
     #[test]
@@ -422,7 +466,7 @@ mod tests {
         let g = Generations::new();
         let read = g.current();
         g.bump_all();
-        assert!(!g.is_current("anything", read));
+        assert!(!g.is_current(IdHash(7), read));
     }
 
     #[test]
@@ -462,5 +506,46 @@ mod tests {
         let other = VerifiedToken::none();
         old.verified.carry_into(&other, 8);
         assert!(!other.accepts(&[1; 32], 8, 50));
+    }
+
+    fn known(id: &str) -> Arc<CachedKey> {
+        let principal = Arc::new(Principal {
+            id: id.to_owned(),
+            name: String::new(),
+            org: "o".into(),
+            team: None,
+            owner: None,
+            scopes: crate::scope::ScopeSet::new(),
+            environment: "mk_test".into(),
+            expires_at: None,
+            metadata: serde_json::Value::Null,
+        });
+        let hash = "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA";
+        let state = KeyState {
+            principal,
+            hash: StoredHash::new(hash.to_owned()),
+            fingerprint: fingerprint(hash),
+            revoked: false,
+            expires_at_ms: None,
+            usage: UsageCounters::new(),
+            limiter: None,
+        };
+        Arc::new(CachedKey::new(Some(state), i64::MAX, 1, None))
+    }
+
+    #[test]
+    fn an_entry_is_found_only_under_its_own_id_even_when_another_id_has_its_hash() {
+        let cache = KeyCache::new(16);
+        cache.insert("k1", known("k1"));
+        assert!(cache.get("k1").is_some_and(|e| e.is_known_as("k1")));
+        // Another id's entry under k2's hash, as a hash collision would put it.
+        cache.entries.insert(cache.hash("k2"), known("k1"));
+        assert!(cache.get("k2").is_none(), "k1's entry is not k2's");
+        let (entry, fresh) = cache.get_checked("k2", 0);
+        assert!(entry.is_none() && !fresh);
+        // An unknown id does not remove another id's entry of the same hash.
+        cache.insert("k2", Arc::new(CachedKey::new(None, i64::MAX, 1, None)));
+        assert!(cache.entries.get(&cache.hash("k2")).is_some());
+        assert!(cache.get("k2").is_some_and(|e| e.key.is_none()));
     }
 }

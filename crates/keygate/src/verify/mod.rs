@@ -369,8 +369,8 @@ impl VerifierCore {
         let id = parsed.id();
         let digest = self.digest(token);
         let now = self.clock.now_millis();
-        let entry = self.keys.get(id);
-        if let Some(e) = entry.as_ref().filter(|e| self.keys.is_fresh(id, e, now)) {
+        let (entry, fresh) = self.keys.get_checked(id, now);
+        if let Some(e) = entry.as_ref().filter(|_| fresh) {
             if let Some(answer) = self.answer_cached(e, &digest, now) {
                 span.record("key_id", id);
                 telemetry::cache_lookup(span, CacheKind::Record, true);
