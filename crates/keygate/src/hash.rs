@@ -367,6 +367,19 @@ impl StoredHash {
         }
     }
 
+    /// A 64-bit fingerprint of the stored hash, never 0: it changes when the hash is replaced.
+    /// A decoded argon2id hash is fingerprinted by its output (random-looking bytes that a new
+    /// salt or new parameters change), which costs nothing; any other string by its BLAKE3
+    /// hash.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        let mut b = [0u8; 8];
+        match self {
+            StoredHash::Argon2id(h) => b.copy_from_slice(&h.output[..8]),
+            StoredHash::Other(s) => b.copy_from_slice(&blake3::hash(s.as_bytes()).as_bytes()[..8]),
+        }
+        u64::from_le_bytes(b).max(1)
+    }
+
     /// The stored string, exactly as it was stored.
     pub(crate) fn to_phc(&self) -> std::borrow::Cow<'_, str> {
         match self {

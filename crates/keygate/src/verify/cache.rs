@@ -84,14 +84,16 @@ impl Generations {
 }
 
 /// What the store said about a known key: everything needed to answer without the store.
+///
+/// Laid out to fit a small allocation: the principal (shared with the requests it answers),
+/// the stored hash decoded, the status and expiry in one word, the usage counters inline.
 pub(crate) struct KeyState {
     pub(crate) principal: Arc<Principal>,
     /// The stored hash, decoded when it is a canonical argon2id string (see [`StoredHash`]).
     pub(crate) hash: StoredHash,
-    /// Fingerprint of the stored hash string: tells verifications made against another hash apart.
-    pub(crate) fingerprint: u64,
-    pub(crate) revoked: bool,
-    pub(crate) expires_at_ms: Option<i64>,
+    /// Until when the key may be used (ms): [`NEVER`] when it does not expire, [`REVOKED`]
+    /// when it is revoked.
+    ends_ms: i64,
     /// Requests counted since the last flush (written behind by the usage recorder).
     pub(crate) usage: UsageCounters,
     /// The key's rate-limit bucket, when it has a limit (shared with the entries that refresh
@@ -99,12 +101,67 @@ pub(crate) struct KeyState {
     pub(crate) limiter: Option<Arc<KeyLimiter>>,
 }
 
-/// The token verified against a key's stored hash: its digest, the fingerprint of the hash it
-/// was checked against, and until when the verification stands (it slides while the key is
-/// used). Set once per entry, read with atomics: the hot path never writes to the cache.
+/// [`KeyState`]'s end of a key that does not expire.
+const NEVER: i64 = i64::MAX;
+/// [`KeyState`]'s end of a revoked key (before any expiry a store can hold).
+const REVOKED: i64 = i64::MIN;
+
+impl KeyState {
+    pub(crate) fn new(
+        principal: Arc<Principal>,
+        hash: StoredHash,
+        revoked: bool,
+        expires_at_ms: Option<i64>,
+        limiter: Option<Arc<KeyLimiter>>,
+    ) -> Self {
+        let ends_ms = match (revoked, expires_at_ms) {
+            (true, _) => REVOKED,
+            (false, None) => NEVER,
+            // Any expiry is at least REVOKED + 1: an expired key stays told apart from a
+            // revoked one.
+            (false, Some(e)) => e.max(REVOKED + 1),
+        };
+        KeyState {
+            principal,
+            hash,
+            ends_ms,
+            usage: UsageCounters::new(),
+            limiter,
+        }
+    }
+
+    /// Fingerprint of the stored hash: tells verifications made against another hash apart
+    /// (see [`StoredHash::fingerprint`]).
+    #[inline]
+    pub(crate) fn fingerprint(&self) -> u64 {
+        self.hash.fingerprint()
+    }
+
+    #[inline]
+    pub(crate) fn is_revoked(&self) -> bool {
+        self.ends_ms == REVOKED
+    }
+
+    /// Whether the key (not revoked) had expired at `now`.
+    #[inline]
+    pub(crate) fn is_expired(&self, now: i64) -> bool {
+        self.ends_ms != REVOKED && self.ends_ms <= now
+    }
+
+    /// Neither revoked nor expired at `now`.
+    #[inline]
+    pub(crate) fn is_active(&self, now: i64) -> bool {
+        self.ends_ms > now
+    }
+}
+
+/// The token verified against the stored hash of the entry's key: its digest, and until when
+/// the verification stands (it slides while the key is used). An entry's stored hash never
+/// changes (an upgraded hash makes a new entry), so the verification is against that hash:
+/// it is carried into another entry only when that entry holds the same hash. Set once per
+/// entry, read with atomics: the hot path never writes to the cache.
 pub(crate) struct VerifiedToken {
     digest: OnceLock<Digest>,
-    fingerprint: AtomicU64,
     valid_until_ms: AtomicI64,
 }
 
@@ -112,12 +169,11 @@ impl VerifiedToken {
     fn none() -> Self {
         VerifiedToken {
             digest: OnceLock::new(),
-            fingerprint: AtomicU64::new(0),
             valid_until_ms: AtomicI64::new(i64::MIN),
         }
     }
 
-    /// Whether `digest` was verified against the hash with `fingerprint` and still stands at
+    /// Whether `digest` was verified against the entry's stored hash and still stands at
     /// `now`.
     ///
     /// The digests are compared with `==`, not in constant time: they are keyed with a
@@ -126,23 +182,18 @@ impl VerifiedToken {
     /// hash-map lookup, just as variable in time). The secret itself is only ever checked by
     /// argon2.
     #[inline]
-    pub(crate) fn accepts(&self, digest: &Digest, fingerprint: u64, now: i64) -> bool {
+    pub(crate) fn accepts(&self, digest: &Digest, now: i64) -> bool {
         match self.digest.get() {
-            Some(d) => {
-                d == digest
-                    && self.fingerprint.load(Ordering::Acquire) == fingerprint
-                    && now < self.valid_until_ms.load(Ordering::Acquire)
-            }
+            Some(d) => d == digest && now < self.valid_until_ms.load(Ordering::Acquire),
             None => false,
         }
     }
 
-    /// Records that `digest` verified against the hash with `fingerprint`, standing until
+    /// Records that `digest` verified against the entry's stored hash, standing until
     /// `valid_until_ms`. An entry holds one token: a key has one secret.
-    pub(crate) fn record(&self, digest: Digest, fingerprint: u64, valid_until_ms: i64) {
+    pub(crate) fn record(&self, digest: Digest, valid_until_ms: i64) {
         let d = *self.digest.get_or_init(|| digest);
         if d == digest {
-            self.fingerprint.store(fingerprint, Ordering::Release);
             self.valid_until_ms
                 .fetch_max(valid_until_ms, Ordering::AcqRel);
         }
@@ -159,13 +210,11 @@ impl VerifiedToken {
         }
     }
 
-    /// This verification, carried into the entry read after this one, when it was made
-    /// against the same stored hash.
-    fn carry_into(&self, next: &VerifiedToken, fingerprint: u64) {
+    /// This verification, carried into the entry read after this one (which holds the same
+    /// stored hash).
+    fn carry_into(&self, next: &VerifiedToken) {
         if let Some(d) = self.digest.get() {
-            if self.fingerprint.load(Ordering::Acquire) == fingerprint {
-                next.record(*d, fingerprint, self.valid_until_ms.load(Ordering::Acquire));
-            }
+            next.record(*d, self.valid_until_ms.load(Ordering::Acquire));
         }
     }
 }
@@ -194,7 +243,13 @@ impl CachedKey {
     ) -> Self {
         let verified = VerifiedToken::none();
         if let (Some(state), Some(prev)) = (&key, previous) {
-            prev.verified.carry_into(&verified, state.fingerprint);
+            if prev
+                .key
+                .as_ref()
+                .is_some_and(|p| p.fingerprint() == state.fingerprint())
+            {
+                prev.verified.carry_into(&verified);
+            }
         }
         CachedKey {
             key,
@@ -226,14 +281,12 @@ impl CachedKey {
         let state = KeyState {
             principal: Arc::clone(&key.principal),
             hash: StoredHash::new(hash.to_owned()),
-            fingerprint: fingerprint(hash),
-            revoked: key.revoked,
-            expires_at_ms: key.expires_at_ms,
+            ends_ms: key.ends_ms,
             usage: UsageCounters::new(),
             limiter: key.limiter.clone(),
         };
         let verified = VerifiedToken::none();
-        verified.record(digest, state.fingerprint, valid_until_ms);
+        verified.record(digest, valid_until_ms);
         Some(CachedKey {
             key: Some(state),
             fresh_until_ms: self.fresh_until_ms,
@@ -438,13 +491,10 @@ impl KeyCache {
     }
 }
 
-/// 64-bit fingerprint of a stored hash string (changes when the hash is replaced; never
-/// [`ABSENT`]).
+/// The fingerprint of a stored hash string, as its cached entry has it (never [`ABSENT`]: see
+/// [`StoredHash::fingerprint`]).
 pub(crate) fn fingerprint(hash: &str) -> u64 {
-    let d = blake3::hash(hash.as_bytes());
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&d.as_bytes()[..8]);
-    u64::from_le_bytes(b).max(1)
+    StoredHash::new(hash.to_owned()).fingerprint()
 }
 
 #[cfg(test)]
@@ -470,45 +520,73 @@ mod tests {
     }
 
     #[test]
-    fn a_verified_token_accepts_only_its_digest_its_hash_and_its_time() {
+    fn a_verified_token_accepts_only_its_digest_and_its_time() {
         let v = VerifiedToken::none();
-        assert!(!v.accepts(&[1; 32], 7, 0));
-        v.record([1; 32], 7, 100);
-        assert!(v.accepts(&[1; 32], 7, 99));
-        assert!(!v.accepts(&[1; 32], 7, 100), "lapsed");
-        assert!(!v.accepts(&[2; 32], 7, 0), "another token");
-        assert!(!v.accepts(&[1; 32], 8, 0), "another stored hash");
-        v.record([2; 32], 7, 1000);
-        assert!(!v.accepts(&[2; 32], 7, 0), "one token per entry");
+        assert!(!v.accepts(&[1; 32], 0));
+        v.record([1; 32], 100);
+        assert!(v.accepts(&[1; 32], 99));
+        assert!(!v.accepts(&[1; 32], 100), "lapsed");
+        assert!(!v.accepts(&[2; 32], 0), "another token");
+        v.record([2; 32], 1000);
+        assert!(!v.accepts(&[2; 32], 0), "one token per entry");
     }
 
     #[test]
     fn a_verification_slides_only_past_half_its_ttl() {
         let v = VerifiedToken::none();
-        v.record([1; 32], 7, 100);
+        v.record([1; 32], 100);
         v.slide(40, 100);
-        assert!(
-            !v.accepts(&[1; 32], 7, 100),
-            "more than half left: unchanged"
-        );
+        assert!(!v.accepts(&[1; 32], 100), "more than half left: unchanged");
         v.slide(60, 100);
-        assert!(v.accepts(&[1; 32], 7, 159));
-        assert!(!v.accepts(&[1; 32], 7, 160));
+        assert!(v.accepts(&[1; 32], 159));
+        assert!(!v.accepts(&[1; 32], 160));
     }
 
     #[test]
     fn a_verification_carries_over_only_to_the_same_hash() {
-        let old = CachedKey::new(None, 0, 0, None);
-        old.verified.record([1; 32], 7, 100);
-        let same = VerifiedToken::none();
-        old.verified.carry_into(&same, 7);
-        assert!(same.accepts(&[1; 32], 7, 50));
-        let other = VerifiedToken::none();
-        old.verified.carry_into(&other, 8);
-        assert!(!other.accepts(&[1; 32], 8, 50));
+        let old = known_with("k1", HASH_A);
+        old.verified.record([1; 32], 100);
+        let same = CachedKey::new(Some(state("k1", HASH_A)), 0, 0, Some(&old));
+        assert!(same.verified.accepts(&[1; 32], 50));
+        let other = CachedKey::new(Some(state("k1", HASH_B)), 0, 0, Some(&old));
+        assert!(!other.verified.accepts(&[1; 32], 50));
     }
 
+    #[test]
+    fn status_and_expiry_share_one_word_and_stay_apart() {
+        let s = |revoked, expires| {
+            let principal = state("k", HASH_A).principal;
+            KeyState::new(
+                principal,
+                StoredHash::new(HASH_A.into()),
+                revoked,
+                expires,
+                None,
+            )
+        };
+        let never = s(false, None);
+        assert!(!never.is_revoked() && !never.is_expired(i64::MAX - 1) && never.is_active(0));
+        let expiring = s(false, Some(100));
+        assert!(!expiring.is_revoked() && !expiring.is_expired(99) && expiring.is_active(99));
+        assert!(expiring.is_expired(100) && !expiring.is_active(100));
+        let ancient = s(false, Some(i64::MIN));
+        assert!(!ancient.is_revoked() && ancient.is_expired(0));
+        let revoked = s(true, Some(100));
+        assert!(revoked.is_revoked() && !revoked.is_expired(200) && !revoked.is_active(0));
+    }
+
+    const HASH_A: &str = "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA";
+    const HASH_B: &str = "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaB";
+
     fn known(id: &str) -> Arc<CachedKey> {
+        Arc::new(known_with(id, HASH_A))
+    }
+
+    fn known_with(id: &str, hash: &str) -> CachedKey {
+        CachedKey::new(Some(state(id, hash)), i64::MAX, 1, None)
+    }
+
+    fn state(id: &str, hash: &str) -> KeyState {
         let principal = Arc::new(Principal {
             id: id.to_owned(),
             name: String::new(),
@@ -520,17 +598,13 @@ mod tests {
             expires_at: None,
             metadata: serde_json::Value::Null,
         });
-        let hash = "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA";
-        let state = KeyState {
+        KeyState::new(
             principal,
-            hash: StoredHash::new(hash.to_owned()),
-            fingerprint: fingerprint(hash),
-            revoked: false,
-            expires_at_ms: None,
-            usage: UsageCounters::new(),
-            limiter: None,
-        };
-        Arc::new(CachedKey::new(Some(state), i64::MAX, 1, None))
+            StoredHash::new(hash.to_owned()),
+            false,
+            None,
+            None,
+        )
     }
 
     #[test]

@@ -407,12 +407,12 @@ impl VerifierCore {
                 .is_rejected_absent(digest, now)
                 .then_some(Err(AuthError::InvalidKey));
         };
-        let accepted = if entry.verified.accepts(digest, key.fingerprint, now) {
+        let accepted = if entry.verified.accepts(digest, now) {
             entry
                 .verified
                 .slide(now, duration_millis(self.settings.verified_ttl));
             true
-        } else if self.keys.is_rejected(digest, key.fingerprint, now) {
+        } else if self.keys.is_rejected(digest, key.fingerprint(), now) {
             false
         } else {
             return None;
@@ -497,11 +497,7 @@ impl VerifierCore {
             // Deleted while the secret was being checked.
             return Err(AuthError::InvalidKey);
         };
-        if fresh_key.fingerprint == key.fingerprint
-            || fresh
-                .verified
-                .accepts(&digest, fresh_key.fingerprint, later)
-        {
+        if fresh_key.fingerprint() == key.fingerprint() || fresh.verified.accepts(&digest, later) {
             // The same stored hash (or a verification carried to the new one): proven.
             return self.decide(true, &fresh, later);
         }
@@ -528,10 +524,10 @@ impl VerifierCore {
         };
         let refusal = if !accepted {
             AuthError::InvalidKey
-        } else if key.revoked {
+        } else if key.is_revoked() {
             // Only now, with the secret proven, may the key's state be revealed.
             AuthError::RevokedKey
-        } else if key.expires_at_ms.is_some_and(|e| e <= now) {
+        } else if key.is_expired(now) {
             AuthError::ExpiredKey
         } else {
             self.usage.recorder.touch(entry, now);
