@@ -336,9 +336,9 @@ pub(crate) fn phc_params(phc: &str) -> Option<Argon2Params> {
 }
 
 /// A stored hash as the verifier's cache keeps it. The hashes [`Argon2Hasher`] makes
-/// (`$argon2id$v=19$m=…,t=…,p=…$` with a 16-byte salt and a 32-byte output) are kept decoded,
-/// 60 bytes inline instead of a ~100-byte string on the heap; anything else (another hasher's
-/// format, other lengths) is kept as stored. Decoded only when encoding it back gives the very
+/// (`$argon2id$v=19$m=…,t=…,p=…$` with a 16-byte salt and a 32-byte output, iterations and
+/// parallelism below 65,536) are kept decoded, 56 bytes inline instead of a ~100-byte string on
+/// the heap; anything else (another hasher's format, other lengths) is kept as stored. Decoded only when encoding it back gives the very
 /// same string, so [`StoredHash::to_phc`] always answers the stored text byte for byte (the
 /// store compares it when a hash is upgraded).
 pub(crate) enum StoredHash {
@@ -348,12 +348,14 @@ pub(crate) enum StoredHash {
     Other(Box<str>),
 }
 
-/// The parts of a canonical argon2id PHC string.
+/// The parts of a canonical argon2id PHC string. The memory is never zero (argon2 needs at
+/// least 8 KiB per lane), which leaves [`StoredHash`] room for its other variant: 56 bytes in
+/// all.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Argon2idHash {
-    memory_kib: u32,
-    iterations: u32,
-    parallelism: u32,
+    memory_kib: std::num::NonZeroU32,
+    iterations: u16,
+    parallelism: u16,
     salt: [u8; 16],
     output: [u8; 32],
 }
@@ -396,9 +398,9 @@ impl Argon2idHash {
         let output = b64_decode::<32>(parts.next()?)?;
         let salt = b64_decode::<16>(parts.next()?)?;
         Some(Argon2idHash {
-            memory_kib: params.memory_kib,
-            iterations: params.iterations,
-            parallelism: params.parallelism,
+            memory_kib: std::num::NonZeroU32::new(params.memory_kib)?,
+            iterations: u16::try_from(params.iterations).ok()?,
+            parallelism: u16::try_from(params.parallelism).ok()?,
             salt,
             output,
         })
@@ -680,6 +682,13 @@ mod tests {
             assert!(matches!(stored, StoredHash::Other(_)), "{other}");
             assert_eq!(stored.to_phc(), other);
         }
-        assert!(std::mem::size_of::<StoredHash>() <= 64);
+        for (m, t, p) in [(0, 1, 1), (8, 65_536, 1), (8, 1, 65_536)] {
+            let out = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+            let phc = format!("$argon2id$v=19$m={m},t={t},p={p}$AAAAAAAAAAAAAAAAAAAAAA${out}");
+            let stored = StoredHash::new(phc.clone());
+            assert!(matches!(stored, StoredHash::Other(_)), "{phc}");
+            assert_eq!(stored.to_phc(), phc);
+        }
+        assert_eq!(std::mem::size_of::<StoredHash>(), 56);
     }
 }

@@ -11,7 +11,7 @@
 //! flusher removes counts older than [`USAGE_RETENTION`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -31,9 +31,14 @@ const HOUR_MS: i64 = 3_600_000;
 pub(crate) struct UsageCounters {
     last_used_ms: AtomicI64,
     accepted: AtomicU64,
+    /// The refused count in the low 63 bits, and [`QUEUED`]: whether the holder waits in the
+    /// recorder's queue. One word for both keeps the counters at 24 bytes, and a flush takes
+    /// the count and clears the flag in one step.
     refused: AtomicU64,
-    queued: AtomicBool,
 }
+
+/// [`UsageCounters::refused`]'s flag: queued since the last flush.
+const QUEUED: u64 = 1 << 63;
 
 impl UsageCounters {
     pub(crate) fn new() -> Self {
@@ -41,7 +46,6 @@ impl UsageCounters {
             last_used_ms: AtomicI64::new(i64::MIN),
             accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
-            queued: AtomicBool::new(false),
         }
     }
 }
@@ -101,14 +105,16 @@ impl<K> Default for UsageRecorder<K> {
 }
 
 impl<K: CountedKey> UsageRecorder<K> {
-    /// Queues the slot the first time it changes since the last flush.
+    /// Queues the counters' holder the first time they change since the last flush.
     ///
-    /// Every access here and in [`UsageRecorder::flush`] to a slot's counters and `queued` flag
-    /// is `SeqCst`: a count added after the flush read the counters must see `queued == false`
-    /// and queue the slot again, or it would wait for an unrelated later use (or be lost at
-    /// shutdown). On x86 and ARM a `SeqCst` read-modify-write costs what a relaxed one does.
+    /// Every access here and in [`UsageRecorder::flush`] to the counters and their [`QUEUED`]
+    /// flag is `SeqCst`: a count added after the flush read the counters must see the flag
+    /// clear and queue the holder again, or it would wait for an unrelated later use (or be
+    /// lost at shutdown). On x86 and ARM a `SeqCst` read-modify-write costs what a relaxed one
+    /// does.
     fn enqueue(&self, owner: &Arc<K>, counters: &UsageCounters) {
-        if !counters.queued.load(Ordering::SeqCst) && !counters.queued.swap(true, Ordering::SeqCst)
+        if counters.refused.load(Ordering::SeqCst) & QUEUED == 0
+            && counters.refused.fetch_or(QUEUED, Ordering::SeqCst) & QUEUED == 0
         {
             self.queue
                 .lock()
@@ -195,9 +201,10 @@ impl<K: CountedKey> UsageRecorder<K> {
             let Some((id, c)) = owner.counted() else {
                 continue;
             };
-            c.queued.store(false, Ordering::SeqCst);
+            // Takes the refused count and clears the flag at once, before the accepted count
+            // is taken: a count added from here on queues the holder again.
+            let refused = c.refused.swap(0, Ordering::SeqCst) & !QUEUED;
             let accepted = c.accepted.swap(0, Ordering::SeqCst);
-            let refused = c.refused.swap(0, Ordering::SeqCst);
             let t = c.last_used_ms.load(Ordering::Acquire);
             if t != i64::MIN {
                 batch.add_use(id, t);
