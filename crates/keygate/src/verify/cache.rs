@@ -1,9 +1,15 @@
 //! The verifier's cache: **one entry per key id**, and a short-lived cache of rejected tokens.
 //!
-//! A [`CachedKey`] holds what the store said about an id (status, grants, expiry, the stored
-//! hash and its fingerprint) and the one token verified against that hash, with how long that
-//! verification stands. It is fresh for the revocation window (never past the key's expiry);
-//! an id the store does not know is cached as absent for a short time.
+//! A [`CachedKey`] holds what the store said about an id (status and expiry, grants, the stored
+//! hash kept decoded), the key's usage counters since the last flush, and the one token
+//! verified against that hash, with how long that verification stands. It is fresh for the
+//! revocation window (never past the key's expiry); an id the store does not know is cached as
+//! absent for a short time.
+//!
+//! The layout is kept small (one cached key is one entry of ~200 bytes plus its principal):
+//! known keys are keyed by an 8-byte [`IdHash`] (their id is stored once, in the principal);
+//! the stored hash is a [`StoredHash`] (60 bytes inline for argon2id); status and expiry share
+//! one word; the usage counters are inline, not a separate allocation.
 //!
 //! Rejected tokens are kept apart, by the keyed digest of the token, for a short time: a
 //! client retrying a wrong secret costs a cache read, not an argon2 run.
@@ -550,6 +556,15 @@ mod tests {
         assert!(same.verified.accepts(&[1; 32], 50));
         let other = CachedKey::new(Some(state("k1", HASH_B)), 0, 0, Some(&old));
         assert!(!other.verified.accepts(&[1; 32], 50));
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn an_entry_stays_small() {
+        // With the `Arc`'s two counts, 184 bytes: one 192-byte allocation of the system
+        // allocator per cached key (BENCHMARKS.md, "Memory per cached key").
+        let size = std::mem::size_of::<CachedKey>();
+        assert!(size <= 168, "CachedKey is {size} bytes");
     }
 
     #[test]
