@@ -394,9 +394,12 @@ impl StoredHash {
 impl Argon2idHash {
     fn decode(phc: &str) -> Option<Self> {
         let params = phc_params(phc)?;
-        let mut parts = phc.rsplitn(3, '$');
-        let output = b64_decode::<32>(parts.next()?)?;
-        let salt = b64_decode::<16>(parts.next()?)?;
+        // Split at bytes, not with a `char` pattern: another use of the `char` searcher
+        // changes how the compiler inlines it into token parsing, the hot path.
+        let (rest, output) = last_field(phc)?;
+        let (_, salt) = last_field(rest)?;
+        let output = b64_decode::<32>(output)?;
+        let salt = b64_decode::<16>(salt)?;
         Some(Argon2idHash {
             memory_kib: std::num::NonZeroU32::new(params.memory_kib)?,
             iterations: u16::try_from(params.iterations).ok()?,
@@ -416,6 +419,12 @@ impl Argon2idHash {
         b64_encode(&self.output, &mut s);
         s
     }
+}
+
+/// `s` split at its last `$`.
+fn last_field(s: &str) -> Option<(&str, &str)> {
+    let at = s.bytes().rposition(|b| b == b'$')?;
+    Some((s.get(..at)?, s.get(at + 1..)?))
 }
 
 /// The PHC strings' base64 alphabet (standard, written without padding).
