@@ -337,6 +337,136 @@ pub(crate) fn phc_params(phc: &str) -> Option<Argon2Params> {
     })
 }
 
+/// A stored hash as the verifier's cache keeps it. The hashes [`Argon2Hasher`] makes
+/// (`$argon2id$v=19$m=…,t=…,p=…$` with a 16-byte salt and a 32-byte output, iterations and
+/// parallelism below 65,536) are kept decoded, 56 bytes inline instead of a ~100-byte string on
+/// the heap; anything else (another hasher's format, other lengths) is kept as stored. Decoded only when encoding it back gives the very
+/// same string, so [`StoredHash::to_phc`] always answers the stored text byte for byte (the
+/// store compares it when a hash is upgraded).
+pub(crate) enum StoredHash {
+    /// The canonical argon2id form, decoded.
+    Argon2id(Argon2idHash),
+    /// Any other stored string, as it was stored.
+    Other(Box<str>),
+}
+
+/// The parts of a canonical argon2id PHC string. The memory is never zero (argon2 needs at
+/// least 8 KiB per lane), which leaves [`StoredHash`] room for its other variant: 56 bytes in
+/// all.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Argon2idHash {
+    memory_kib: std::num::NonZeroU32,
+    iterations: u16,
+    parallelism: u16,
+    salt: [u8; 16],
+    output: [u8; 32],
+}
+
+impl StoredHash {
+    /// The cached form of the stored string `phc`.
+    pub(crate) fn new(phc: String) -> Self {
+        match Argon2idHash::decode(&phc) {
+            Some(h) if h.encode() == phc => StoredHash::Argon2id(h),
+            _ => StoredHash::Other(phc.into_boxed_str()),
+        }
+    }
+
+    /// A 64-bit fingerprint of the stored hash, never 0: it changes when the hash is replaced.
+    /// A decoded argon2id hash is fingerprinted by its output (random-looking bytes that a new
+    /// salt or new parameters change), which costs nothing; any other string by its BLAKE3
+    /// hash.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        let mut b = [0u8; 8];
+        match self {
+            StoredHash::Argon2id(h) => b.copy_from_slice(&h.output[..8]),
+            StoredHash::Other(s) => b.copy_from_slice(&blake3::hash(s.as_bytes()).as_bytes()[..8]),
+        }
+        u64::from_le_bytes(b).max(1)
+    }
+
+    /// The stored string, exactly as it was stored.
+    pub(crate) fn to_phc(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            StoredHash::Argon2id(h) => std::borrow::Cow::Owned(h.encode()),
+            StoredHash::Other(s) => std::borrow::Cow::Borrowed(s),
+        }
+    }
+}
+
+impl Argon2idHash {
+    fn decode(phc: &str) -> Option<Self> {
+        let params = phc_params(phc)?;
+        // Split at bytes, not with a `char` pattern: another use of the `char` searcher
+        // changes how the compiler inlines it into token parsing, the hot path.
+        let (rest, output) = last_field(phc)?;
+        let (_, salt) = last_field(rest)?;
+        let output = b64_decode::<32>(output)?;
+        let salt = b64_decode::<16>(salt)?;
+        Some(Argon2idHash {
+            memory_kib: std::num::NonZeroU32::new(params.memory_kib)?,
+            iterations: u16::try_from(params.iterations).ok()?,
+            parallelism: u16::try_from(params.parallelism).ok()?,
+            salt,
+            output,
+        })
+    }
+
+    fn encode(&self) -> String {
+        let mut s = format!(
+            "$argon2id$v=19$m={},t={},p={}$",
+            self.memory_kib, self.iterations, self.parallelism
+        );
+        b64_encode(&self.salt, &mut s);
+        s.push('$');
+        b64_encode(&self.output, &mut s);
+        s
+    }
+}
+
+/// `s` split at its last `$`.
+fn last_field(s: &str) -> Option<(&str, &str)> {
+    let at = s.bytes().rposition(|b| b == b'$')?;
+    Some((s.get(..at)?, s.get(at + 1..)?))
+}
+
+/// The PHC strings' base64 alphabet (standard, written without padding).
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn b64_encode(bytes: &[u8], out: &mut String) {
+    for chunk in bytes.chunks(3) {
+        let mut n = 0u32;
+        for (i, b) in chunk.iter().enumerate() {
+            n |= u32::from(*b) << (16 - 8 * i);
+        }
+        for i in 0..=chunk.len() {
+            out.push(char::from(B64[(n >> (18 - 6 * i)) as usize & 63]));
+        }
+    }
+}
+
+/// Exactly `N` bytes from unpadded base64; `None` for anything else. Bits left over in the
+/// last character are not checked here: [`StoredHash::new`] keeps a string decoded only when
+/// it encodes back to itself.
+fn b64_decode<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != (N * 4).div_ceil(3) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    let (mut acc, mut bits, mut at) = (0u32, 0u32, 0usize);
+    for c in text.bytes() {
+        let v = B64.iter().position(|&b| b == c)?;
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            *out.get_mut(at)? = (acc >> bits) as u8;
+            at += 1;
+            acc &= (1 << bits) - 1;
+        }
+    }
+    (at == N).then_some(out)
+}
+
 /// Zeroes argon2 working memory: it held state derived from a secret.
 fn wipe(blocks: &mut [Block]) {
     for block in blocks {
@@ -537,5 +667,39 @@ mod tests {
         let b = more_time.hash(b"k").unwrap();
         assert!(!more_memory.needs_rehash(&b) && !more_time.needs_rehash(&a));
         assert_eq!(Argon2Params::OWASP.to_string(), "m=19456,t=2,p=1");
+    }
+
+    #[test]
+    fn hashes_are_kept_decoded_and_give_back_the_very_same_string() {
+        let h = cheap();
+        for _ in 0..50 {
+            let phc = h.hash(b"secret").unwrap();
+            let stored = StoredHash::new(phc.clone());
+            assert!(matches!(stored, StoredHash::Argon2id(_)), "{phc}");
+            assert_eq!(stored.to_phc(), phc);
+        }
+        for other in [
+            "$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA",
+            "$argon2i$v=19$m=64,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "$argon2id$v=19$t=1,m=64,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "$argon2id$v=19$m=64,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAB$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "$argon2id$v=19$m=064,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "$argon2id$v=19$m=64,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "$argon2id$v=19$m=64,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAé",
+            "plain",
+            "",
+        ] {
+            let stored = StoredHash::new(other.to_owned());
+            assert!(matches!(stored, StoredHash::Other(_)), "{other}");
+            assert_eq!(stored.to_phc(), other);
+        }
+        for (m, t, p) in [(0, 1, 1), (8, 65_536, 1), (8, 1, 65_536)] {
+            let out = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+            let phc = format!("$argon2id$v=19$m={m},t={t},p={p}$AAAAAAAAAAAAAAAAAAAAAA${out}");
+            let stored = StoredHash::new(phc.clone());
+            assert!(matches!(stored, StoredHash::Other(_)), "{phc}");
+            assert_eq!(stored.to_phc(), phc);
+        }
+        assert_eq!(std::mem::size_of::<StoredHash>(), 56);
     }
 }

@@ -5,7 +5,7 @@
 //! compare-and-swap, with no allocation and no lock, so a limit that is not hit costs the hot
 //! path almost nothing.
 //!
-//! The limiter lives in the record cache's [`KeyState`](crate::cache::KeyState), so only cached
+//! The limiter lives in the key's cache entry (`KeyState` in `verify/cache.rs`), so only cached
 //! keys hold one. A record is re-read every revocation window; the new state must keep the
 //! *same* bucket, or every refresh would hand the client a fresh burst. [`Limiters`] keeps the
 //! buckets by (key id, limit) for that: a refresh with an unchanged limit gets the bucket back,

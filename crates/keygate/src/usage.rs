@@ -1,7 +1,8 @@
 //! Write-behind recording of `last_used_at` and of per-key, per-hour request counts.
 //!
 //! A verification only touches atomics of the cached key (the last-use time, an accepted or a
-//! refused count) and, the first time since the last flush, queues that key. A flusher writes
+//! refused count: [`UsageCounters`], inside the key's cache entry) and, the first time since
+//! the last flush, queues that entry. A flusher writes
 //! every queued key in **one** batched [`KeyStore::touch_last_used`] and **one**
 //! [`KeyStore::add_usage`] call per interval, and once more on shutdown. Counts are added to the
 //! stored ones, never overwritten, so several nodes on one database sum correctly. A failed
@@ -10,14 +11,13 @@
 //! flusher removes counts older than [`USAGE_RETENTION`].
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
 use crate::clock::{millis_to_datetime, Clock};
-use crate::principal::Principal;
 use crate::store::{KeyStore, StoreError, UsageCount};
 
 /// How long hourly counts are kept: 90 days.
@@ -25,26 +25,35 @@ pub const USAGE_RETENTION: Duration = Duration::from_secs(90 * 86_400);
 
 const HOUR_MS: i64 = 3_600_000;
 
-/// The last-use time and request counts of one cached key since the last flush. It names its
-/// key through the cached principal (shared, not copied: this slot exists once per cached key).
-pub(crate) struct UsageSlot {
-    principal: Arc<Principal>,
+/// The last-use time and request counts of one cached key since the last flush, held inline
+/// in the key's cache entry (no allocation of their own). An entry replaced by a fresher read
+/// of its key keeps its counts: the recorder holds the entry until they are flushed.
+pub(crate) struct UsageCounters {
     last_used_ms: AtomicI64,
     accepted: AtomicU64,
+    /// The refused count in the low 63 bits, and [`QUEUED`]: whether the holder waits in the
+    /// recorder's queue. One word for both keeps the counters at 24 bytes, and a flush takes
+    /// the count and clears the flag in one step.
     refused: AtomicU64,
-    queued: AtomicBool,
 }
 
-impl UsageSlot {
-    pub(crate) fn new(principal: Arc<Principal>) -> Arc<Self> {
-        Arc::new(UsageSlot {
-            principal,
+/// [`UsageCounters::refused`]'s flag: queued since the last flush.
+const QUEUED: u64 = 1 << 63;
+
+impl UsageCounters {
+    pub(crate) fn new() -> Self {
+        UsageCounters {
             last_used_ms: AtomicI64::new(i64::MIN),
             accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
-            queued: AtomicBool::new(false),
-        })
+        }
     }
+}
+
+/// What holds a key's [`UsageCounters`] (a cache entry): queued, shared, until the next flush.
+pub(crate) trait CountedKey: Send + Sync + 'static {
+    /// The key's id and counters; `None` when there is no key to count for.
+    fn counted(&self) -> Option<(&str, &UsageCounters)>;
 }
 
 /// What waits to be written: last-use times by key, counts by (key, hour start in ms).
@@ -74,56 +83,80 @@ impl Pending {
     }
 }
 
-/// Pending last-use times and counts, and the batch that failed to flush, if any.
-#[derive(Default)]
-pub(crate) struct UsageRecorder {
-    queue: Mutex<Vec<Arc<UsageSlot>>>,
+/// Pending last-use times and counts, and the batch that failed to flush, if any. `K` is
+/// what holds the counters (the verifier's cache entry), queued as it is: one pointer per key.
+pub(crate) struct UsageRecorder<K> {
+    queue: Mutex<Vec<Arc<K>>>,
     retry: Mutex<Pending>,
     flush_lock: tokio::sync::Mutex<()>,
     /// When old counts were last pruned (ms; 0: never).
     pruned_ms: AtomicI64,
 }
 
-impl UsageRecorder {
-    /// Queues the slot the first time it changes since the last flush.
+impl<K> Default for UsageRecorder<K> {
+    fn default() -> Self {
+        UsageRecorder {
+            queue: Mutex::default(),
+            retry: Mutex::default(),
+            flush_lock: tokio::sync::Mutex::default(),
+            pruned_ms: AtomicI64::new(0),
+        }
+    }
+}
+
+impl<K: CountedKey> UsageRecorder<K> {
+    /// Queues the counters' holder the first time they change since the last flush.
     ///
-    /// Every access here and in [`UsageRecorder::flush`] to a slot's counters and `queued` flag
-    /// is `SeqCst`: a count added after the flush read the counters must see `queued == false`
-    /// and queue the slot again, or it would wait for an unrelated later use (or be lost at
-    /// shutdown). On x86 and ARM a `SeqCst` read-modify-write costs what a relaxed one does.
-    fn enqueue(&self, slot: &Arc<UsageSlot>) {
-        if !slot.queued.load(Ordering::SeqCst) && !slot.queued.swap(true, Ordering::SeqCst) {
+    /// Every access here and in [`UsageRecorder::flush`] to the counters and their [`QUEUED`]
+    /// flag is `SeqCst`: a count added after the flush read the counters must see the flag
+    /// clear and queue the holder again, or it would wait for an unrelated later use (or be
+    /// lost at shutdown). On x86 and ARM a `SeqCst` read-modify-write costs what a relaxed one
+    /// does.
+    fn enqueue(&self, owner: &Arc<K>, counters: &UsageCounters) {
+        if counters.refused.load(Ordering::SeqCst) & QUEUED == 0
+            && counters.refused.fetch_or(QUEUED, Ordering::SeqCst) & QUEUED == 0
+        {
             self.queue
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push(Arc::clone(slot));
+                .push(Arc::clone(owner));
         }
     }
 
-    /// Records an accepted request of the slot's key at `now_ms`.
-    pub(crate) fn touch(&self, slot: &Arc<UsageSlot>, now_ms: i64) {
+    /// Records an accepted request of `owner`'s key at `now_ms`.
+    #[inline]
+    pub(crate) fn touch(&self, owner: &Arc<K>, now_ms: i64) {
+        let Some((_, c)) = owner.counted() else {
+            return;
+        };
         // Release, paired with the flush's Acquire load: the time is published with the
         // count that follows it.
-        slot.last_used_ms.fetch_max(now_ms, Ordering::Release);
-        slot.accepted.fetch_add(1, Ordering::SeqCst);
-        self.enqueue(slot);
+        c.last_used_ms.fetch_max(now_ms, Ordering::Release);
+        c.accepted.fetch_add(1, Ordering::SeqCst);
+        self.enqueue(owner, c);
     }
 
-    /// Records a refused request of the slot's key (wrong secret, expired, revoked, missing
+    /// Records a refused request of `owner`'s key (wrong secret, expired, revoked, missing
     /// scope, rate limited). It is not a use: `last_used_at` does not move.
-    pub(crate) fn refuse(&self, slot: &Arc<UsageSlot>) {
-        slot.refused.fetch_add(1, Ordering::SeqCst);
-        self.enqueue(slot);
+    pub(crate) fn refuse(&self, owner: &Arc<K>) {
+        let Some((_, c)) = owner.counted() else {
+            return;
+        };
+        c.refused.fetch_add(1, Ordering::SeqCst);
+        self.enqueue(owner, c);
     }
 
-    /// Turns the accepted request just counted for this slot's key into a refused one: the
+    /// Turns the accepted request just counted for `owner`'s key into a refused one: the
     /// key verified, then the route refused it (a missing scope, a spent rate limit).
-    pub(crate) fn reclassify_as_refused(&self, slot: &Arc<UsageSlot>) {
+    pub(crate) fn reclassify_as_refused(&self, owner: &Arc<K>) {
+        let Some((_, c)) = owner.counted() else {
+            return;
+        };
         // Already flushed as accepted (a flush ran in between): it stays counted there.
-        let _ = slot
+        let _ = c
             .accepted
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-        self.refuse(slot);
+        self.refuse(owner);
     }
 
     /// Number of keys waiting to be written.
@@ -164,12 +197,15 @@ impl UsageRecorder {
         let mut batch =
             std::mem::take(&mut *self.retry.lock().unwrap_or_else(PoisonError::into_inner));
         let hour_ms = now_ms - now_ms.rem_euclid(HOUR_MS);
-        for slot in slots {
-            slot.queued.store(false, Ordering::SeqCst);
-            let id = slot.principal.id.as_str();
-            let accepted = slot.accepted.swap(0, Ordering::SeqCst);
-            let refused = slot.refused.swap(0, Ordering::SeqCst);
-            let t = slot.last_used_ms.load(Ordering::Acquire);
+        for owner in slots {
+            let Some((id, c)) = owner.counted() else {
+                continue;
+            };
+            // Takes the refused count and clears the flag at once, before the accepted count
+            // is taken: a count added from here on queues the holder again.
+            let refused = c.refused.swap(0, Ordering::SeqCst) & !QUEUED;
+            let accepted = c.accepted.swap(0, Ordering::SeqCst);
+            let t = c.last_used_ms.load(Ordering::Acquire);
             if t != i64::MIN {
                 batch.add_use(id, t);
             }
@@ -273,15 +309,15 @@ impl UsageRecorder {
 
 /// A verifier's usage: the recorder its verifications count in, and what writes it behind
 /// (the store, the clock that stamps the hour, the store timeout, the background flusher).
-pub(crate) struct UsageWriter {
-    pub(crate) recorder: UsageRecorder,
+pub(crate) struct UsageWriter<K> {
+    pub(crate) recorder: UsageRecorder<K>,
     store: Arc<dyn KeyStore>,
     clock: Arc<dyn Clock>,
     timeout: Duration,
     stop: Arc<Notify>,
 }
 
-impl UsageWriter {
+impl<K: CountedKey> UsageWriter<K> {
     pub(crate) fn new(store: Arc<dyn KeyStore>, clock: Arc<dyn Clock>, timeout: Duration) -> Self {
         UsageWriter {
             recorder: UsageRecorder::default(),

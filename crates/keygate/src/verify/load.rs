@@ -6,16 +6,16 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::cache::{fingerprint, CachedKey, KeyState};
+use super::cache::{CachedKey, KeyState};
 use super::telemetry::{self, CacheKind};
 use super::VerifierCore;
 use crate::clock::duration_millis;
 use crate::error::AuthError;
+use crate::hash::StoredHash;
 use crate::principal::Principal;
 use crate::record::KeyRecord;
 use crate::scope::ScopeSet;
 use crate::store::StoreError;
-use crate::usage::UsageSlot;
 
 /// Narrows a key's scopes to what its owner may still do (the key acts for its owner).
 ///
@@ -142,14 +142,12 @@ impl VerifierCore {
             expires_at,
             metadata,
         });
-        KeyState {
-            fingerprint: fingerprint(&hash),
-            hash: hash.into_boxed_str(),
-            revoked: revoked_at.is_some(),
-            expires_at_ms,
-            usage: UsageSlot::new(Arc::clone(&principal)),
-            limiter,
+        KeyState::new(
             principal,
-        }
+            StoredHash::new(hash),
+            revoked_at.is_some(),
+            expires_at_ms,
+            limiter,
+        )
     }
 }

@@ -101,7 +101,7 @@ pub(crate) struct VerifierCore {
     /// Shared strings and scope sets of the cached keys.
     interner: intern::Interner,
     slots: HashSlots,
-    usage: Arc<UsageWriter>,
+    usage: Arc<UsageWriter<CachedKey>>,
     settings: Settings,
 }
 
@@ -263,14 +263,8 @@ impl Verifier {
     /// refused by the route (a missing scope, a spent rate limit) as refused instead. A no-op
     /// when the key is not cached here (it is, for any key that was just verified).
     pub fn record_refusal(&self, id: &str) {
-        if let Some(key) = self
-            .core
-            .keys
-            .get(id)
-            .as_deref()
-            .and_then(|e| e.key.as_ref())
-        {
-            self.core.usage.recorder.reclassify_as_refused(&key.usage);
+        if let Some(entry) = self.core.keys.get(id) {
+            self.core.usage.recorder.reclassify_as_refused(&entry);
         }
     }
 
@@ -379,8 +373,8 @@ impl VerifierCore {
         let id = parsed.id();
         let digest = self.digest(token);
         let now = self.clock.now_millis();
-        let entry = self.keys.get(id);
-        if let Some(e) = entry.as_deref().filter(|e| self.keys.is_fresh(id, e, now)) {
+        let (entry, fresh) = self.keys.get_checked(id, now);
+        if let Some(e) = entry.as_ref().filter(|_| fresh) {
             if let Some(answer) = self.answer_cached(e, &digest, now) {
                 span.record("key_id", id);
                 telemetry::cache_lookup(span, CacheKind::Record, true);
@@ -405,7 +399,7 @@ impl VerifierCore {
     #[inline]
     fn answer_cached(
         &self,
-        entry: &CachedKey,
+        entry: &Arc<CachedKey>,
         digest: &Digest,
         now: i64,
     ) -> Option<Result<Arc<Principal>, AuthError>> {
@@ -417,12 +411,12 @@ impl VerifierCore {
                 .is_rejected_absent(digest, now)
                 .then_some(Err(AuthError::InvalidKey));
         };
-        let accepted = if entry.verified.accepts(digest, key.fingerprint, now) {
+        let accepted = if entry.verified.accepts(digest, now) {
             entry
                 .verified
                 .slide(now, duration_millis(self.settings.verified_ttl));
             true
-        } else if self.keys.is_rejected(digest, key.fingerprint, now) {
+        } else if self.keys.is_rejected(digest, key.fingerprint(), now) {
             false
         } else {
             return None;
@@ -507,11 +501,7 @@ impl VerifierCore {
             // Deleted while the secret was being checked.
             return Err(AuthError::InvalidKey);
         };
-        if fresh_key.fingerprint == key.fingerprint
-            || fresh
-                .verified
-                .accepts(&digest, fresh_key.fingerprint, later)
-        {
+        if fresh_key.fingerprint() == key.fingerprint() || fresh.verified.accepts(&digest, later) {
             // The same stored hash (or a verification carried to the new one): proven.
             return self.decide(true, &fresh, later);
         }
@@ -530,7 +520,7 @@ impl VerifierCore {
     fn decide(
         &self,
         accepted: bool,
-        entry: &CachedKey,
+        entry: &Arc<CachedKey>,
         now: i64,
     ) -> Result<Arc<Principal>, AuthError> {
         let Some(key) = &entry.key else {
@@ -538,17 +528,17 @@ impl VerifierCore {
         };
         let refusal = if !accepted {
             AuthError::InvalidKey
-        } else if key.revoked {
+        } else if key.is_revoked() {
             // Only now, with the secret proven, may the key's state be revealed.
             AuthError::RevokedKey
-        } else if key.expires_at_ms.is_some_and(|e| e <= now) {
+        } else if key.is_expired(now) {
             AuthError::ExpiredKey
         } else {
-            self.usage.recorder.touch(&key.usage, now);
+            self.usage.recorder.touch(entry, now);
             if let Some(limiter) = &key.limiter {
                 if let Err(retry_after_secs) = limiter.check() {
                     // A use of the key (last_used_at), counted as refused.
-                    self.usage.recorder.reclassify_as_refused(&key.usage);
+                    self.usage.recorder.reclassify_as_refused(entry);
                     return Err(telemetry::rate_limited(
                         &key.principal.id,
                         limiter.limit(),
@@ -558,7 +548,7 @@ impl VerifierCore {
             }
             return Ok(Arc::clone(&key.principal));
         };
-        self.usage.recorder.refuse(&key.usage);
+        self.usage.recorder.refuse(entry);
         Err(refusal)
     }
 }

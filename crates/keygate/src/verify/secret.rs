@@ -65,12 +65,12 @@ impl VerifierCore {
         }
         let checked = self
             .checks
-            .run(&(digest, key.fingerprint), async {
+            .run(&(digest, key.fingerprint()), async {
                 // A run that finished just before this one started has recorded its verdict.
-                if entry.verified.accepts(&digest, key.fingerprint, now) {
+                if entry.verified.accepts(&digest, now) {
                     return Ok(true);
                 }
-                if self.keys.is_rejected(&digest, key.fingerprint, now) {
+                if self.keys.is_rejected(&digest, key.fingerprint(), now) {
                     return Ok(false);
                 }
                 let ok = self
@@ -78,7 +78,7 @@ impl VerifierCore {
                     .await
                     .map_err(Arc::new)?;
                 self.remember(id, entry, key, digest, ok, now);
-                if ok && self.hasher.needs_rehash(&key.hash) {
+                if ok && self.hasher.needs_rehash(&key.hash.to_phc()) {
                     self.spawn_upgrade(token, id, key, digest, now);
                 }
                 Ok(ok)
@@ -107,18 +107,18 @@ impl VerifierCore {
     ) {
         if !accepted {
             let until = now.saturating_add(duration_millis(self.settings.rejected_ttl));
-            self.keys.reject(digest, key.fingerprint, until);
+            self.keys.reject(digest, key.fingerprint(), until);
             return;
         }
         let until = now.saturating_add(duration_millis(self.settings.verified_ttl));
-        entry.verified.record(digest, key.fingerprint, until);
+        entry.verified.record(digest, until);
         if let Some(current) = self.keys.get(id) {
             let same_hash = current
                 .key
                 .as_ref()
-                .is_some_and(|k| k.fingerprint == key.fingerprint);
+                .is_some_and(|k| k.fingerprint() == key.fingerprint());
             if same_hash && !Arc::ptr_eq(&current, entry) {
-                current.verified.record(digest, key.fingerprint, until);
+                current.verified.record(digest, until);
             }
         }
     }
@@ -142,7 +142,7 @@ impl VerifierCore {
         }
         self.throttle.count_failure(id, peer, now);
         let hasher = Arc::clone(&self.hasher);
-        let stored: Box<str> = key.hash.clone();
+        let stored = key.hash.to_phc().into_owned();
         let secret = Zeroizing::new(token.as_bytes().to_vec());
         let started = Instant::now();
         let checked: Result<bool, CheckFailure> =
@@ -188,7 +188,7 @@ impl VerifierCore {
     /// `rehashed` audit event in the same store transaction. The cached entry then holds the
     /// new hash with the token verified against it: the upgrade costs no second argon2 check.
     fn spawn_upgrade(&self, token: &str, id: &str, key: &KeyState, digest: Digest, now: i64) {
-        if key.revoked || key.expires_at_ms.is_some_and(|e| e <= now) {
+        if !key.is_active(now) {
             return;
         }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
@@ -208,8 +208,8 @@ impl VerifierCore {
         let keys = Arc::clone(&self.keys);
         let id = id.to_owned();
         let org = key.principal.org.to_string();
-        let old_hash = key.hash.clone();
-        let old_fingerprint = key.fingerprint;
+        let old_hash = key.hash.to_phc().into_owned();
+        let old_fingerprint = key.fingerprint();
         let valid_until = now.saturating_add(duration_millis(self.settings.verified_ttl));
         handle.spawn(async move {
             let Ok(Ok(new_hash)) = slot.run(move || hasher.hash(&secret)).await else {
@@ -229,10 +229,10 @@ impl VerifierCore {
                 Ok(true) => {
                     let new_fingerprint = fingerprint(&new_hash);
                     if let Some(current) = keys.get(&id) {
-                        match current.key.as_ref().map(|k| k.fingerprint) {
+                        match current.key.as_ref().map(KeyState::fingerprint) {
                             // Read again since, with the new hash: the token is proven for it.
                             Some(f) if f == new_fingerprint => {
-                                current.verified.record(digest, f, valid_until);
+                                current.verified.record(digest, valid_until);
                             }
                             // Still the old hash here: the same entry, holding the new one.
                             Some(f) if f == old_fingerprint => {
