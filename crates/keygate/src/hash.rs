@@ -343,11 +343,12 @@ pub(crate) fn phc_params(phc: &str) -> Option<Argon2Params> {
 /// the heap; anything else (another hasher's format, other lengths) is kept as stored. Decoded only when encoding it back gives the very
 /// same string, so [`StoredHash::to_phc`] always answers the stored text byte for byte (the
 /// store compares it when a hash is upgraded).
+#[derive(PartialEq, Eq)]
 pub(crate) enum StoredHash {
     /// The canonical argon2id form, decoded.
     Argon2id(Argon2idHash),
-    /// Any other stored string, as it was stored.
-    Other(Box<str>),
+    /// Any other stored string, as it was stored, with its fingerprint (BLAKE3, computed once).
+    Other(Box<str>, u64),
 }
 
 /// The parts of a canonical argon2id PHC string. The memory is never zero (argon2 needs at
@@ -367,28 +368,47 @@ impl StoredHash {
     pub(crate) fn new(phc: String) -> Self {
         match Argon2idHash::decode(&phc) {
             Some(h) if h.encode() == phc => StoredHash::Argon2id(h),
-            _ => StoredHash::Other(phc.into_boxed_str()),
+            _ => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&blake3::hash(phc.as_bytes()).as_bytes()[..8]);
+                StoredHash::Other(phc.into_boxed_str(), u64::from_le_bytes(b).max(1))
+            }
         }
     }
 
-    /// A 64-bit fingerprint of the stored hash, never 0: it changes when the hash is replaced.
-    /// A decoded argon2id hash is fingerprinted by its output (random-looking bytes that a new
-    /// salt or new parameters change), which costs nothing; any other string by its BLAKE3
-    /// hash.
+    /// A 64-bit fingerprint of the stored hash, never 0, for keying what is decided against
+    /// one stored hash (rejected tokens, coalesced checks): it changes when the hash is
+    /// replaced. A decoded argon2id hash folds its output (random-looking bytes), salt and
+    /// parameters together, which costs a few instructions; any other string has the BLAKE3
+    /// hash computed when it was read. Whether two entries hold the *same* hash is decided by
+    /// equality (`==`), not by fingerprint.
+    #[inline]
     pub(crate) fn fingerprint(&self) -> u64 {
-        let mut b = [0u8; 8];
         match self {
-            StoredHash::Argon2id(h) => b.copy_from_slice(&h.output[..8]),
-            StoredHash::Other(s) => b.copy_from_slice(&blake3::hash(s.as_bytes()).as_bytes()[..8]),
+            StoredHash::Argon2id(h) => {
+                let word = |bytes: &[u8]| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(bytes);
+                    u64::from_le_bytes(b)
+                };
+                let params = (u64::from(h.memory_kib.get()) << 32)
+                    | (u64::from(h.iterations) << 16)
+                    | u64::from(h.parallelism);
+                (word(&h.output[..8])
+                    ^ word(&h.salt[..8]).rotate_left(17)
+                    ^ word(&h.salt[8..]).rotate_left(41)
+                    ^ params.rotate_left(29))
+                .max(1)
+            }
+            StoredHash::Other(_, fingerprint) => *fingerprint,
         }
-        u64::from_le_bytes(b).max(1)
     }
 
     /// The stored string, exactly as it was stored.
     pub(crate) fn to_phc(&self) -> std::borrow::Cow<'_, str> {
         match self {
             StoredHash::Argon2id(h) => std::borrow::Cow::Owned(h.encode()),
-            StoredHash::Other(s) => std::borrow::Cow::Borrowed(s),
+            StoredHash::Other(s, _) => std::borrow::Cow::Borrowed(s),
         }
     }
 }
@@ -690,14 +710,14 @@ mod tests {
             "",
         ] {
             let stored = StoredHash::new(other.to_owned());
-            assert!(matches!(stored, StoredHash::Other(_)), "{other}");
+            assert!(matches!(stored, StoredHash::Other(..)), "{other}");
             assert_eq!(stored.to_phc(), other);
         }
         for (m, t, p) in [(0, 1, 1), (8, 65_536, 1), (8, 1, 65_536)] {
             let out = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
             let phc = format!("$argon2id$v=19$m={m},t={t},p={p}$AAAAAAAAAAAAAAAAAAAAAA${out}");
             let stored = StoredHash::new(phc.clone());
-            assert!(matches!(stored, StoredHash::Other(_)), "{phc}");
+            assert!(matches!(stored, StoredHash::Other(..)), "{phc}");
             assert_eq!(stored.to_phc(), phc);
         }
         assert_eq!(std::mem::size_of::<StoredHash>(), 56);

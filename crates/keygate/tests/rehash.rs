@@ -171,3 +171,45 @@ async fn a_revoked_key_is_not_rehashed() {
     assert_eq!(strong.hashes(), 0, "no upgrade hash for a revoked key");
     assert_eq!(rehash_events(&store, &created.record.id).await, 0);
 }
+
+/// Review of the compact cache entry: a stored hash whose parameters were edited in the store
+/// (same salt, same output, `t=1` made `t=2`) is another hash. The token verified against the
+/// old one must not be carried over to it: the next read checks the secret again (and here
+/// fails, since argon2 with `t=2` gives another output).
+#[tokio::test]
+async fn a_stored_hash_edited_to_other_parameters_is_checked_again_not_carried_over() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = ManualClock::starting_now();
+    let hasher = CountingHasher::new(argon2(64, 1));
+    let v = verifier(&store, &clock, &hasher);
+    let created = KeyManager::new(store.clone())
+        .with_hasher(argon2(64, 1))
+        .create(NewKey::new("edited", "acme"))
+        .await
+        .unwrap();
+    let token = created.key.expose_secret().to_owned();
+    let id = created.record.id.clone();
+    v.verify(&token).await.unwrap();
+    assert_eq!(hasher.verify_count(), 1);
+
+    let old = store.get(&id).await.unwrap().unwrap().hash;
+    let edited = old.replacen("t=1", "t=2", 1);
+    assert_ne!(old, edited);
+    let mut event = support::revoked_event(&id);
+    event.action = AuditAction::Rehashed;
+    assert!(store.update_hash(&id, &old, &edited, &event).await.unwrap());
+
+    // Past the revocation window, inside the verification's lifetime: the record is read
+    // again and holds the edited hash.
+    clock.advance(Duration::from_secs(31));
+    let answer = v.verify(&token).await;
+    assert_eq!(
+        hasher.verify_count(),
+        2,
+        "the secret is checked against the edited hash"
+    );
+    assert!(
+        matches!(answer, Err(keygate::AuthError::InvalidKey)),
+        "{answer:?}"
+    );
+}

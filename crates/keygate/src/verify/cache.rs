@@ -7,14 +7,18 @@
 //! absent for a short time.
 //!
 //! The layout is kept small (one cached key is one entry of ~200 bytes plus its principal):
-//! known keys are keyed by an 8-byte [`IdHash`] (their id is stored once, in the principal);
-//! the stored hash is a [`StoredHash`] (60 bytes inline for argon2id); status and expiry share
+//! known keys are keyed by an 8-byte [`IdHash`] (their id is stored once, in the principal;
+//! every lookup compares it, so two ids with one hash only cost a miss);
+//! the stored hash is a [`StoredHash`] (56 bytes inline for argon2id); status and expiry share
 //! one word; the usage counters are inline, not a separate allocation.
 //!
 //! Rejected tokens are kept apart, by the keyed digest of the token, for a short time: a
 //! client retrying a wrong secret costs a cache read, not an argon2 run.
 //!
-//! Entries leave by eviction (capacity) or replacement; a stale one stays until then.
+//! Entries leave by eviction (capacity) or replacement; a stale one stays until then. An entry
+//! whose key was used since the last usage flush also stays alive in the usage recorder's
+//! queue until that flush (at most one flush interval, 60 s by default): memory is bounded by
+//! the capacity plus the entries replaced or evicted within one interval.
 //!
 //! Freshness is judged with the verifier's [`Clock`](crate::Clock), not the cache's own timer,
 //! so tests can move time. Every entry carries the *generation* at which its store read
@@ -143,6 +147,13 @@ impl KeyState {
         self.hash.fingerprint()
     }
 
+    /// Whether `other` holds the very same stored hash (equality, not fingerprint: a store
+    /// edit that changes only the parameters or the salt is another hash).
+    #[inline]
+    pub(crate) fn same_hash(&self, other: &KeyState) -> bool {
+        self.hash == other.hash
+    }
+
     #[inline]
     pub(crate) fn is_revoked(&self) -> bool {
         self.ends_ms == REVOKED
@@ -249,11 +260,7 @@ impl CachedKey {
     ) -> Self {
         let verified = VerifiedToken::none();
         if let (Some(state), Some(prev)) = (&key, previous) {
-            if prev
-                .key
-                .as_ref()
-                .is_some_and(|p| p.fingerprint() == state.fingerprint())
-            {
+            if prev.key.as_ref().is_some_and(|p| p.same_hash(state)) {
                 prev.verified.carry_into(&verified);
             }
         }

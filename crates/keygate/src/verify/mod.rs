@@ -501,7 +501,7 @@ impl VerifierCore {
             // Deleted while the secret was being checked.
             return Err(AuthError::InvalidKey);
         };
-        if fresh_key.fingerprint() == key.fingerprint() || fresh.verified.accepts(&digest, later) {
+        if fresh_key.same_hash(key) || fresh.verified.accepts(&digest, later) {
             // The same stored hash (or a verification carried to the new one): proven.
             return self.decide(true, &fresh, later);
         }

@@ -113,10 +113,7 @@ impl VerifierCore {
         let until = now.saturating_add(duration_millis(self.settings.verified_ttl));
         entry.verified.record(digest, until);
         if let Some(current) = self.keys.get(id) {
-            let same_hash = current
-                .key
-                .as_ref()
-                .is_some_and(|k| k.fingerprint() == key.fingerprint());
+            let same_hash = current.key.as_ref().is_some_and(|k| k.same_hash(key));
             if same_hash && !Arc::ptr_eq(&current, entry) {
                 current.verified.record(digest, until);
             }
