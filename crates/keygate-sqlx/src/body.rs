@@ -79,10 +79,27 @@ where
     /// A write transaction: the dialect's [`Dialect::BEGIN_WRITE`] (SQLite's
     /// `BEGIN IMMEDIATE` takes the write lock up front, so a read-check-write inside it is
     /// atomic), else a plain `BEGIN`. Dropping it unfinished rolls it back.
+    ///
+    /// The begin runs as a task of its own, so a caller cancelled while it waits (a deadline,
+    /// a dropped request) cannot abandon it half way: sqlx's PostgreSQL driver counts a
+    /// transaction as open only once the server has answered `BEGIN`, and a caller dropped
+    /// before that returned the connection to the pool inside a transaction nobody owned
+    /// ("idle in transaction": later statements of other callers ran inside it). The task
+    /// takes the answer and, its caller gone, drops the `Transaction`, which rolls it back.
     async fn begin_write(&self) -> Result<Transaction<'static, DB>, sqlx::Error> {
-        match DB::BEGIN_WRITE {
-            Some(begin) => self.pool.begin_with(begin).await,
-            None => self.pool.begin().await,
+        let pool = self.pool.clone();
+        let begin = async move {
+            match DB::BEGIN_WRITE {
+                Some(begin) => pool.begin_with(begin).await,
+                None => pool.begin().await,
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime
+                .spawn(begin)
+                .await
+                .unwrap_or_else(|e| Err(sqlx::Error::Io(std::io::Error::other(e)))),
+            Err(_) => begin.await,
         }
     }
 

@@ -1,27 +1,31 @@
-//! Issue 13, finding 7: the PostgreSQL notification listener must not go blind. Its connection
-//! is cut from the server side, and then frozen (a half-open connection, as after a failover:
-//! open, silent, nothing closes it) through a TCP proxy on 127.0.0.1 that this test runs; in
-//! both cases a revocation made afterwards, or while it was blind, must reach a verifier whose
-//! cache never expires by itself (a manual clock), within a bounded wait. Each test uses a
-//! schema of its own on `KEYGATE_TEST_POSTGRES_URL` and is SKIPPED, visibly, when that is unset.
+//! PostgreSQL connection faults, through a TCP proxy on 127.0.0.1 that these tests run.
+//!
+//! Issue 13, finding 7: the notification listener must not go blind. Its connection is cut
+//! from the server side, and then frozen (a half-open connection, as after a failover: open,
+//! silent, nothing closes it); in both cases a revocation made afterwards, or while it was
+//! blind, must reach a verifier whose cache never expires by itself (a manual clock), within a
+//! bounded wait. And a write cancelled while its `BEGIN` awaits the server must leave no
+//! transaction open. Each test uses a schema of its own on `KEYGATE_TEST_POSTGRES_URL` and is
+//! SKIPPED, visibly, when that is unset.
 
 mod support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use keygate::{AuthError, KeyManager, ManualClock, NewKey, Verifier};
-use keygate_sqlx::StoreOptions;
+use keygate::{AuditAction, AuthError, KeyManager, KeyStore, ManualClock, NewKey, Verifier};
+use keygate_sqlx::{PostgresStore, StoreOptions};
 use sqlx::postgres::PgConnectOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use support::{t, verifier, Pg};
+use support::{record, t, verifier, Pg};
 
 /// Short heartbeat settings, so a silent connection is noticed quickly.
 fn quick_heartbeat() -> StoreOptions {
@@ -165,6 +169,91 @@ async fn a_half_open_listener_is_noticed_by_its_heartbeat_and_the_cache_dropped(
     pg.cleanup().await;
 }
 
+/// Review of the sqlx 0.9 port (a hole sqlx 0.8.6 had too): a lifecycle write cancelled while
+/// its `BEGIN` waits for the server's answer (a deadline, a dropped request) must not leave
+/// its pooled connection inside a transaction nobody owns ("idle in transaction": other
+/// callers' statements would run inside it). The proxy holds the server's answer to `BEGIN`
+/// back while the write is dropped, then lets it through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_cancelled_while_its_begin_awaits_the_server_leaves_no_transaction_open() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    const TEST: &str =
+        "pg_listener::a_write_cancelled_while_its_begin_awaits_the_server_leaves_no_transaction_open";
+    let Some(pg) = Pg::fixture(TEST).await else {
+        return;
+    };
+    let proxy = Proxy::start(&pg.url).await;
+    let options = StoreOptions {
+        notifications: false,
+        timeout: Duration::from_secs(5),
+        ..StoreOptions::default()
+    };
+    // In clear text, so the proxy sees the `BEGIN`.
+    let url = proxy.url(&pg.url);
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let store = PostgresStore::connect_with(&format!("{url}{sep}sslmode=disable"), options)
+        .await
+        .unwrap();
+    store.insert(&record("k1", "acme", 0), &[]).await.unwrap();
+
+    proxy.hold_on_begin();
+    {
+        let audit = support::audit("k1", AuditAction::Revoked);
+        let mut revoke = std::pin::pin!(store.revoke("k1", t(1), &audit));
+        let mut cx = Context::from_waker(Waker::noop());
+        let deadline = Instant::now() + PATIENCE;
+        while !proxy.holding() {
+            let polled = revoke.as_mut().poll(&mut cx);
+            assert!(
+                polled.is_pending(),
+                "the revoke finished though the server's answers were held back: {polled:?}"
+            );
+            assert!(Instant::now() < deadline, "the revoke never sent its BEGIN");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // Dropped here: cancelled while the answer to its BEGIN is on its way.
+    }
+    proxy.release();
+
+    // Every connection of the store is out of any transaction, soon.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = $1 AND state LIKE 'idle in transaction%'",
+        )
+        .bind(&pg.schema)
+        .fetch_one(&pg.admin)
+        .await
+        .unwrap();
+        if open == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} connection(s) of the store left idle in transaction"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The cancelled revoke did nothing, and a revoke made now commits for everyone.
+    assert!(store.get("k1").await.unwrap().unwrap().revoked_at.is_none());
+    let audit = support::audit("k1", AuditAction::Revoked);
+    assert!(store.revoke("k1", t(2), &audit).await.unwrap());
+    let revoked: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT revoked_at FROM {}.keygate_keys WHERE id = 'k1'",
+            pg.schema
+        )))
+        .fetch_one(&pg.admin)
+        .await
+        .unwrap();
+    assert!(revoked.is_some());
+    drop(store);
+    pg.cleanup().await;
+}
+
 /// A TCP proxy on 127.0.0.1 to the database of a URL, whose connections can be frozen one by
 /// one: a frozen connection stays open at both ends and forwards nothing more either way.
 /// Everything it runs stops when it is dropped.
@@ -173,7 +262,15 @@ struct Proxy {
     /// Freeze switch of each connection, by the port of its upstream end (the `client_port`
     /// the database sees).
     switches: Arc<Mutex<HashMap<u16, watch::Sender<bool>>>>,
+    hold: Arc<Hold>,
     tasks: JoinSet<()>,
+}
+
+/// Holding back the server's answers once a client sent `BEGIN` (see [`Proxy::hold_on_begin`]).
+struct Hold {
+    armed: AtomicBool,
+    /// `true` while the server's answers are held back.
+    holding: watch::Sender<bool>,
 }
 
 impl Proxy {
@@ -185,6 +282,11 @@ impl Proxy {
         let switches: Arc<Mutex<HashMap<u16, watch::Sender<bool>>>> = Arc::default();
         let mut tasks = JoinSet::new();
         let registry = switches.clone();
+        let hold = Arc::new(Hold {
+            armed: AtomicBool::new(false),
+            holding: watch::Sender::new(false),
+        });
+        let holds = hold.clone();
         tasks.spawn(async move {
             let mut pumps = JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
@@ -196,15 +298,43 @@ impl Proxy {
                 registry.lock().unwrap().insert(port, switch);
                 let (client_read, client_write) = client.into_split();
                 let (server_read, server_write) = server.into_split();
-                pumps.spawn(pump(client_read, server_write, frozen.clone()));
-                pumps.spawn(pump(server_read, client_write, frozen));
+                pumps.spawn(pump(
+                    client_read,
+                    server_write,
+                    frozen.clone(),
+                    Direction::ToServer(holds.clone()),
+                ));
+                pumps.spawn(pump(
+                    server_read,
+                    client_write,
+                    frozen,
+                    Direction::ToClient(holds.clone()),
+                ));
             }
         });
         Proxy {
             addr,
             switches,
+            hold,
             tasks,
         }
+    }
+
+    /// From now on, the first `BEGIN` a client sends makes the proxy hold back every answer
+    /// of the server (on all connections) until [`Proxy::release`].
+    fn hold_on_begin(&self) {
+        self.hold.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a `BEGIN` went to the server and its answer is held back.
+    fn holding(&self) -> bool {
+        *self.hold.holding.borrow()
+    }
+
+    /// Forwards the held answers, and holds nothing more.
+    fn release(&self) {
+        self.hold.armed.store(false, Ordering::SeqCst);
+        self.hold.holding.send_replace(false);
     }
 
     /// `url` with its host and port replaced by the proxy's.
@@ -231,12 +361,21 @@ impl Drop for Proxy {
     }
 }
 
+/// Which way a pump copies, with the proxy's [`Hold`].
+enum Direction {
+    ToServer(Arc<Hold>),
+    ToClient(Arc<Hold>),
+}
+
 /// Copies `from` to `to`, and an end's closing, until either end closes. Once frozen it
 /// passes nothing more, not even a close (what was read is held), and keeps both ends open.
+/// Toward the server it arms the hold when a client sends `BEGIN`; toward the client it waits
+/// while the hold is on.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     frozen: watch::Receiver<bool>,
+    direction: Direction,
 ) {
     let mut buf = vec![0; 16 * 1024];
     loop {
@@ -249,6 +388,21 @@ async fn pump(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        match &direction {
+            Direction::ToServer(hold) => {
+                if hold.armed.load(Ordering::SeqCst) && buf[..n].windows(5).any(|w| w == b"BEGIN") {
+                    hold.holding.send_replace(true);
+                }
+            }
+            Direction::ToClient(hold) => {
+                let mut holding = hold.holding.subscribe();
+                while *holding.borrow_and_update() {
+                    if holding.changed().await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
         if to.write_all(&buf[..n]).await.is_err() {
             break;
         }

@@ -93,7 +93,7 @@ fn apply_config(args: &mut Args, matches: &ArgMatches, path: &Path) -> Result<()
     let file: ConfigFile = toml::from_str(&text).map_err(|e| {
         let at = e
             .span()
-            .map(|s| format!("line {}: ", text[..s.start].lines().count().max(1)))
+            .map(|s| format!("line {}: ", text[..s.start].matches('\n').count() + 1))
             .unwrap_or_default();
         config_error(path, format!("{at}{}", e.message()))
     })?;
@@ -114,6 +114,11 @@ fn apply_config(args: &mut Args, matches: &ArgMatches, path: &Path) -> Result<()
                 humantime::format_duration(window)
             ),
         ));
+    }
+    // Parameters argon2 refuses stop here, before any store is opened.
+    if let Some(params) = verifier.argon2 {
+        keygate::Argon2Hasher::with_params(params)
+            .map_err(|e| config_error(path, format!("[verifier] argon2: {e}")))?;
     }
     args.verifier = verifier;
     args.store = file.store.unwrap_or_default();
@@ -229,20 +234,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_verifier_is_built_with_the_files_settings() {
-        // Argon2 parameters argon2 refuses: the quickstart stops with one line saying so.
-        let (_dir, path) = config(
-            "database_url = \"memory:\"\n[verifier]\nargon2 = { memory_kib = 1, iterations = 1, parallelism = 1 }\n",
-        );
-        let a = Args::try_parse_for("q", ["q", "--config", &path]).unwrap();
-        let e = crate::open_verifier(&a).await.err().unwrap();
-        assert!(e.starts_with("config: [verifier] argon2:"), "{e}");
-        // A store option reaches the store: one that forbids migrating finds no schema.
+    async fn the_store_is_opened_with_the_files_settings() {
+        // A store option reaches the store: one that forbids migrating finds no schema. (The
+        // URL is given as a flag: KEYGATE_DATABASE_URL, where set, would win over the file.)
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
-        let (_dir2, path) = config(&format!(
-            "database_url = \"{url}\"\n[store]\nmigrate = false\n"
-        ));
+        let (_dir2, path) = config("[store]\nmigrate = false\n");
         let a = Args::try_parse_for("q", ["q", "--config", &path, "--database-url", &url]).unwrap();
         let (store, verifier) = crate::open_verifier(&a).await.unwrap();
         assert!(
@@ -274,6 +271,14 @@ mod tests {
             (
                 "[store]\ntimeout = \"2\"\n",
                 "line 2: invalid value: string \"2\", expected a duration",
+            ),
+            (
+                "# comment\n[store]\nmigrations = false\n",
+                "line 3: unknown field `migrations`",
+            ),
+            (
+                "[verifier]\nargon2 = { memory_kib = 1, iterations = 1, parallelism = 1 }\n",
+                "[verifier] argon2: hashing failed",
             ),
         ] {
             let (_dir, path) = config(text);

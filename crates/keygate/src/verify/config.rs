@@ -9,8 +9,9 @@ use super::builder::VerifierBuilder;
 use crate::hash::{Argon2Hasher, Argon2Params, HashError};
 
 /// The settings of a [`Verifier`](crate::Verifier) that a deployment tunes, read with serde
-/// from any format (TOML, YAML, JSON, or the environment through a serde source such as
-/// `envy` or `figment`). Every field is optional: what is absent keeps the builder's value
+/// from any serde source: TOML, YAML, JSON, or environment variables through a crate that
+/// maps them onto fields (unknown fields are refused, so such a source must hand over only the
+/// verifier's own variables, say those under one prefix). Every field is optional: what is absent keeps the builder's value
 /// (the production defaults of [`VerifierBuilder`]). Durations are human (`"30s"`,
 /// `"500ms"`, `"1h"`, `"2h 30m"`; `m` is minutes), and unknown fields are refused, so a
 /// misspelt setting is an error instead of a silently ignored line.
@@ -88,8 +89,9 @@ type SetDuration = fn(VerifierBuilder, Duration) -> VerifierBuilder;
 
 impl VerifierBuilder {
     /// Applies what `config` sets, over what this builder has; what it leaves out stays.
-    /// Errs only when `config.argon2` names parameters argon2 refuses
-    /// ([`Argon2Hasher::with_params`]).
+    /// `config.argon2`, when set, replaces the hasher (any [`hasher`](Self::hasher) set
+    /// before, and its stored-hash limit) with an [`Argon2Hasher`] of those parameters. Errs
+    /// only when those are parameters argon2 refuses ([`Argon2Hasher::with_params`]).
     pub fn config(mut self, config: &VerifierConfig) -> Result<Self, HashError> {
         let c = config;
         if let Some(params) = c.argon2 {
