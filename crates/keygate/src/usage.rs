@@ -4,7 +4,8 @@
 //! refused count: [`UsageCounters`], inside the key's cache entry) and, the first time since
 //! the last flush, queues that entry. A flusher writes
 //! every queued key in **one** batched [`KeyStore::touch_last_used`] and **one**
-//! [`KeyStore::add_usage`] call per interval, and once more on shutdown. Counts are added to the
+//! [`KeyStore::add_usage`] call per interval (sooner when as many keys are queued as the
+//! verifier caches), and once more on shutdown. Counts are added to the
 //! stored ones, never overwritten, so several nodes on one database sum correctly. A failed
 //! write keeps its batch for the next flush, so nothing is lost; counts are attributed to the
 //! UTC hour in which they are flushed (at most one flush interval late). Once an hour the
@@ -91,15 +92,32 @@ pub(crate) struct UsageRecorder<K> {
     flush_lock: tokio::sync::Mutex<()>,
     /// When old counts were last pruned (ms; 0: never).
     pruned_ms: AtomicI64,
+    /// Queue length at which the flusher is asked to flush before its interval: queued
+    /// entries stay alive until flushed, evicted or replaced ones included, so this bounds
+    /// what the queue holds beyond the cache (under churn, or with a zero revocation window,
+    /// where every request reads a new entry).
+    early_flush_at: usize,
+    /// Woken when the queue reaches [`UsageRecorder::early_flush_at`] (shared with the
+    /// flusher, which holds the writer only while it flushes).
+    queue_full: Arc<Notify>,
 }
 
 impl<K> Default for UsageRecorder<K> {
     fn default() -> Self {
+        UsageRecorder::with_early_flush_at(usize::MAX)
+    }
+}
+
+impl<K> UsageRecorder<K> {
+    /// A recorder that asks for an early flush once `n` entries are queued.
+    pub(crate) fn with_early_flush_at(n: usize) -> Self {
         UsageRecorder {
             queue: Mutex::default(),
             retry: Mutex::default(),
             flush_lock: tokio::sync::Mutex::default(),
             pruned_ms: AtomicI64::new(0),
+            early_flush_at: n.max(1),
+            queue_full: Arc::new(Notify::new()),
         }
     }
 }
@@ -116,10 +134,11 @@ impl<K: CountedKey> UsageRecorder<K> {
         if counters.refused.load(Ordering::SeqCst) & QUEUED == 0
             && counters.refused.fetch_or(QUEUED, Ordering::SeqCst) & QUEUED == 0
         {
-            self.queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(Arc::clone(owner));
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.push(Arc::clone(owner));
+            if queue.len() == self.early_flush_at {
+                self.queue_full.notify_one();
+            }
         }
     }
 
@@ -318,9 +337,16 @@ pub(crate) struct UsageWriter<K> {
 }
 
 impl<K: CountedKey> UsageWriter<K> {
-    pub(crate) fn new(store: Arc<dyn KeyStore>, clock: Arc<dyn Clock>, timeout: Duration) -> Self {
+    /// A writer whose flusher also flushes as soon as `early_flush_at` keys are queued (the
+    /// verifier passes its key capacity).
+    pub(crate) fn new(
+        store: Arc<dyn KeyStore>,
+        clock: Arc<dyn Clock>,
+        timeout: Duration,
+        early_flush_at: usize,
+    ) -> Self {
         UsageWriter {
-            recorder: UsageRecorder::default(),
+            recorder: UsageRecorder::with_early_flush_at(early_flush_at),
             store,
             clock,
             timeout,
@@ -380,8 +406,9 @@ impl<K: CountedKey> UsageWriter<K> {
         self.stop.notify_one();
     }
 
-    /// Starts the background flusher, every `every` (at least 10 ms), when a tokio runtime
-    /// is running; it ends on [`UsageWriter::stop`] or once the writer is dropped.
+    /// Starts the background flusher, every `every` (at least 10 ms) and whenever the queue
+    /// reaches its early-flush length, when a tokio runtime is running; it ends on
+    /// [`UsageWriter::stop`] or once the writer is dropped.
     pub(crate) fn spawn_flusher(self: &Arc<Self>, every: Duration) {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             tracing::debug!(
@@ -391,6 +418,7 @@ impl<K: CountedKey> UsageWriter<K> {
         };
         let weak: Weak<Self> = Arc::downgrade(self);
         let stop = Arc::clone(&self.stop);
+        let queue_full = Arc::clone(&self.recorder.queue_full);
         let every = every.max(Duration::from_millis(10));
         handle.spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -398,6 +426,7 @@ impl<K: CountedKey> UsageWriter<K> {
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
+                    _ = queue_full.notified() => {}
                     _ = stop.notified() => break,
                 }
                 let Some(writer) = weak.upgrade() else { break };

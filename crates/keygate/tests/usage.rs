@@ -60,6 +60,38 @@ async fn many_verifications_make_one_batched_write_per_flush_interval() {
     assert_eq!(rig.store.touch_batches().len(), 1);
 }
 
+/// Review of the compact cache entry: queued entries stay alive until they are flushed (evicted
+/// or replaced ones too), so a queue as long as the key capacity is flushed at once instead of
+/// waiting for the interval: what usage pins beyond the cache stays bounded.
+#[tokio::test]
+async fn a_queue_as_long_as_the_key_capacity_is_flushed_before_its_interval() {
+    let rig = Rig::with(|b| {
+        b.last_used_flush_interval(Duration::from_secs(3600))
+            .key_capacity(2)
+    });
+    let mut tokens = Vec::new();
+    for name in ["a", "b"] {
+        tokens.push(rig.key_with(NewKey::new(name, "acme")).await);
+    }
+    rig.verifier.verify(&tokens[0].0).await.unwrap();
+    settle().await;
+    assert!(
+        rig.store.touch_batches().is_empty(),
+        "one key queued of a capacity of two: nothing written yet"
+    );
+    rig.verifier.verify(&tokens[1].0).await.unwrap();
+    // The interval is an hour away: only the full queue can make this write.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rig.store.touch_batches().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a queue as long as the capacity was not flushed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(rig.store.touch_batches()[0].len(), 2);
+}
+
 #[tokio::test]
 async fn graceful_shutdown_flushes_pending_last_use() {
     let rig = Rig::with(|b| b.last_used_flush_interval(Duration::from_secs(3600)));

@@ -216,6 +216,7 @@ impl VerifierBuilder {
             Arc::clone(&self.store),
             Arc::clone(&self.clock),
             s.store_timeout,
+            usize::try_from(self.capacity).unwrap_or(usize::MAX),
         ));
         let flush_every = s.flush_interval;
         let core = Arc::new(VerifierCore {

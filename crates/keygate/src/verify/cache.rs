@@ -17,8 +17,9 @@
 //!
 //! Entries leave by eviction (capacity) or replacement; a stale one stays until then. An entry
 //! whose key was used since the last usage flush also stays alive in the usage recorder's
-//! queue until that flush (at most one flush interval, 60 s by default): memory is bounded by
-//! the capacity plus the entries replaced or evicted within one interval.
+//! queue until that flush (at most one flush interval, 60 s by default, and the queue is
+//! flushed at once when it holds as many entries as the cache): what the queue pins beyond the
+//! cache is at most the capacity again.
 //!
 //! Freshness is judged with the verifier's [`Clock`](crate::Clock), not the cache's own timer,
 //! so tests can move time. Every entry carries the *generation* at which its store read
