@@ -19,13 +19,12 @@ use crate::{into_actix_response, MISSING_ACTIX_MIDDLEWARE};
 
 /// `X-Api-Key`, as a header name (checked at compile time).
 const API_KEY: HeaderName = HeaderName::from_static(API_KEY_HEADER);
+const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
 fn request_id(req: &ServiceRequest) -> Option<&[u8]> {
-    req.headers()
-        .get(REQUEST_ID_HEADER)
-        .map(HeaderValue::as_bytes)
+    req.headers().get(REQUEST_ID).map(HeaderValue::as_bytes)
 }
 
 fn reject<B>(
@@ -131,7 +130,7 @@ where
         let started = {
             let headers = req.headers();
             self.gate.start(
-                headers.get_all(API_KEY_HEADER).map(HeaderValue::as_bytes),
+                headers.get_all(API_KEY).map(HeaderValue::as_bytes),
                 headers.get_all(AUTHORIZATION).map(HeaderValue::as_bytes),
             )
         };
@@ -149,6 +148,10 @@ where
                 let service = Rc::clone(&self.service);
                 // Wrong secrets are throttled per (key id, client address).
                 let peer = req.peer_addr().map(|a| a.ip());
+                if let Some(e) = check.refused_now(peer) {
+                    let res = reject(req, self.gate.context().renderer().as_ref(), &e);
+                    return Box::pin(async move { Ok(res) });
+                }
                 Box::pin(async move {
                     let gate = check.gate().clone();
                     match check.finish(peer).await {

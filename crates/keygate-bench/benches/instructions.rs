@@ -7,7 +7,12 @@
 //! - `layer_cached`: one request through `ApiKeyLayer` around a trivial service, valid cached
 //!   key, polled to completion;
 //! - `reject_garbage`: `Verifier::verify` of a 200-byte garbage token (malformed, no store or
-//!   hash work).
+//!   hash work);
+//! - `layer_reject_garbage`: the same token through `ApiKeyLayer`, answered 401 with the JSON
+//!   envelope (what each request of the harness's garbage flood costs);
+//! - `layer_reject_throttled`: a fresh forged secret for the cached key's id through
+//!   `ApiKeyLayer`, from a client whose failures are throttled: answered 429 with no argon2
+//!   run (each request of the harness's forged-secret flood once its first failures are in).
 //!
 //! Each setup (not measured) stores one fixed key (the same in every run, so that
 //! data-dependent branches take the same turns) in a `MemoryStore`, hashed with a cheap
@@ -170,6 +175,73 @@ fn setup_layer_cached() -> (&'static Guarded, http::Request<()>) {
     (guarded, measured)
 }
 
+/// A well-formed key for the fixture's id with the `n`-th forged secret (right checksum,
+/// wrong secret).
+fn forged_token(n: usize) -> String {
+    let secret: String = format!("{n:040}")
+        .bytes()
+        .map(|b| char::from(b'A' + (b - b'0')))
+        .collect();
+    token::with_checksum(&format!("mk_live_0123456789abcdef.{secret}"))
+}
+
+/// The guarded service over a fresh fixture, leaked.
+fn guarded_service() -> &'static Guarded {
+    let f: &'static Fixture = Box::leak(Box::new(fixture()));
+    Box::leak(Box::new(
+        tower::ServiceBuilder::new()
+            .layer(ApiKeyLayer::new(f.verifier.clone()))
+            .service(tower::service_fn(ok as fn(_) -> _)),
+    ))
+}
+
+/// The status `guarded` answers `req` with.
+fn status(guarded: &Guarded, req: http::Request<()>) -> u16 {
+    ready(tower::ServiceExt::oneshot(guarded.clone(), req))
+        .expect("infallible")
+        .status()
+        .as_u16()
+}
+
+fn setup_layer_reject_garbage() -> (&'static Guarded, http::Request<()>) {
+    let guarded = guarded_service();
+    let garbage = "x".repeat(200);
+    for _ in 0..WARM_UP {
+        assert_eq!(status(guarded, request(&garbage)), 401);
+    }
+    (guarded, request(&garbage))
+}
+
+/// Forged secrets for the cached key's id until the throttle answers 429 (the failures before
+/// it run the cheap argon2 on this thread's runtime), then warm-up calls of the throttled path.
+fn setup_layer_reject_throttled() -> (&'static Guarded, http::Request<()>) {
+    let guarded = guarded_service();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut n = 0;
+    let throttled = rt.block_on(async {
+        for _ in 0..100 {
+            n += 1;
+            let res = tower::ServiceExt::oneshot(guarded.clone(), request(&forged_token(n)))
+                .await
+                .expect("infallible");
+            if res.status() == 429 {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(throttled, "100 forged secrets were never throttled");
+    drop(rt);
+    for _ in 0..WARM_UP {
+        n += 1;
+        assert_eq!(status(guarded, request(&forged_token(n))), 429);
+    }
+    (guarded, request(&forged_token(n + 1)))
+}
+
 fn setup_reject_garbage() -> (&'static Verifier, &'static str) {
     let f: &'static Fixture = Box::leak(Box::new(fixture()));
     let garbage: &'static str = "x".repeat(200).leak();
@@ -205,9 +277,22 @@ fn reject_garbage((verifier, garbage): (&'static Verifier, &'static str)) -> boo
     ready(verifier.verify(black_box(garbage))).is_err()
 }
 
+#[library_benchmark]
+#[bench::x200(setup = setup_layer_reject_garbage)]
+fn layer_reject_garbage((guarded, req): (&'static Guarded, http::Request<()>)) -> u16 {
+    status(black_box(guarded), black_box(req))
+}
+
+#[library_benchmark]
+#[bench::forged_secret(setup = setup_layer_reject_throttled)]
+fn layer_reject_throttled((guarded, req): (&'static Guarded, http::Request<()>)) -> u16 {
+    status(black_box(guarded), black_box(req))
+}
+
 library_benchmark_group!(
     name = hot_paths;
-    benchmarks = parse, verify_cached, layer_cached, reject_garbage
+    benchmarks = parse, verify_cached, layer_cached, reject_garbage, layer_reject_garbage,
+        layer_reject_throttled
 );
 
 main!(library_benchmark_groups = hot_paths);

@@ -18,7 +18,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use http::header::{
     HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
 };
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::rate_limit::RateLimit;
 use crate::scope::{Requirement, Scope, ScopeRequirement, ScopeSet};
@@ -269,6 +269,10 @@ where
 #[derive(Debug, Clone)]
 pub struct JsonRenderer {
     realm: Arc<str>,
+    /// `Bearer realm="…"`, built once.
+    challenge: HeaderValue,
+    /// `Bearer realm="…", error="invalid_token"`, built once.
+    invalid_token_challenge: HeaderValue,
 }
 
 impl JsonRenderer {
@@ -278,7 +282,15 @@ impl JsonRenderer {
             .chars()
             .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\' || *c == ' ')
             .collect();
+        // `clean` holds printable ASCII only, which is always a valid header value.
+        let value = |text: String| {
+            HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+        };
         JsonRenderer {
+            challenge: value(format!("Bearer realm=\"{clean}\"")),
+            invalid_token_challenge: value(format!(
+                "Bearer realm=\"{clean}\", error=\"invalid_token\""
+            )),
             realm: clean.into(),
         }
     }
@@ -292,46 +304,25 @@ impl Default for JsonRenderer {
 
 impl ErrorRenderer for JsonRenderer {
     fn render(&self, error: &AuthError, ctx: &RenderContext<'_>) -> ErrorResponse {
-        let mut details = json!({ "reason": error.reason() });
-        match error {
-            AuthError::MissingCredentials | AuthError::MalformedKey(_) => {
-                details["expectedFormat"] =
-                    Value::from("x-api-key header or Authorization: Bearer");
-            }
-            AuthError::InsufficientScope {
-                requirement,
-                required,
-                missing,
-            } => {
-                details["required"] = scope_list(required);
-                details["missing"] = scope_list(missing);
-                details["requirement"] = Value::from(match requirement {
-                    Requirement::AllOf => "all_of",
-                    Requirement::AnyOf => "any_of",
-                });
-            }
-            AuthError::RateLimited { limit, .. } => {
-                details["limit"] = Value::from(limit.to_string());
-            }
-            _ => {}
-        }
         let mut headers = HeaderMap::with_capacity(5);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let challenge = match error {
-            AuthError::InsufficientScope { required, .. } => Some(format!(
-                "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{}\"",
-                self.realm,
-                required
-                    .iter()
-                    .map(Scope::as_str)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )),
+        match error {
+            AuthError::InsufficientScope { required, .. } => {
+                let challenge = format!(
+                    "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{}\"",
+                    self.realm,
+                    required
+                        .iter()
+                        .map(Scope::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+                append_header(&mut headers, WWW_AUTHENTICATE, challenge);
+            }
             AuthError::TooManyAttempts { retry_after_secs }
             | AuthError::StoreUnavailable { retry_after_secs }
             | AuthError::VerifierBusy { retry_after_secs } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-                None
             }
             AuthError::RateLimited {
                 limit,
@@ -341,25 +332,191 @@ impl ErrorRenderer for JsonRenderer {
                 for (name, value) in rate_limit_fields(limit, *retry_after_secs) {
                     append_header(&mut headers, name, value);
                 }
-                None
             }
-            AuthError::Misconfigured(_) => None,
-            e if e.credential_presented() => Some(format!(
-                "Bearer realm=\"{}\", error=\"invalid_token\"",
-                self.realm
-            )),
-            _ => Some(format!("Bearer realm=\"{}\"", self.realm)),
-        };
-        if let Some(challenge) = challenge {
-            append_header(&mut headers, WWW_AUTHENTICATE, challenge);
+            AuthError::Misconfigured(_) => {}
+            e if e.credential_presented() => {
+                headers.append(WWW_AUTHENTICATE, self.invalid_token_challenge.clone());
+            }
+            _ => {
+                headers.append(WWW_AUTHENTICATE, self.challenge.clone());
+            }
         }
-        append_header(&mut headers, X_REQUEST_ID, ctx.request_id.to_owned());
+        if let Ok(id) = HeaderValue::from_str(ctx.request_id) {
+            headers.append(X_REQUEST_ID, id);
+        }
+        let message = match error {
+            AuthError::Misconfigured(m) => Text::Given(m),
+            e => Text::Known(e.message()),
+        };
+        let body = write_envelope(Text::Known(error.code()), message, ctx, |out| {
+            // Keys in the order serde_json's map gives them (sorted), as `envelope` writes
+            // them: the body is byte for byte what `envelope` would answer.
+            out.raw("{");
+            match error {
+                AuthError::MissingCredentials | AuthError::MalformedKey(_) => {
+                    out.raw("\"expectedFormat\":");
+                    out.known(EXPECTED_FORMAT);
+                    out.raw(",");
+                }
+                AuthError::InsufficientScope {
+                    required,
+                    missing,
+                    requirement,
+                } => {
+                    out.raw("\"missing\":");
+                    out.scopes(missing);
+                    out.raw(",\"reason\":");
+                    out.known(error.reason());
+                    out.raw(",\"required\":");
+                    out.scopes(required);
+                    out.raw(",\"requirement\":");
+                    out.known(match requirement {
+                        Requirement::AllOf => "all_of",
+                        Requirement::AnyOf => "any_of",
+                    });
+                    out.raw("}");
+                    return;
+                }
+                AuthError::RateLimited { limit, .. } => {
+                    out.raw("\"limit\":");
+                    out.string(&limit.to_string());
+                    out.raw(",");
+                }
+                _ => {}
+            }
+            out.raw("\"reason\":");
+            out.known(error.reason());
+            out.raw("}");
+        });
         ErrorResponse {
             status: error.status(),
             headers,
-            body: envelope(error.code(), error.message(), details, ctx),
+            body,
         }
     }
+}
+
+/// What a missing or malformed credential's details say is expected.
+const EXPECTED_FORMAT: &str = "x-api-key header or Authorization: Bearer";
+
+/// A JSON text written straight into bytes: rejections are where floods land, and building a
+/// `serde_json::Value` tree to print it cost ten times the writing (an instruction-count
+/// benchmark in `crates/keygate-bench` measures the layer's rejection).
+struct JsonWriter(Vec<u8>);
+
+impl JsonWriter {
+    fn raw(&mut self, s: &str) {
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    /// `s` as a JSON string, unchecked: only for keygate's own texts (codes, reasons,
+    /// messages), none of which needs escaping (checked by the tests, which compare every
+    /// variant's body with serde_json's).
+    fn known(&mut self, s: &'static str) {
+        debug_assert!(!needs_escape(s), "{s}");
+        self.0.push(b'"');
+        self.0.extend_from_slice(s.as_bytes());
+        self.0.push(b'"');
+    }
+
+    fn text(&mut self, t: Text<'_>) {
+        match t {
+            Text::Known(s) => self.known(s),
+            Text::Given(s) => self.string(s),
+        }
+    }
+
+    /// `s` as a JSON string: as it is when nothing in it needs escaping, else through
+    /// serde_json's escaping.
+    fn string(&mut self, s: &str) {
+        if !needs_escape(s) {
+            self.0.push(b'"');
+            self.0.extend_from_slice(s.as_bytes());
+            self.0.push(b'"');
+        } else if serde_json::to_writer(&mut self.0, s).is_err() {
+            // Writing into a Vec cannot fail; an empty string keeps the JSON valid regardless.
+            self.raw("\"\"");
+        }
+    }
+
+    fn scopes(&mut self, scopes: &[Scope]) {
+        self.raw("[");
+        for (i, s) in scopes.iter().enumerate() {
+            if i > 0 {
+                self.raw(",");
+            }
+            self.string(s.as_str());
+        }
+        self.raw("]");
+    }
+
+    /// `now` as RFC 3339 in whole seconds, UTC (`2026-01-01T00:00:00Z`), as
+    /// `to_rfc3339_opts(SecondsFormat::Secs, true)` writes it.
+    fn timestamp(&mut self, now: &DateTime<Utc>) {
+        use chrono::{Datelike, Timelike};
+        let (year, second) = (now.year(), now.second());
+        // Years of four digits without a leap second: every clock keygate reads. Anything else
+        // goes through chrono.
+        if !(0..=9999).contains(&year) || now.nanosecond() >= 1_000_000_000 {
+            let text = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+            self.string(&text);
+            return;
+        }
+        let two = |n: u32| [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+        let y = year as u32;
+        let mut buf = [0u8; 22];
+        buf[0] = b'"';
+        buf[1..3].copy_from_slice(&two(y / 100));
+        buf[3..5].copy_from_slice(&two(y % 100));
+        buf[5] = b'-';
+        buf[6..8].copy_from_slice(&two(now.month()));
+        buf[8] = b'-';
+        buf[9..11].copy_from_slice(&two(now.day()));
+        buf[11] = b'T';
+        buf[12..14].copy_from_slice(&two(now.hour()));
+        buf[14] = b':';
+        buf[15..17].copy_from_slice(&two(now.minute()));
+        buf[17] = b':';
+        buf[18..20].copy_from_slice(&two(second));
+        buf[20] = b'Z';
+        buf[21] = b'"';
+        self.0.extend_from_slice(&buf);
+    }
+}
+
+/// A text to write: keygate's own, or one given by the application.
+enum Text<'a> {
+    Known(&'static str),
+    Given(&'a str),
+}
+
+/// Whether `s` holds a byte that JSON escapes (or that is not ASCII, left to serde_json).
+fn needs_escape(s: &str) -> bool {
+    s.bytes()
+        .any(|b| b < 0x20 || b == b'"' || b == b'\\' || b >= 0x7f)
+}
+
+/// The envelope with `details` written by `details` (one JSON value).
+fn write_envelope(
+    code: Text<'_>,
+    message: Text<'_>,
+    ctx: &RenderContext<'_>,
+    details: impl FnOnce(&mut JsonWriter),
+) -> Bytes {
+    // Every rejection keygate writes fits: no reallocation.
+    let mut out = JsonWriter(Vec::with_capacity(384));
+    out.raw("{\"error\":{\"code\":");
+    out.text(code);
+    out.raw(",\"details\":");
+    details(&mut out);
+    out.raw(",\"message\":");
+    out.text(message);
+    out.raw("},\"meta\":{\"requestId\":");
+    out.string(ctx.request_id);
+    out.raw(",\"timestamp\":");
+    out.timestamp(&ctx.now);
+    out.raw("}}");
+    Bytes::from(out.0)
 }
 
 /// The policy name in the rate-limit fields: the limit is the presented key's own.
@@ -393,21 +550,15 @@ fn rate_limit_fields(limit: &RateLimit, retry_after_secs: u32) -> [(HeaderName, 
     ]
 }
 
-fn scope_list(scopes: &[Scope]) -> Value {
-    Value::Array(scopes.iter().map(|s| Value::from(s.as_str())).collect())
-}
-
 /// The JSON envelope `{"error":{code,message,details},"meta":{requestId,timestamp}}`, for
 /// application errors that should look like keygate's (e.g. a 400 on a bad JSON body).
 pub fn envelope(code: &str, message: &str, details: Value, ctx: &RenderContext<'_>) -> Bytes {
-    let body = json!({
-        "error": { "code": code, "message": message, "details": details },
-        "meta": {
-            "requestId": ctx.request_id,
-            "timestamp": ctx.now.to_rfc3339_opts(SecondsFormat::Secs, true),
+    write_envelope(Text::Given(code), Text::Given(message), ctx, |out| {
+        if serde_json::to_writer(&mut out.0, &details).is_err() {
+            // A `Value` always serializes (its map keys are strings).
+            out.raw("null");
         }
-    });
-    Bytes::from(body.to_string())
+    })
 }
 
 /// Longest `x-request-id` that is echoed back; longer or odd ones are replaced.
@@ -451,9 +602,12 @@ fn new_request_id() -> String {
     let digest = blake3::keyed_hash(key, &n.to_le_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest.as_bytes()[..16]);
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
     uuid::Builder::from_random_bytes(bytes)
         .into_uuid()
-        .to_string()
+        .hyphenated()
+        .encode_lower(&mut text)
+        .to_owned()
 }
 
 /// The check lives here, beside the error it answers with, so that scopes stay free of
@@ -481,6 +635,144 @@ impl ScopeRequirement {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// The envelope as a `serde_json::Value` tree prints it: what `JsonRenderer` answered
+    /// before it wrote its bodies directly, and the reference they must equal byte for byte.
+    fn reference_body(e: &AuthError, ctx: &RenderContext<'_>) -> String {
+        let mut details = json!({ "reason": e.reason() });
+        match e {
+            AuthError::MissingCredentials | AuthError::MalformedKey(_) => {
+                details["expectedFormat"] =
+                    Value::from("x-api-key header or Authorization: Bearer");
+            }
+            AuthError::InsufficientScope {
+                requirement,
+                required,
+                missing,
+            } => {
+                details["required"] = scope_list(required);
+                details["missing"] = scope_list(missing);
+                details["requirement"] = Value::from(match requirement {
+                    Requirement::AllOf => "all_of",
+                    Requirement::AnyOf => "any_of",
+                });
+            }
+            AuthError::RateLimited { limit, .. } => {
+                details["limit"] = Value::from(limit.to_string());
+            }
+            _ => {}
+        }
+        json!({
+            "error": { "code": e.code(), "message": e.message(), "details": details },
+            "meta": {
+                "requestId": ctx.request_id,
+                "timestamp": ctx.now.to_rfc3339_opts(SecondsFormat::Secs, true),
+            }
+        })
+        .to_string()
+    }
+
+    fn scope_list(scopes: &[Scope]) -> Value {
+        Value::Array(scopes.iter().map(|s| Value::from(s.as_str())).collect())
+    }
+
+    fn every_error() -> Vec<AuthError> {
+        let s = |x: &str| Scope::new(x).unwrap();
+        vec![
+            AuthError::MissingCredentials,
+            AuthError::MalformedKey(Malformed::RepeatedHeader),
+            AuthError::MalformedKey(Malformed::HeaderValue),
+            AuthError::MalformedKey(Malformed::UnsupportedScheme),
+            AuthError::MalformedKey(Malformed::EmptyBearer),
+            AuthError::MalformedKey(Malformed::Token(TokenError::Checksum)),
+            AuthError::MalformedKey(Malformed::Token(TokenError::Shape)),
+            AuthError::MalformedKey(Malformed::WrongPrefix),
+            AuthError::InvalidKey,
+            AuthError::ExpiredKey,
+            AuthError::RevokedKey,
+            AuthError::InsufficientScope {
+                requirement: Requirement::AllOf,
+                required: vec![s("a:read"), s("a:write")],
+                missing: vec![s("a:write")],
+            },
+            AuthError::InsufficientScope {
+                requirement: Requirement::AnyOf,
+                required: vec![s("content.register")],
+                missing: vec![],
+            },
+            AuthError::RateLimited {
+                limit: "5/1s".parse().unwrap(),
+                retry_after_secs: 1,
+            },
+            AuthError::TooManyAttempts {
+                retry_after_secs: 42,
+            },
+            AuthError::StoreUnavailable {
+                retry_after_secs: 5,
+            },
+            AuthError::VerifierBusy {
+                retry_after_secs: 5,
+            },
+            AuthError::Misconfigured("no layer \"here\"\n\u{e9}"),
+        ]
+    }
+
+    #[test]
+    fn rendered_bodies_are_byte_for_byte_the_value_trees_printing() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let times = [
+            Utc::now(),
+            at("2026-01-02T03:04:05.999Z"),
+            at("0999-12-31T23:59:59Z"),
+            at("1970-01-01T00:00:00Z"),
+            // A leap second and a five-digit year: chrono's own formatting.
+            chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+                .unwrap()
+                .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
+                .unwrap()
+                .and_utc(),
+            chrono::NaiveDate::from_ymd_opt(10000, 1, 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc(),
+        ];
+        let ids = [
+            "req-1",
+            "0f5c3a1e-7d2b-4c8e-9a6f-1b2c3d4e5f60",
+            "a\"b\\c\n\u{1}\u{7f}é",
+        ];
+        for e in every_error() {
+            for now in times {
+                for id in ids {
+                    let ctx = RenderContext::new(id, now);
+                    let rendered = JsonRenderer::default().render(&e, &ctx);
+                    let body = std::str::from_utf8(&rendered.body).unwrap();
+                    assert_eq!(
+                        body,
+                        reference_body(&e, &ctx),
+                        "{e:?} at {now:?}, id {id:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn envelope_writes_application_details_as_given() {
+        let ctx = RenderContext::new("req-1", Utc::now());
+        let details = json!({ "field": "name", "why": "too \"long\"", "max": 100 });
+        let body = envelope("BAD_REQUEST", "Invalid body", details.clone(), &ctx);
+        let expected = json!({
+            "error": { "code": "BAD_REQUEST", "message": "Invalid body", "details": details },
+            "meta": {
+                "requestId": "req-1",
+                "timestamp": ctx.now.to_rfc3339_opts(SecondsFormat::Secs, true),
+            }
+        });
+        assert_eq!(std::str::from_utf8(&body).unwrap(), expected.to_string());
+    }
 
     #[test]
     fn all_of_reports_only_missing_scopes() {

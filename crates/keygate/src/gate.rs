@@ -32,6 +32,13 @@ impl PendingCheck {
         &self.0 .0
     }
 
+    /// The refusal when the check needs no wait after all (a throttled client, see
+    /// [`Verifier::refused_now`]); `None`: [`finish`](Self::finish) it.
+    pub fn refused_now(&self, peer: Option<IpAddr>) -> Option<AuthError> {
+        let (gate, pending) = &*self.0;
+        gate.verifier.refused_now(pending, peer)
+    }
+
     /// Finishes the check for a request from the client at `peer` (`None`: unknown).
     pub async fn finish(self, peer: Option<IpAddr>) -> Result<Option<Arc<Principal>>, AuthError> {
         let (gate, pending) = *self.0;

@@ -27,9 +27,15 @@ use crate::verify::Verifier;
 /// Marks the credential headers sensitive before the request reaches the application: their
 /// `Debug` output becomes `Sensitive`, so a handler that logs or panics with the request (or its
 /// headers) does not print the key, and HTTP/2 encoders never index them.
+/// `X-Api-Key` and `X-Request-Id` as header names: a lookup by a `&str` parses the name on every
+/// request, a `HeaderName` does not.
+const X_API_KEY: http::header::HeaderName = http::header::HeaderName::from_static(API_KEY_HEADER);
+const X_REQUEST_ID: http::header::HeaderName =
+    http::header::HeaderName::from_static(REQUEST_ID_HEADER);
+
 fn hide_credentials(headers: &mut http::HeaderMap) {
     for (name, value) in headers.iter_mut() {
-        if name == http::header::AUTHORIZATION || name.as_str() == API_KEY_HEADER {
+        if name == http::header::AUTHORIZATION || name == X_API_KEY {
             value.set_sensitive(true);
         }
     }
@@ -54,10 +60,7 @@ fn credential_headers(
     impl Iterator<Item = &[u8]> + '_,
 ) {
     (
-        headers
-            .get_all(API_KEY_HEADER)
-            .iter()
-            .map(HeaderValue::as_bytes),
+        headers.get_all(X_API_KEY).iter().map(HeaderValue::as_bytes),
         headers
             .get_all(http::header::AUTHORIZATION)
             .iter()
@@ -66,9 +69,7 @@ fn credential_headers(
 }
 
 fn request_id_header<B>(req: &Request<B>) -> Option<&[u8]> {
-    req.headers()
-        .get(REQUEST_ID_HEADER)
-        .map(HeaderValue::as_bytes)
+    req.headers().get(X_REQUEST_ID).map(HeaderValue::as_bytes)
 }
 
 /// Finds the address of the client that sent a request, in the request's extensions (see
@@ -213,6 +214,9 @@ where
             }
             GateCheck::Pending(check) => {
                 let peer = (self.peer)(req.extensions());
+                if let Some(e) = check.refused_now(peer) {
+                    return ApiKeyFuture::rejected(self.gate.render(&e, request_id_header(&req)));
+                }
                 // The clone may not be ready; keep the ready one for this request (tower's rule).
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);

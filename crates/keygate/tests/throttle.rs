@@ -247,6 +247,70 @@ async fn an_unknown_id_and_a_known_id_get_the_same_answers_under_forging() {
     );
 }
 
+/// What `Verifier::start` hands over for `token`: it must not be answerable from the cache.
+fn pending(rig: &Rig, token: &str) -> keygate::PendingVerification {
+    match rig.verifier.start(token) {
+        keygate::Started::Pending(p) => p,
+        keygate::Started::Answered(a) => panic!("answered from the cache: {a:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_throttled_client_is_refused_before_resuming_with_the_answer_resume_gives() {
+    let rig = Rig::with(|b| b.failure_throttle(3, MINUTE));
+    let (known, _) = rig.key().await;
+    let prefix = keygate::token::parse(&known).unwrap().prefix().to_owned();
+    let unknown = keygate::token::generate(&prefix).unwrap();
+    let unknown = unknown.expose_secret().to_owned();
+    for token in [&known, &unknown] {
+        answers(&rig, token, 0..3).await;
+    }
+    let hashed = rig.hasher.verify_count();
+    rig.clock.advance(Duration::from_secs(1));
+    for (name, token) in [("known", &known), ("unknown", &unknown)] {
+        let forged = forge_secret(token, 50);
+        let now = rig.verifier.refused_now(&pending(&rig, &forged), forger());
+        assert_eq!(
+            now,
+            Some(AuthError::TooManyAttempts {
+                retry_after_secs: 59
+            }),
+            "{name} id, throttled client"
+        );
+        let resumed = rig.verifier.resume(pending(&rig, &forged), forger()).await;
+        assert_eq!(resumed.err(), now, "{name} id: the same answer as resume's");
+        // Another client is not throttled: its secret goes on to be checked.
+        assert_eq!(
+            rig.verifier.refused_now(&pending(&rig, &forged), owner()),
+            None,
+            "{name} id, another client"
+        );
+    }
+    // Past the revocation window the entry is stale: resume reads the store first.
+    rig.clock.advance(Duration::from_secs(30));
+    for (name, token) in [("known", &known), ("unknown", &unknown)] {
+        let forged = forge_secret(token, 51);
+        let p = pending(&rig, &forged);
+        assert_eq!(
+            rig.verifier.refused_now(&p, forger()),
+            None,
+            "{name} id, stale entry"
+        );
+        let resumed = rig.verifier.resume(p, forger()).await;
+        assert!(
+            matches!(resumed, Err(AuthError::TooManyAttempts { .. })),
+            "{name} id: {resumed:?}"
+        );
+    }
+    assert_eq!(rig.hasher.verify_count(), hashed, "nothing was hashed");
+    // The correct secret, verified once, is answered by `start` even from the throttled client.
+    rig.verifier.verify_from(&known, owner()).await.unwrap();
+    assert!(matches!(
+        rig.verifier.start(&known),
+        keygate::Started::Answered(Ok(_))
+    ));
+}
+
 /// A hasher whose checks wait until released, then check for real: holds the hashing queue.
 #[derive(Clone, Default)]
 struct HeldHasher {

@@ -193,6 +193,35 @@ impl Verifier {
         }
     }
 
+    /// The answer to a pending verification when it needs no wait after all: the client at
+    /// `peer` (or every unverified client of the id) is throttled and the key's entry is
+    /// fresh, so [`Verifier::resume`] would answer 429 `too_many_attempts` before any store
+    /// read or hashing. Known and unknown ids are answered alike. Middleware calls it before
+    /// boxing the slow path: during a forged-secret flood, every request of the flood ends
+    /// here. `None`: resume it.
+    pub fn refused_now(
+        &self,
+        pending: &PendingVerification,
+        peer: Option<IpAddr>,
+    ) -> Option<AuthError> {
+        let found = &*pending.0;
+        if !std::ptr::eq(Arc::as_ptr(&found.origin), Arc::as_ptr(&self.core)) {
+            return None;
+        }
+        let now = self.core.clock.now_millis();
+        let entry = found.entry.as_ref()?;
+        if !self.core.keys.is_fresh(&found.id, entry, now) {
+            return None;
+        }
+        // Settled by another request since `start` looked: resume answers it.
+        if entry.key.is_some() && entry.verified.accepts(&found.digest, now) {
+            return None;
+        }
+        let secs = self.core.throttle.blocked(&found.id, peer, now)?;
+        let refusal = telemetry::throttled(&found.id, secs);
+        telemetry::report_outcome(&found.span, Err(refusal)).err()
+    }
+
     /// Finishes a verification [`Verifier::start`] could not answer: reads the store and runs
     /// argon2 as needed, from where the cached path stopped. `peer` is the client's address
     /// when the adapter knows it (see [`Verifier::verify_from`]).

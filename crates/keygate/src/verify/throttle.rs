@@ -62,10 +62,18 @@ impl FailureWindow {
 }
 
 /// Failure counts per (id, client address) and per id.
+///
+/// Both are keyed by a 64-bit hash (random seed per process) rather than by a copy of the id:
+/// a lookup allocates nothing, and every request of a forged-secret flood makes one. Two ids
+/// whose hashes collide share their counts, which can only throttle more, never answer a
+/// verdict: and anyone can spend an id's budget anyway (its id is public).
 pub(crate) struct Throttle {
-    /// `None` as the address: the adapter does not know it (such clients share one count).
-    per_client: moka::sync::Cache<(Box<str>, Option<IpAddr>), Arc<FailureWindow>>,
-    per_id: moka::sync::Cache<Box<str>, Arc<FailureWindow>>,
+    /// Keyed by the hash of (id, address); `None` as the address: the adapter does not know it
+    /// (such clients share one count).
+    per_client: moka::sync::Cache<u64, Arc<FailureWindow>>,
+    /// Keyed by the hash of the id.
+    per_id: moka::sync::Cache<u64, Arc<FailureWindow>>,
+    hasher: std::hash::RandomState,
     per_client_limit: u32,
     per_id_limit: u32,
     window_ms: i64,
@@ -88,28 +96,37 @@ impl Throttle {
             per_client_limit: per_client,
             per_id_limit: per_id,
             window_ms: duration_millis(window),
+            hasher: std::hash::RandomState::new(),
         }
+    }
+
+    /// The keys of (id, peer) in `per_client` and of id in `per_id`.
+    fn keys(&self, id: &str, peer: Option<IpAddr>) -> (u64, u64) {
+        use std::hash::BuildHasher;
+        (self.hasher.hash_one((id, peer)), self.hasher.hash_one(id))
     }
 
     /// `Some(seconds until it may try again)` when `peer` may not have another secret for
     /// `id` hashed at `now`: it spent its own failures, or the id spent its budget.
     pub(crate) fn blocked(&self, id: &str, peer: Option<IpAddr>, now: i64) -> Option<u32> {
+        let (client_key, id_key) = self.keys(id, peer);
         let client = self
             .per_client
-            .get(&(id.into(), peer))
+            .get(&client_key)
             .and_then(|w| w.blocks(now, self.window_ms, self.per_client_limit));
         let all = self
             .per_id
-            .get(id)
+            .get(&id_key)
             .and_then(|w| w.blocks(now, self.window_ms, self.per_id_limit));
         client.max(all)
     }
 
     /// Counts a failure of `peer` for `id` at `now` (logged when a limit is reached).
     pub(crate) fn count_failure(&self, id: &str, peer: Option<IpAddr>, now: i64) {
+        let (client_key, id_key) = self.keys(id, peer);
         let client = self
             .per_client
-            .get_with((id.into(), peer), || FailureWindow::new(now))
+            .get_with(client_key, || FailureWindow::new(now))
             .count_failure(now, self.window_ms);
         if client == self.per_client_limit {
             tracing::warn!(
@@ -121,7 +138,7 @@ impl Throttle {
         }
         let all = self
             .per_id
-            .get_with(id.into(), || FailureWindow::new(now))
+            .get_with(id_key, || FailureWindow::new(now))
             .count_failure(now, self.window_ms);
         if all == self.per_id_limit {
             tracing::warn!(
@@ -136,12 +153,16 @@ impl Throttle {
     /// is dropped, so a key's first verification leaves nothing behind here (a failure
     /// counted concurrently in that instant may be dropped with it: one in a window at most).
     pub(crate) fn forgive(&self, id: &str, peer: Option<IpAddr>) {
-        let client = (id.into(), peer);
-        if self.per_client.get(&client).is_some_and(|w| w.forgive()) {
-            self.per_client.invalidate(&client);
+        let (client_key, id_key) = self.keys(id, peer);
+        if self
+            .per_client
+            .get(&client_key)
+            .is_some_and(|w| w.forgive())
+        {
+            self.per_client.invalidate(&client_key);
         }
-        if self.per_id.get(id).is_some_and(|w| w.forgive()) {
-            self.per_id.invalidate(id);
+        if self.per_id.get(&id_key).is_some_and(|w| w.forgive()) {
+            self.per_id.invalidate(&id_key);
         }
     }
 
