@@ -63,7 +63,10 @@ fn single<'a, I: IntoIterator<Item = &'a [u8]>>(values: I) -> Result<Option<&'a 
 
 fn token_value(value: &[u8]) -> Result<&str, AuthError> {
     let value = trim(value);
-    if value.is_empty() || value.len() > MAX_TOKEN_LEN || !value.iter().all(u8::is_ascii_graphic) {
+    if value.is_empty()
+        || value.len() > MAX_TOKEN_LEN
+        || !crate::token::every_byte(value, u8::is_ascii_graphic)
+    {
         return Err(AuthError::MalformedKey(Malformed::HeaderValue));
     }
     std::str::from_utf8(value).map_err(|_| AuthError::MalformedKey(Malformed::HeaderValue))
