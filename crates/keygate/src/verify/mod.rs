@@ -405,7 +405,7 @@ impl VerifierCore {
         let (entry, fresh) = self.keys.get_checked(id, now);
         if let Some(e) = entry.as_ref().filter(|_| fresh) {
             if let Some(answer) = self.answer_cached(e, &digest, now) {
-                span.record("key_id", id);
+                telemetry::record(span, "key_id", id);
                 telemetry::cache_lookup(span, CacheKind::Record, true);
                 if e.key.is_some() {
                     telemetry::cache_lookup(span, CacheKind::Verdict, true);
@@ -413,7 +413,7 @@ impl VerifierCore {
                 return Started::Answered(answer);
             }
         }
-        span.record("key_id", id);
+        telemetry::record(span, "key_id", id);
         Started::Pending(PendingVerification(Box::new(Found {
             origin: Arc::clone(self),
             token: Zeroizing::new(token.to_owned()),

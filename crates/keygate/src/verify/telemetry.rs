@@ -18,6 +18,16 @@ pub(crate) fn verify_span() -> tracing::Span {
     )
 }
 
+/// Records `value` in the span's `field`, when a subscriber is interested in the span: a
+/// disabled span keeps its metadata, and recording into it still looks the field up by name
+/// (about 380 instructions per call on the cached path).
+#[inline]
+pub(crate) fn record(span: &tracing::Span, field: &str, value: &str) {
+    if !span.is_disabled() {
+        span.record(field, value);
+    }
+}
+
 /// Records a verification's outcome on its span and in the metrics, and hands it on.
 pub(crate) fn report_outcome(
     span: &tracing::Span,
@@ -27,7 +37,7 @@ pub(crate) fn report_outcome(
         Ok(_) => "ok",
         Err(e) => e.reason(),
     };
-    span.record("outcome", outcome);
+    record(span, "outcome", outcome);
     metrics::counter!("keygate_verifications_total", "outcome" => outcome).increment(1);
     result
 }
@@ -47,12 +57,12 @@ pub(crate) enum CacheKind {
 pub(crate) fn cache_lookup(span: &tracing::Span, kind: CacheKind, hit: bool) {
     match (kind, hit) {
         (CacheKind::Record, true) => {
-            span.record("cache", "hit");
+            record(span, "cache", "hit");
             metrics::counter!("keygate_cache_total", "cache" => "record", "result" => "hit")
                 .increment(1);
         }
         (CacheKind::Record, false) => {
-            span.record("cache", "miss");
+            record(span, "cache", "miss");
             metrics::counter!("keygate_cache_total", "cache" => "record", "result" => "miss")
                 .increment(1);
         }
