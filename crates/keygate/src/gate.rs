@@ -36,13 +36,13 @@ impl PendingCheck {
     /// [`Verifier::refused_now`]); `None`: [`finish`](Self::finish) it.
     pub fn refused_now(&self, peer: Option<IpAddr>) -> Option<AuthError> {
         let (gate, pending) = &*self.0;
-        gate.verifier.refused_now(pending, peer)
+        gate.0.verifier.refused_now(pending, peer)
     }
 
     /// Finishes the check for a request from the client at `peer` (`None`: unknown).
     pub async fn finish(self, peer: Option<IpAddr>) -> Result<Option<Arc<Principal>>, AuthError> {
         let (gate, pending) = *self.0;
-        let principal = gate.verifier.resume(pending, peer).await?;
+        let principal = gate.0.verifier.resume(pending, peer).await?;
         gate.admit(principal)
     }
 }
@@ -50,8 +50,13 @@ impl PendingCheck {
 /// Put in request extensions by every keygate authentication layer/middleware (also when an
 /// optional layer let an anonymous request through), so that scope guards and extractors
 /// downstream know the layer ran and render errors with the application's renderer.
+///
+/// Cloned into every admitted request: one shared allocation, one reference count.
 #[derive(Clone)]
-pub struct AuthContext {
+pub struct AuthContext(Arc<ContextParts>);
+
+#[derive(Clone)]
+struct ContextParts {
     renderer: Arc<dyn ErrorRenderer>,
     verifier: Verifier,
 }
@@ -59,12 +64,12 @@ pub struct AuthContext {
 impl AuthContext {
     /// The renderer configured on the layer.
     pub fn renderer(&self) -> &Arc<dyn ErrorRenderer> {
-        &self.renderer
+        &self.0.renderer
     }
 
     /// The verifier of the layer (scope refusals downstream are counted in its usage).
     pub fn verifier(&self) -> &Verifier {
-        &self.verifier
+        &self.0.verifier
     }
 }
 
@@ -75,9 +80,15 @@ impl std::fmt::Debug for AuthContext {
 }
 
 /// The policy of a protected route, shared by the tower layer and the adapters.
+///
+/// Middleware clones its gate with every request it hands on (axum clones the route's
+/// service per request): the policy sits behind one reference count.
 #[derive(Clone)]
 #[must_use = "a gate does nothing until an adapter checks requests with it"]
-pub struct Gate {
+pub struct Gate(Arc<Policy>);
+
+#[derive(Clone)]
+struct Policy {
     verifier: Verifier,
     context: AuthContext,
     requirement: Option<ScopeRequirement>,
@@ -87,8 +98,8 @@ pub struct Gate {
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gate")
-            .field("requirement", &self.requirement)
-            .field("optional", &self.optional)
+            .field("requirement", &self.0.requirement)
+            .field("optional", &self.0.optional)
             .finish_non_exhaustive()
     }
 }
@@ -96,26 +107,27 @@ impl std::fmt::Debug for Gate {
 impl Gate {
     /// Requires a valid key, renders errors with [`JsonRenderer`].
     pub fn new(verifier: Verifier) -> Self {
-        Gate {
-            context: AuthContext {
+        Gate(Arc::new(Policy {
+            context: AuthContext(Arc::new(ContextParts {
                 renderer: Arc::new(JsonRenderer::default()),
                 verifier: verifier.clone(),
-            },
+            })),
             verifier,
             requirement: None,
             optional: false,
-        }
+        }))
     }
 
     /// Renders rejections with `renderer`.
     pub fn renderer(mut self, renderer: impl ErrorRenderer) -> Self {
-        self.context.renderer = Arc::new(renderer);
+        let policy = Arc::make_mut(&mut self.0);
+        Arc::make_mut(&mut policy.context.0).renderer = Arc::new(renderer);
         self
     }
 
     /// Also requires scopes (403 when missing).
     pub fn require(mut self, requirement: ScopeRequirement) -> Self {
-        self.requirement = Some(requirement);
+        Arc::make_mut(&mut self.0).requirement = Some(requirement);
         self
     }
 
@@ -124,18 +136,18 @@ impl Gate {
     /// [requires](Gate::require) scopes answers a request without a credential 401
     /// `missing_credentials`: anonymous requests hold no scope.
     pub fn optional(mut self) -> Self {
-        self.optional = true;
+        Arc::make_mut(&mut self.0).optional = true;
         self
     }
 
     /// The verifier.
     pub fn verifier(&self) -> &Verifier {
-        &self.verifier
+        &self.0.verifier
     }
 
     /// What to put in request extensions beside the principal.
     pub fn context(&self) -> &AuthContext {
-        &self.context
+        &self.0.context
     }
 
     /// Extracts, verifies and checks scopes. `Ok(None)`: anonymous, allowed by an optional gate.
@@ -188,12 +200,14 @@ impl Gate {
             Ok(t) => t,
             // Anonymous is allowed only where nothing is required: a route that requires a
             // scope answers 401 to a request without a key, optional or not.
-            Err(AuthError::MissingCredentials) if self.optional && self.requirement.is_none() => {
+            Err(AuthError::MissingCredentials)
+                if self.0.optional && self.0.requirement.is_none() =>
+            {
                 return GateCheck::Done(Ok(None))
             }
             Err(e) => return GateCheck::Done(Err(e)),
         };
-        match self.verifier.start(token) {
+        match self.0.verifier.start(token) {
             Started::Answered(answer) => GateCheck::Done(answer.and_then(|p| self.admit(p))),
             Started::Pending(pending) => {
                 GateCheck::Pending(PendingCheck(Box::new((self.clone(), pending))))
@@ -203,15 +217,15 @@ impl Gate {
 
     /// The route's scope requirement, checked on a verified principal.
     fn admit(&self, principal: Arc<Principal>) -> Result<Option<Arc<Principal>>, AuthError> {
-        if let Some(req) = &self.requirement {
-            self.verifier.require(&principal, req)?;
+        if let Some(req) = &self.0.requirement {
+            self.0.verifier.require(&principal, req)?;
         }
         Ok(Some(principal))
     }
 
     /// Renders a rejection, echoing the caller's `x-request-id` when acceptable.
     pub fn render(&self, error: &AuthError, request_id_header: Option<&[u8]>) -> ErrorResponse {
-        render_rejection(self.context.renderer.as_ref(), error, request_id_header)
+        render_rejection(self.0.context.renderer().as_ref(), error, request_id_header)
     }
 }
 
