@@ -34,6 +34,43 @@ async fn valid_key_is_accepted_and_its_principal_carries_the_grants() {
     assert_eq!(p.metadata["tier"], "gold");
 }
 
+/// The same id and secret under another prefix: `mk_live` → `mk_test`, `mk_liv`, `mk_livee`
+/// (a shorter or longer prefix shifts where the id starts), re-checksummed.
+fn under_prefix(token: &str, prefix: &str) -> String {
+    let id_start = token[..token.find('.').unwrap()].rfind('_').unwrap();
+    keygate::token::with_checksum(&format!(
+        "{prefix}{}",
+        &token[id_start..token.len() - keygate::token::CHECKSUM_LEN]
+    ))
+}
+
+#[tokio::test]
+async fn a_verified_secret_under_another_prefix_is_not_answered_from_the_cache() {
+    let rig = Rig::new();
+    let (token, _) = rig.key().await;
+    assert!(token.starts_with("mk_live_"), "{token}");
+    rig.verifier.verify(&token).await.unwrap();
+    let hashed = rig.hasher.verify_count();
+    for prefix in ["mk_test", "mk_liv", "mk_livee", "mk_live_x"] {
+        let other = under_prefix(&token, prefix);
+        assert!(keygate::token::parse(&other).is_ok(), "{other}");
+        assert!(
+            rig.verifier.verify_cached(&other).is_none(),
+            "{prefix}: answered from the verdict of {token}"
+        );
+        assert_eq!(
+            rig.verifier.verify(&other).await.err(),
+            Some(AuthError::InvalidKey),
+            "{prefix}"
+        );
+    }
+    assert_eq!(
+        rig.hasher.verify_count(),
+        hashed + 4,
+        "each was checked by the hasher"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_concurrent_first_verifications_run_the_hash_once() {
     let rig = Arc::new(Rig::new());

@@ -388,8 +388,35 @@ impl VerifierCore {
         Ok(parsed)
     }
 
+    /// The keyed hash of a well-formed token's prefix, id and secret, concatenated: the
+    /// separators and the checksum are fixed by the rest, and leaving them out brings a key
+    /// with a prefix of up to 8 bytes (`mk_live`, `mk_test`) within one BLAKE3 block (64
+    /// bytes), one compression instead of two. The id and secret have fixed lengths, so the
+    /// concatenation tells every well-formed token apart.
     fn digest(&self, token: &str) -> Digest {
-        *blake3::keyed_hash(&self.digest_key, token.as_bytes()).as_bytes()
+        const SECRET_END: usize = token::CHECKSUM_LEN;
+        const SECRET_START: usize = SECRET_END + token::SECRET_LEN;
+        const ID_START: usize = SECRET_START + 1 + token::ID_LEN;
+        const PREFIX_END: usize = ID_START + 1;
+        let b = token.as_bytes();
+        let n = b.len();
+        let parts = n.checked_sub(PREFIX_END).and_then(|prefix_end| {
+            Some((
+                b.get(..prefix_end)?,
+                b.get(n - ID_START..n - SECRET_START - 1)?,
+                b.get(n - SECRET_START..n - SECRET_END)?,
+            ))
+        });
+        let Some((prefix, id, secret)) = parts else {
+            // Not a parsed token (never the case here): the whole of it.
+            return *blake3::keyed_hash(&self.digest_key, b).as_bytes();
+        };
+        let mut input = [0u8; token::MAX_TOKEN_LEN];
+        let len = prefix.len() + id.len() + secret.len();
+        input[..prefix.len()].copy_from_slice(prefix);
+        input[prefix.len()..prefix.len() + id.len()].copy_from_slice(id);
+        input[prefix.len() + id.len()..len].copy_from_slice(secret);
+        *blake3::keyed_hash(&self.digest_key, &input[..len]).as_bytes()
     }
 
     /// The hot path: one parse, one keyed hash, one cache read. Answers when the entry is
