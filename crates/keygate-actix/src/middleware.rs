@@ -129,9 +129,10 @@ where
         hide_credentials(&mut req);
         let started = {
             let headers = req.headers();
-            self.gate.start(
+            self.gate.start_from(
                 headers.get_all(API_KEY).map(HeaderValue::as_bytes),
                 headers.get_all(AUTHORIZATION).map(HeaderValue::as_bytes),
+                || req.peer_addr().map(|a| a.ip()),
             )
         };
         match started {
@@ -148,10 +149,6 @@ where
                 let service = Rc::clone(&self.service);
                 // Wrong secrets are throttled per (key id, client address).
                 let peer = req.peer_addr().map(|a| a.ip());
-                if let Some(e) = check.refused_now(peer) {
-                    let res = reject(req, self.gate.context().renderer().as_ref(), &e);
-                    return Box::pin(async move { Ok(res) });
-                }
                 Box::pin(async move {
                     let gate = check.gate().clone();
                     match check.finish(peer).await {

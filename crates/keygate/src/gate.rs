@@ -32,13 +32,6 @@ impl PendingCheck {
         &self.0 .0
     }
 
-    /// The refusal when the check needs no wait after all (a throttled client, see
-    /// [`Verifier::refused_now`]); `None`: [`finish`](Self::finish) it.
-    pub fn refused_now(&self, peer: Option<IpAddr>) -> Option<AuthError> {
-        let (gate, pending) = &*self.0;
-        gate.0.verifier.refused_now(pending, peer)
-    }
-
     /// Finishes the check for a request from the client at `peer` (`None`: unknown).
     pub async fn finish(self, peer: Option<IpAddr>) -> Result<Option<Arc<Principal>>, AuthError> {
         let (gate, pending) = *self.0;
@@ -196,6 +189,35 @@ impl Gate {
         A: IntoIterator<Item = &'a [u8]>,
         B: IntoIterator<Item = &'a [u8]>,
     {
+        self.started(api_keys, authorizations, None::<fn() -> Option<IpAddr>>)
+    }
+
+    /// [`Gate::start`] for a request from the client at the address `peer` gives: a client
+    /// throttled for the key's id is also answered at once (see [`Verifier::start_from`]);
+    /// `peer` is called only then. Middleware that knows the client's address uses this.
+    pub fn start_from<'a, A, B>(
+        &self,
+        api_keys: A,
+        authorizations: B,
+        peer: impl FnOnce() -> Option<IpAddr>,
+    ) -> GateCheck
+    where
+        A: IntoIterator<Item = &'a [u8]>,
+        B: IntoIterator<Item = &'a [u8]>,
+    {
+        self.started(api_keys, authorizations, Some(peer))
+    }
+
+    fn started<'a, A, B>(
+        &self,
+        api_keys: A,
+        authorizations: B,
+        peer: Option<impl FnOnce() -> Option<IpAddr>>,
+    ) -> GateCheck
+    where
+        A: IntoIterator<Item = &'a [u8]>,
+        B: IntoIterator<Item = &'a [u8]>,
+    {
         let token = match extract_credential(api_keys, authorizations) {
             Ok(t) => t,
             // Anonymous is allowed only where nothing is required: a route that requires a
@@ -207,7 +229,11 @@ impl Gate {
             }
             Err(e) => return GateCheck::Done(Err(e)),
         };
-        match self.0.verifier.start(token) {
+        let started = match peer {
+            Some(peer) => self.0.verifier.start_from(token, peer),
+            None => self.0.verifier.start(token),
+        };
+        match started {
             Started::Answered(answer) => GateCheck::Done(answer.and_then(|p| self.admit(p))),
             Started::Pending(pending) => {
                 GateCheck::Pending(PendingCheck(Box::new((self.clone(), pending))))

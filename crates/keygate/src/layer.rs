@@ -204,7 +204,11 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let (api_keys, authorizations) = credential_headers(req.headers());
-        match self.gate.start(api_keys, authorizations) {
+        let (peer, extensions) = (self.peer, req.extensions());
+        match self
+            .gate
+            .start_from(api_keys, authorizations, || peer(extensions))
+        {
             GateCheck::Done(Ok(principal)) => {
                 admit(&mut req, principal, &self.gate);
                 ApiKeyFuture::calling(self.inner.call(req))
@@ -214,9 +218,6 @@ where
             }
             GateCheck::Pending(check) => {
                 let peer = (self.peer)(req.extensions());
-                if let Some(e) = check.refused_now(peer) {
-                    return ApiKeyFuture::rejected(self.gate.render(&e, request_id_header(&req)));
-                }
                 // The clone may not be ready; keep the ready one for this request (tower's rule).
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);

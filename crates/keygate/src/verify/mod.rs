@@ -184,42 +184,27 @@ impl Verifier {
     /// holds this token's verdict (or the token is malformed), else what was found, for
     /// [`Verifier::resume`]. Middleware uses this to answer the hot path without a future.
     pub fn start(&self, token: &str) -> Started {
+        self.started(token, None::<fn() -> Option<IpAddr>>)
+    }
+
+    /// [`Verifier::start`] for a token presented by the client at the address `peer` gives
+    /// (see [`Verifier::verify_from`]): it also answers, without a wait, a client throttled
+    /// for the token's id whose secret is not verified yet (429 `too_many_attempts`, what
+    /// [`Verifier::resume`] would answer before any store read or hashing), known id or not.
+    /// During a forged-secret flood every request of the flood ends here. `peer` is called only
+    /// then: a key whose verdict is cached never reads the client's address.
+    pub fn start_from(&self, token: &str, peer: impl FnOnce() -> Option<IpAddr>) -> Started {
+        self.started(token, Some(peer))
+    }
+
+    fn started(&self, token: &str, peer: Option<impl FnOnce() -> Option<IpAddr>>) -> Started {
         let span = telemetry::verify_span();
-        match self.core.start(token, &span) {
+        match self.core.start(token, &span, peer) {
             Started::Answered(answer) => {
                 Started::Answered(telemetry::report_outcome(&span, answer))
             }
             pending => pending,
         }
-    }
-
-    /// The answer to a pending verification when it needs no wait after all: the client at
-    /// `peer` (or every unverified client of the id) is throttled and the key's entry is
-    /// fresh, so [`Verifier::resume`] would answer 429 `too_many_attempts` before any store
-    /// read or hashing. Known and unknown ids are answered alike. Middleware calls it before
-    /// boxing the slow path: during a forged-secret flood, every request of the flood ends
-    /// here. `None`: resume it.
-    pub fn refused_now(
-        &self,
-        pending: &PendingVerification,
-        peer: Option<IpAddr>,
-    ) -> Option<AuthError> {
-        let found = &*pending.0;
-        if !std::ptr::eq(Arc::as_ptr(&found.origin), Arc::as_ptr(&self.core)) {
-            return None;
-        }
-        let now = self.core.clock.now_millis();
-        let entry = found.entry.as_ref()?;
-        if !self.core.keys.is_fresh(&found.id, entry, now) {
-            return None;
-        }
-        // Settled by another request since `start` looked: resume answers it.
-        if entry.key.is_some() && entry.verified.accepts(&found.digest, now) {
-            return None;
-        }
-        let secs = self.core.throttle.blocked(&found.id, peer, now)?;
-        let refusal = telemetry::throttled(&found.id, secs);
-        telemetry::report_outcome(&found.span, Err(refusal)).err()
     }
 
     /// Finishes a verification [`Verifier::start`] could not answer: reads the store and runs
@@ -421,7 +406,12 @@ impl VerifierCore {
 
     /// The hot path: one parse, one keyed hash, one cache read. Answers when the entry is
     /// fresh and holds the token's verdict; otherwise hands over what it found.
-    fn start(self: &Arc<Self>, token: &str, span: &tracing::Span) -> Started {
+    fn start(
+        self: &Arc<Self>,
+        token: &str,
+        span: &tracing::Span,
+        peer: Option<impl FnOnce() -> Option<IpAddr>>,
+    ) -> Started {
         let parsed = match self.parse(token) {
             Ok(p) => p,
             Err(e) => return Started::Answered(Err(e)),
@@ -438,6 +428,13 @@ impl VerifierCore {
                     telemetry::cache_lookup(span, CacheKind::Verdict, true);
                 }
                 return Started::Answered(answer);
+            }
+            // Not verified (nor refused) yet: a throttled client is answered now, as resuming
+            // would, before any store read or hashing.
+            if let Some(secs) = peer.and_then(|peer| self.throttle.blocked(id, peer(), now)) {
+                telemetry::record(span, "key_id", id);
+                telemetry::cache_lookup(span, CacheKind::Record, true);
+                return Started::Answered(Err(telemetry::throttled(id, secs)));
             }
         }
         telemetry::record(span, "key_id", id);

@@ -8,6 +8,7 @@
 //! it. Unknown ids are counted exactly like known ones, so the answers do not tell whether an
 //! id exists.
 
+use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -70,10 +71,10 @@ impl FailureWindow {
 pub(crate) struct Throttle {
     /// Keyed by the hash of (id, address); `None` as the address: the adapter does not know it
     /// (such clients share one count).
-    per_client: moka::sync::Cache<u64, Arc<FailureWindow>>,
+    per_client: quick_cache::sync::Cache<u64, Arc<FailureWindow>>,
     /// Keyed by the hash of the id.
-    per_id: moka::sync::Cache<u64, Arc<FailureWindow>>,
-    hasher: std::hash::RandomState,
+    per_id: quick_cache::sync::Cache<u64, Arc<FailureWindow>>,
+    hasher: quick_cache::DefaultHashBuilder,
     per_client_limit: u32,
     per_id_limit: u32,
     window_ms: i64,
@@ -81,22 +82,18 @@ pub(crate) struct Throttle {
 
 impl Throttle {
     /// At most `per_client` failures per (id, address) and `per_id` per id in each `window`;
-    /// counts of at most `capacity` ids and clients are kept.
+    /// counts of at most `capacity` ids and clients are kept (`quick_cache`, evicted by count:
+    /// a count whose window ended is as good as none, so nothing needs to expire by time; a
+    /// success removes the counts it forgave back to zero).
     pub(crate) fn new(capacity: u64, per_client: u32, per_id: u32, window: Duration) -> Self {
-        let linger = window.saturating_mul(2).max(Duration::from_secs(1));
+        let capacity = usize::try_from(capacity).unwrap_or(usize::MAX).max(16);
         Throttle {
-            per_client: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(linger)
-                .build(),
-            per_id: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(linger)
-                .build(),
+            per_client: quick_cache::sync::Cache::new(capacity),
+            per_id: quick_cache::sync::Cache::new(capacity),
             per_client_limit: per_client,
             per_id_limit: per_id,
             window_ms: duration_millis(window),
-            hasher: std::hash::RandomState::new(),
+            hasher: quick_cache::DefaultHashBuilder::default(),
         }
     }
 
@@ -126,7 +123,8 @@ impl Throttle {
         let (client_key, id_key) = self.keys(id, peer);
         let client = self
             .per_client
-            .get_with(client_key, || FailureWindow::new(now))
+            .get_or_insert_with(&client_key, || Ok::<_, Infallible>(FailureWindow::new(now)))
+            .unwrap_or_else(|never| match never {})
             .count_failure(now, self.window_ms);
         if client == self.per_client_limit {
             tracing::warn!(
@@ -138,7 +136,8 @@ impl Throttle {
         }
         let all = self
             .per_id
-            .get_with(id_key, || FailureWindow::new(now))
+            .get_or_insert_with(&id_key, || Ok::<_, Infallible>(FailureWindow::new(now)))
+            .unwrap_or_else(|never| match never {})
             .count_failure(now, self.window_ms);
         if all == self.per_id_limit {
             tracing::warn!(
@@ -159,19 +158,17 @@ impl Throttle {
             .get(&client_key)
             .is_some_and(|w| w.forgive())
         {
-            self.per_client.invalidate(&client_key);
+            self.per_client.remove(&client_key);
         }
         if self.per_id.get(&id_key).is_some_and(|w| w.forgive()) {
-            self.per_id.invalidate(&id_key);
+            self.per_id.remove(&id_key);
         }
     }
 
     /// Number of (id, client) and id counts kept (approximate).
     #[cfg(test)]
-    fn counts(&self) -> (u64, u64) {
-        self.per_client.run_pending_tasks();
-        self.per_id.run_pending_tasks();
-        (self.per_client.entry_count(), self.per_id.entry_count())
+    fn counts(&self) -> (usize, usize) {
+        (self.per_client.len(), self.per_id.len())
     }
 }
 
