@@ -33,12 +33,36 @@ pub(crate) fn report_outcome(
     span: &tracing::Span,
     result: Result<Arc<Principal>, AuthError>,
 ) -> Result<Arc<Principal>, AuthError> {
-    let outcome = match &result {
-        Ok(_) => "ok",
-        Err(e) => e.reason(),
-    };
-    record(span, "outcome", outcome);
-    metrics::counter!("keygate_verifications_total", "outcome" => outcome).increment(1);
+    match &result {
+        Ok(_) => {
+            record(span, "outcome", "ok");
+            // A literal label: the key is built at compile time (see `cache_lookup`).
+            metrics::counter!("keygate_verifications_total", "outcome" => "ok").increment(1);
+        }
+        Err(e) => {
+            let outcome = e.reason();
+            record(span, "outcome", outcome);
+            // The refusals of floods (garbage, forged secrets) with literal labels too.
+            match e {
+                AuthError::MalformedKey(_) => {
+                    metrics::counter!("keygate_verifications_total", "outcome" => "malformed_key")
+                        .increment(1);
+                }
+                AuthError::InvalidKey => {
+                    metrics::counter!("keygate_verifications_total", "outcome" => "invalid_key")
+                        .increment(1);
+                }
+                AuthError::TooManyAttempts { .. } => {
+                    metrics::counter!("keygate_verifications_total", "outcome" => "too_many_attempts")
+                        .increment(1);
+                }
+                _ => {
+                    metrics::counter!("keygate_verifications_total", "outcome" => outcome)
+                        .increment(1);
+                }
+            }
+        }
+    }
     result
 }
 
@@ -123,4 +147,46 @@ pub(crate) fn store_read(started: std::time::Instant) {
 /// Records the time of one argon2 check.
 pub(crate) fn hashed(started: std::time::Instant) {
     metrics::histogram!("keygate_hash_seconds").record(started.elapsed().as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metrics_util::debugging::DebuggingRecorder;
+
+    /// The outcome label of one reported verification.
+    fn outcome_label(result: Result<Arc<Principal>, AuthError>) -> String {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let _ = report_outcome(&tracing::Span::none(), result);
+        });
+        let snapshot = snapshotter.snapshot().into_vec();
+        assert_eq!(snapshot.len(), 1, "one counter");
+        let (key, _, _, _) = &snapshot[0];
+        assert_eq!(key.key().name(), "keygate_verifications_total");
+        let labels: Vec<_> = key.key().labels().collect();
+        assert_eq!(labels.len(), 1);
+        assert_eq!(labels[0].key(), "outcome");
+        labels[0].value().to_owned()
+    }
+
+    #[test]
+    fn the_outcome_label_is_the_errors_reason_literal_or_not() {
+        for e in [
+            AuthError::MalformedKey(crate::error::Malformed::EmptyBearer),
+            AuthError::InvalidKey,
+            AuthError::TooManyAttempts {
+                retry_after_secs: 3,
+            },
+            AuthError::ExpiredKey,
+            AuthError::RevokedKey,
+            AuthError::StoreUnavailable {
+                retry_after_secs: 1,
+            },
+        ] {
+            let reason = e.reason();
+            assert_eq!(outcome_label(Err(e)), reason);
+        }
+    }
 }
