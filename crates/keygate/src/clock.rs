@@ -32,8 +32,10 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Straight from the OS clock, without building a calendar date on the way (every
+    /// verification reads it).
     fn now_millis(&self) -> i64 {
-        Utc::now().timestamp_millis()
+        unix_millis(std::time::SystemTime::now())
     }
 
     /// The OS monotonic clock: a wall clock set back (NTP, an operator) cannot hold a rate
@@ -42,6 +44,24 @@ impl Clock for SystemClock {
         static ORIGIN: OnceLock<Instant> = OnceLock::new();
         let origin = *ORIGIN.get_or_init(Instant::now);
         u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Milliseconds since the Unix epoch, rounded toward the past (as chrono's
+/// `timestamp_millis`; a time before 1970 is negative).
+fn unix_millis(t: std::time::SystemTime) -> i64 {
+    let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => millis(after),
+        Err(before) => {
+            let d = before.duration();
+            let whole = millis(d);
+            if d.subsec_nanos() % 1_000_000 == 0 {
+                -whole
+            } else {
+                -whole - 1
+            }
+        }
     }
 }
 
@@ -87,4 +107,33 @@ pub(crate) fn millis_to_datetime(ms: i64) -> DateTime<Utc> {
 /// A duration in whole milliseconds, saturating.
 pub(crate) fn duration_millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn unix_millis_agrees_with_chrono_before_and_after_the_epoch() {
+        let times = [
+            UNIX_EPOCH,
+            UNIX_EPOCH + Duration::from_nanos(1),
+            UNIX_EPOCH + Duration::new(1_764_531_234, 999_999_999),
+            UNIX_EPOCH + Duration::new(1_764_531_234, 5_000_000),
+            UNIX_EPOCH - Duration::from_nanos(1),
+            UNIX_EPOCH - Duration::from_millis(1),
+            UNIX_EPOCH - Duration::new(86_400, 500_000),
+            UNIX_EPOCH - Duration::new(86_400, 3_000_000),
+        ];
+        for t in times {
+            let chrono = DateTime::<Utc>::from(t).timestamp_millis();
+            assert_eq!(unix_millis(t), chrono, "{t:?}");
+        }
+        let now = SystemTime::now();
+        assert_eq!(
+            unix_millis(now),
+            DateTime::<Utc>::from(now).timestamp_millis()
+        );
+    }
 }
