@@ -174,7 +174,7 @@ impl Gate {
         A: IntoIterator<Item = &'a [u8]>,
         B: IntoIterator<Item = &'a [u8]>,
     {
-        match self.start(api_keys, authorizations) {
+        match self.start_from(api_keys, authorizations, || peer) {
             GateCheck::Done(answer) => answer,
             GateCheck::Pending(pending) => pending.finish(peer).await,
         }

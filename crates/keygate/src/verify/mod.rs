@@ -172,7 +172,7 @@ impl Verifier {
         token: &str,
         peer: Option<IpAddr>,
     ) -> Result<Arc<Principal>, AuthError> {
-        match self.start(token) {
+        match self.start_from(token, || peer) {
             Started::Answered(answer) => answer,
             // Boxed: the slow path's state (store read, argon2, coalescing) would otherwise
             // make every verification's future, cached ones included, kilobytes large.
