@@ -19,24 +19,24 @@ use crate::scope::{ScopeRequirement, ScopeSet};
 #[derive(Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Principal {
-    /// The key id (public).
-    pub id: String,
-    /// The key's name.
-    pub name: String,
+    /// The key id (public): [`ID_LEN`](crate::token::ID_LEN) hex digits, held inline.
+    pub id: Text,
+    /// The key's name (inline when at most 24 bytes).
+    pub name: Text,
     /// Organization (shared by every cached key of the organization).
     pub org: Label,
-    /// Team inside the organization.
-    pub team: Option<String>,
-    /// The user the key acts for.
-    pub owner: Option<String>,
+    /// Team inside the organization (inline when at most 24 bytes).
+    pub team: Option<Text>,
+    /// The user the key acts for (inline when at most 24 bytes).
+    pub owner: Option<Text>,
     /// Effective scopes.
     pub scopes: ScopeSet,
     /// The key's prefix, naming its environment (`mk_live`, `mk_test`, …).
     pub environment: Label,
     /// When the key expires.
     pub expires_at: Option<DateTime<Utc>>,
-    /// Application metadata stored with the key.
-    pub metadata: serde_json::Value,
+    /// Application metadata stored with the key (JSON; null takes no allocation).
+    pub metadata: Metadata,
 }
 
 impl Principal {
@@ -380,6 +380,20 @@ impl PartialEq<Metadata> for serde_json::Value {
 mod tests {
     use super::*;
 
+    fn principal(metadata: serde_json::Value) -> Principal {
+        Principal {
+            id: "0123456789abcdef".into(),
+            name: "a name longer than twenty-four bytes".into(),
+            org: "acme".into(),
+            team: Some("core".into()),
+            owner: None,
+            scopes: ScopeSet::parse(["entities:read"]).unwrap(),
+            environment: "mk_live".into(),
+            expires_at: None,
+            metadata: metadata.into(),
+        }
+    }
+
     #[test]
     fn text_round_trips_inline_and_heap_lengths() {
         for len in [0, 1, 16, 23, 24, 25, 64, 300] {
@@ -446,5 +460,51 @@ mod tests {
         assert_eq!(serde_json::to_value(&m).unwrap(), gold);
         assert_eq!(m.clone().into_value(), gold);
         assert_ne!(m, empty);
+    }
+
+    #[test]
+    fn a_principal_serializes_as_before() {
+        let p = principal(serde_json::json!({"tier": "gold"}));
+        assert_eq!(
+            serde_json::to_value(&p).unwrap(),
+            serde_json::json!({
+                "id": "0123456789abcdef",
+                "name": "a name longer than twenty-four bytes",
+                "org": "acme",
+                "team": "core",
+                "owner": null,
+                "scopes": ["entities:read"],
+                "environment": "mk_live",
+                "expires_at": null,
+                "metadata": {"tier": "gold"},
+            })
+        );
+        assert_eq!(
+            serde_json::to_value(principal(serde_json::Value::Null)).unwrap()["metadata"],
+            serde_json::Value::Null
+        );
+    }
+
+    #[test]
+    fn a_principal_debugs_as_before() {
+        let p = principal(serde_json::json!({"secret": "not shown"}));
+        assert_eq!(
+            format!("{p:?}"),
+            "Principal { id: \"0123456789abcdef\", name: \"a name longer than twenty-four \
+             bytes\", org: \"acme\", team: Some(\"core\"), owner: None, scopes: \
+             {\"entities:read\"}, environment: \"mk_live\", expires_at: None, .. }"
+        );
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_principal_fits_one_192_byte_allocation() {
+        // The verifier keeps each cached key's principal in an `Arc`: with the `Arc`'s two
+        // counts (16 bytes), a principal of at most 168 bytes asks glibc's malloc for at most
+        // 184, which with its 8-byte chunk header rounds up to one 192-byte chunk. At 176 bytes
+        // the chunk would be 208, and it was 224 when `Principal` was 192 bytes.
+        let size = std::mem::size_of::<Principal>();
+        assert!(size <= 168, "Principal is {size} bytes");
+        assert!(std::mem::size_of::<Arc<Principal>>() == 8);
     }
 }
