@@ -23,7 +23,7 @@ pub struct Server {
 }
 
 async fn whoami(Extension(who): Extension<Arc<Principal>>) -> String {
-    who.id.clone()
+    who.id.to_string()
 }
 
 /// Binds an ephemeral port on 127.0.0.1 and serves until [`Server::stop`].

@@ -59,7 +59,7 @@ pub use manage::{
     CreatedKey, DailyUsage, KeyManager, KeyRequest, ManageError, ManagedKeys, Manager, NewKey,
     DEFAULT_PREFIX, MAX_LABEL_LEN, MAX_USAGE_DAYS,
 };
-pub use principal::{Label, Principal};
+pub use principal::{Label, Metadata, Principal, Text};
 pub use rate_limit::{RateLimit, RateLimitError};
 pub use record::{KeyRecord, KeyStatus};
 pub use scope::{

@@ -45,11 +45,11 @@ pub struct Me {
 impl From<&keygate::Principal> for Me {
     fn from(p: &keygate::Principal) -> Self {
         Me {
-            id: p.id.clone(),
-            name: p.name.clone(),
+            id: p.id.to_string(),
+            name: p.name.to_string(),
             org: p.org.to_string(),
-            team: p.team.clone(),
-            owner: p.owner.clone(),
+            team: p.team.as_deref().map(str::to_owned),
+            owner: p.owner.as_deref().map(str::to_owned),
             scopes: p.scopes.to_strings(),
             environment: p.environment.to_string(),
             expires_at: p.expires_at,

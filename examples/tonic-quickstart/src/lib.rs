@@ -160,11 +160,11 @@ impl pb::demo_server::Demo for DemoService {
     ) -> Result<Response<pb::WhoamiReply>, Status> {
         let who = principal(&req)?;
         Ok(Response::new(pb::WhoamiReply {
-            id: who.id.clone(),
-            name: who.name.clone(),
+            id: who.id.as_str().to_owned(),
+            name: who.name.as_str().to_owned(),
             org: who.org.as_str().to_owned(),
-            team: who.team.clone(),
-            owner: who.owner.clone(),
+            team: who.team.as_deref().map(str::to_owned),
+            owner: who.owner.as_deref().map(str::to_owned),
             scopes: who.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
             environment: who.environment.as_str().to_owned(),
             expires_at: who.expires_at.map(|t| t.to_rfc3339()),

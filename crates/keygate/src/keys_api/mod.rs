@@ -407,8 +407,8 @@ impl KeysApi {
                 verifier.require(&p, &ScopeRequirement::all_of([MANAGE_SCOPE]))?;
                 Ok(Manager {
                     org: p.org.to_string(),
-                    team: p.team.clone(),
-                    owner: p.owner.clone(),
+                    team: p.team.as_deref().map(str::to_owned),
+                    owner: p.owner.as_deref().map(str::to_owned),
                     scopes: p.scopes.clone(),
                     actor: format!("key:{}", p.id),
                 })

@@ -634,15 +634,15 @@ mod tests {
 
     fn state(id: &str, hash: &str) -> KeyState {
         let principal = Arc::new(Principal {
-            id: id.to_owned(),
-            name: String::new(),
+            id: id.into(),
+            name: "".into(),
             org: "o".into(),
             team: None,
             owner: None,
             scopes: crate::scope::ScopeSet::new(),
             environment: "mk_test".into(),
             expires_at: None,
-            metadata: serde_json::Value::Null,
+            metadata: serde_json::Value::Null.into(),
         });
         KeyState::new(
             principal,

@@ -132,15 +132,15 @@ impl VerifierCore {
         } = record;
         let limiter = rate_limit.map(|limit| self.limiters.bucket(&id, limit));
         let principal = Arc::new(Principal {
-            id,
-            name,
+            id: id.into(),
+            name: name.into(),
             org: self.interner.label(org),
-            team,
-            owner,
+            team: team.map(Into::into),
+            owner: owner.map(Into::into),
             scopes: self.interner.scopes(&scopes),
             environment: self.interner.label(prefix),
             expires_at,
-            metadata,
+            metadata: metadata.into(),
         });
         KeyState::new(
             principal,
