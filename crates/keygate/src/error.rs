@@ -265,7 +265,9 @@ where
 }
 
 /// The default renderer: JSON envelope, `WWW-Authenticate` (RFC 6750), `Retry-After`,
-/// `x-request-id`; on 429 `rate_limited` also `RateLimit-Policy` and `RateLimit`.
+/// `x-request-id`; on 429 `rate_limited` also `RateLimit-Policy` and `RateLimit`. The body's
+/// object keys are in sorted order, as serde_json prints a `Value` by default, whatever
+/// serde_json features the application enables.
 #[derive(Debug, Clone)]
 pub struct JsonRenderer {
     realm: Arc<str>,
@@ -503,7 +505,7 @@ fn write_envelope(
     ctx: &RenderContext<'_>,
     details: impl FnOnce(&mut JsonWriter),
 ) -> Bytes {
-    // Every rejection keygate writes fits: no reallocation.
+    // Nearly every rejection fits (a long scope list may not): no reallocation.
     let mut out = JsonWriter(Vec::with_capacity(384));
     out.raw("{\"error\":{\"code\":");
     out.text(code);

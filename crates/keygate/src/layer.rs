@@ -24,15 +24,15 @@ use crate::principal::Principal;
 use crate::scope::{ScopeName, ScopeRequirement};
 use crate::verify::Verifier;
 
-/// Marks the credential headers sensitive before the request reaches the application: their
-/// `Debug` output becomes `Sensitive`, so a handler that logs or panics with the request (or its
-/// headers) does not print the key, and HTTP/2 encoders never index them.
 /// `X-Api-Key` and `X-Request-Id` as header names: a lookup by a `&str` parses the name on every
 /// request, a `HeaderName` does not.
 const X_API_KEY: http::header::HeaderName = http::header::HeaderName::from_static(API_KEY_HEADER);
 const X_REQUEST_ID: http::header::HeaderName =
     http::header::HeaderName::from_static(REQUEST_ID_HEADER);
 
+/// Marks the credential headers sensitive before the request reaches the application: their
+/// `Debug` output becomes `Sensitive`, so a handler that logs or panics with the request (or its
+/// headers) does not print the key, and HTTP/2 encoders never index them.
 fn hide_credentials(headers: &mut http::HeaderMap) {
     for (name, value) in headers.iter_mut() {
         if name == http::header::AUTHORIZATION || name == X_API_KEY {

@@ -33,7 +33,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use tracing::Instrument;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 pub use builder::VerifierBuilder;
 #[cfg(feature = "config")]
@@ -182,7 +182,8 @@ impl Verifier {
 
     /// The synchronous part of a verification: the answer when the key's entry is fresh and
     /// holds this token's verdict (or the token is malformed), else what was found, for
-    /// [`Verifier::resume`]. Middleware uses this to answer the hot path without a future.
+    /// [`Verifier::resume`]. [`Verifier::start_from`] is the same for callers that know the
+    /// client's address (keygate's middleware use it).
     pub fn start(&self, token: &str) -> Started {
         self.started(token, None::<fn() -> Option<IpAddr>>)
     }
@@ -385,15 +386,18 @@ impl VerifierCore {
         const PREFIX_END: usize = ID_START + 1;
         let b = token.as_bytes();
         let n = b.len();
-        let parts = n.checked_sub(PREFIX_END).and_then(|prefix_end| {
-            Some((
-                b.get(..prefix_end)?,
-                b.get(n - ID_START..n - SECRET_START - 1)?,
-                b.get(n - SECRET_START..n - SECRET_END)?,
-            ))
-        });
+        let parts = n
+            .checked_sub(PREFIX_END)
+            .filter(|_| n <= token::MAX_TOKEN_LEN)
+            .and_then(|prefix_end| {
+                Some((
+                    b.get(..prefix_end)?,
+                    b.get(n - ID_START..n - SECRET_START - 1)?,
+                    b.get(n - SECRET_START..n - SECRET_END)?,
+                ))
+            });
         let Some((prefix, id, secret)) = parts else {
-            // Not a parsed token (never the case here): the whole of it.
+            // Not a parsed token (never the case here; no panic either way): the whole of it.
             return *blake3::keyed_hash(&self.digest_key, b).as_bytes();
         };
         let mut input = [0u8; token::MAX_TOKEN_LEN];
@@ -401,7 +405,10 @@ impl VerifierCore {
         input[..prefix.len()].copy_from_slice(prefix);
         input[prefix.len()..prefix.len() + id.len()].copy_from_slice(id);
         input[prefix.len() + id.len()..len].copy_from_slice(secret);
-        *blake3::keyed_hash(&self.digest_key, &input[..len]).as_bytes()
+        let digest = *blake3::keyed_hash(&self.digest_key, &input[..len]).as_bytes();
+        // The copy holds the secret: wiped, like every other copy keygate makes of it.
+        input[..len].zeroize();
+        digest
     }
 
     /// The hot path: one parse, one keyed hash, one cache read. Answers when the entry is
@@ -431,7 +438,11 @@ impl VerifierCore {
             }
             // Not verified (nor refused) yet: a throttled client is answered now, as resuming
             // would, before any store read or hashing.
-            if let Some(secs) = peer.and_then(|peer| self.throttle.blocked(id, peer(), now)) {
+            let kind = match e.key {
+                Some(_) => throttle::IdKind::Known,
+                None => throttle::IdKind::Unknown,
+            };
+            if let Some(secs) = peer.and_then(|peer| self.throttle.blocked(kind, id, peer(), now)) {
                 telemetry::record(span, "key_id", id);
                 telemetry::cache_lookup(span, CacheKind::Record, true);
                 return Started::Answered(Err(telemetry::throttled(id, secs)));

@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 use super::cache::{fingerprint, CachedKey, Digest, KeyState};
 use super::hashing::TaskFailed;
 use super::telemetry;
+use super::throttle::IdKind;
 use super::VerifierCore;
 use crate::audit::{AuditAction, AuditEvent};
 use crate::clock::{duration_millis, millis_to_datetime};
@@ -60,7 +61,7 @@ impl VerifierCore {
             digest,
             peer,
         } = presented;
-        if let Some(secs) = self.throttle.blocked(id, peer, now) {
+        if let Some(secs) = self.throttle.blocked(IdKind::Known, id, peer, now) {
             return Err(telemetry::throttled(id, secs));
         }
         let checked = self
@@ -134,10 +135,13 @@ impl VerifierCore {
         let slot = self.slots.acquire().await.map_err(|_| CheckFailure::Busy)?;
         // Checked again with the slot held: many wrong secrets for one id that arrive
         // together all pass the first check, and would otherwise each run argon2 in turn.
-        if let Some(secs) = self.throttle.blocked(id, peer, self.clock.now_millis()) {
+        if let Some(secs) = self
+            .throttle
+            .blocked(IdKind::Known, id, peer, self.clock.now_millis())
+        {
             return Err(CheckFailure::Throttled(secs));
         }
-        self.throttle.count_failure(id, peer, now);
+        self.throttle.count_failure(IdKind::Known, id, peer, now);
         let hasher = Arc::clone(&self.hasher);
         let stored = key.hash.to_phc().into_owned();
         let secret = Zeroizing::new(token.as_bytes().to_vec());
@@ -169,10 +173,10 @@ impl VerifierCore {
     ) -> AuthError {
         let until = now.saturating_add(duration_millis(self.settings.rejected_ttl));
         let refused = self.keys.refuse_absent_once(digest, now, until, || {
-            if let Some(secs) = self.throttle.blocked(id, peer, now) {
+            if let Some(secs) = self.throttle.blocked(IdKind::Unknown, id, peer, now) {
                 return Err(telemetry::throttled(id, secs));
             }
-            self.throttle.count_failure(id, peer, now);
+            self.throttle.count_failure(IdKind::Unknown, id, peer, now);
             Ok(())
         });
         refused.err().unwrap_or(AuthError::InvalidKey)
