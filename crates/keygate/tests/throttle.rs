@@ -216,13 +216,19 @@ async fn answers(
     out
 }
 
-#[tokio::test]
-async fn an_unknown_id_and_a_known_id_get_the_same_answers_under_forging() {
-    let rig = Rig::with(|b| b.failure_throttle(3, MINUTE));
+/// A key of the rig's store, and a well-formed key of the same prefix whose id it does not know.
+async fn known_and_unknown(rig: &Rig) -> (String, String) {
     let (known, _) = rig.key().await;
     let prefix = keygate::token::parse(&known).unwrap().prefix().to_owned();
     let unknown = keygate::token::generate(&prefix).unwrap();
-    let unknown = unknown.expose_secret();
+    (known, unknown.expose_secret().to_owned())
+}
+
+#[tokio::test]
+async fn an_unknown_id_and_a_known_id_get_the_same_answers_under_forging() {
+    let rig = Rig::with(|b| b.failure_throttle(3, MINUTE));
+    let (known, unknown) = known_and_unknown(&rig).await;
+    let unknown = unknown.as_str();
 
     // Twelve forged secrets, one of them sent again, then the same after the window.
     let seeds = || (0..12).chain([0]);
@@ -258,10 +264,7 @@ fn pending(rig: &Rig, token: &str) -> keygate::PendingVerification {
 #[tokio::test]
 async fn a_throttled_client_is_answered_by_start_with_the_answer_resume_gives() {
     let rig = Rig::with(|b| b.failure_throttle(3, MINUTE));
-    let (known, _) = rig.key().await;
-    let prefix = keygate::token::parse(&known).unwrap().prefix().to_owned();
-    let unknown = keygate::token::generate(&prefix).unwrap();
-    let unknown = unknown.expose_secret().to_owned();
+    let (known, unknown) = known_and_unknown(&rig).await;
     for token in [&known, &unknown] {
         answers(&rig, token, 0..3).await;
     }
