@@ -16,7 +16,9 @@ pub use extract::{AuthRejection, Principal, Scoped};
 #[cfg(feature = "keys-api")]
 #[cfg_attr(docsrs, doc(cfg(feature = "keys-api")))]
 pub use keys::keys_config;
-pub use middleware::{ApiKeyAuth, ApiKeyMiddleware, RequireScopes, RequireScopesMiddleware};
+pub use middleware::{
+    ApiKeyAuth, ApiKeyMiddleware, MiddlewareFuture, RequireScopes, RequireScopesMiddleware,
+};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;

@@ -4,6 +4,7 @@ use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
@@ -14,6 +15,7 @@ use keygate::extract::{API_KEY_HEADER, REQUEST_ID_HEADER};
 use keygate::{
     AuthContext, AuthError, ErrorRenderer, Gate, GateCheck, ScopeName, ScopeRequirement, Verifier,
 };
+use pin_project_lite::pin_project;
 
 use crate::{into_actix_response, MISSING_ACTIX_MIDDLEWARE};
 
@@ -121,35 +123,40 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Future = LocalBoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = MiddlewareFuture<S::Future, B>;
 
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        hide_credentials(&mut req);
-        let started = {
+        let (credentials, started) = {
             let headers = req.headers();
-            self.gate.start_from(
-                headers.get_all(API_KEY).map(HeaderValue::as_bytes),
-                headers.get_all(AUTHORIZATION).map(HeaderValue::as_bytes),
+            let (api_keys, authorizations) =
+                (headers.get_all(API_KEY), headers.get_all(AUTHORIZATION));
+            let credentials = CredentialHeaders {
+                api_keys: api_keys.len(),
+                authorizations: authorizations.len(),
+            };
+            let started = self.gate.start_from(
+                api_keys.map(HeaderValue::as_bytes),
+                authorizations.map(HeaderValue::as_bytes),
                 || req.peer_addr().map(|a| a.ip()),
-            )
+            );
+            (credentials, started)
         };
+        hide_credentials(&mut req, credentials);
         match started {
             GateCheck::Done(Ok(principal)) => {
                 admit(&req, principal, &self.gate);
-                let fut = self.service.call(req);
-                Box::pin(async move { fut.await.map(ServiceResponse::map_into_left_body) })
+                MiddlewareFuture::calling(self.service.call(req))
             }
             GateCheck::Done(Err(e)) => {
-                let res = reject(req, self.gate.context().renderer().as_ref(), &e);
-                Box::pin(async move { Ok(res) })
+                MiddlewareFuture::rejected(reject(req, self.gate.context().renderer().as_ref(), &e))
             }
             GateCheck::Pending(check) => {
                 let service = Rc::clone(&self.service);
                 // Wrong secrets are throttled per (key id, client address).
                 let peer = req.peer_addr().map(|a| a.ip());
-                Box::pin(async move {
+                MiddlewareFuture::checking(Box::pin(async move {
                     let gate = check.gate().clone();
                     match check.finish(peer).await {
                         Ok(principal) => {
@@ -161,14 +168,90 @@ where
                         }
                         Err(e) => Ok(reject(req, gate.context().renderer().as_ref(), &e)),
                     }
-                })
+                }))
             }
         }
     }
 }
 
-/// Marks the credential headers sensitive, in place on the request, before anything else
-/// sees it: `HeaderValue`'s `Debug` then prints `Sensitive`, so neither `ServiceRequest`'s nor
+pin_project! {
+    /// Response future of keygate's actix middleware ([`ApiKeyMiddleware`] and
+    /// [`RequireScopesMiddleware`]): the wrapped service's response, a refusal, or (for a key
+    /// not cached yet) the rest of the check and then the service. A request admitted or
+    /// refused at once costs no allocation.
+    pub struct MiddlewareFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+type Answer<B> = Result<ServiceResponse<EitherBody<B>>, Error>;
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        // Admitted at once: the wrapped service's response.
+        Calling { #[pin] future: F },
+        // Refused at once (`None` once answered).
+        Rejected { response: Option<ServiceResponse<EitherBody<B>>> },
+        // The check resumes (store read, argon2), then calls the wrapped service.
+        Checking { future: LocalBoxFuture<Answer<B>> },
+    }
+}
+
+impl<F, B> MiddlewareFuture<F, B> {
+    fn calling(future: F) -> Self {
+        MiddlewareFuture {
+            state: State::Calling { future },
+        }
+    }
+
+    fn rejected(response: ServiceResponse<EitherBody<B>>) -> Self {
+        MiddlewareFuture {
+            state: State::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+
+    fn checking(future: LocalBoxFuture<Answer<B>>) -> Self {
+        MiddlewareFuture {
+            state: State::Checking { future },
+        }
+    }
+}
+
+impl<F, B> Future for MiddlewareFuture<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+{
+    type Output = Answer<B>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Calling { future } => {
+                future.poll(cx).map_ok(ServiceResponse::map_into_left_body)
+            }
+            StateProj::Rejected { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                // Polled again after completion, a bug of the caller: pending, not a panic.
+                None => Poll::Pending,
+            },
+            StateProj::Checking { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+/// How many values each credential header has, counted while the gate reads them: all that
+/// [`hide_credentials`] needs to know to mark them.
+#[derive(Clone, Copy)]
+struct CredentialHeaders {
+    api_keys: usize,
+    authorizations: usize,
+}
+
+/// Marks the credential headers sensitive, in place on the request, once the gate has read
+/// them and before the request goes anywhere else: `HeaderValue`'s `Debug` then prints `Sensitive`, so neither `ServiceRequest`'s nor
 /// `HttpRequest`'s `Debug` (which print header values; the latter redacts `Authorization`
 /// but not `X-Api-Key`) shows the key when a handler or a middleware logs, formats or panics
 /// with the request — admitted or refused (the refusal's `ServiceResponse` carries the
@@ -179,14 +262,16 @@ where
 ///
 /// `ServiceRequest::headers_mut` needs the request to be the only handle on its head; in
 /// actix-web's service chain it is (actix's own routing takes the same mutable access).
-fn hide_credentials(req: &mut ServiceRequest) {
-    let headers = req.headers();
-    if !headers.contains_key(API_KEY) && !headers.contains_key(AUTHORIZATION) {
+fn hide_credentials(req: &mut ServiceRequest, present: CredentialHeaders) {
+    if present.api_keys == 0 && present.authorizations == 0 {
         return;
     }
     let headers = req.headers_mut();
-    for name in [API_KEY, AUTHORIZATION] {
-        match headers.get_all(&name).len() {
+    for (name, count) in [
+        (API_KEY, present.api_keys),
+        (AUTHORIZATION, present.authorizations),
+    ] {
+        match count {
             0 => {}
             1 => {
                 if let Some(value) = headers.get_mut(&name) {
@@ -279,7 +364,7 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Future = LocalBoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = MiddlewareFuture<S::Future, B>;
 
     forward_ready!(service);
 
@@ -297,14 +382,8 @@ where
             .map_err(|e| (e, renderer_of(context)))
         };
         match verdict {
-            Ok(()) => {
-                let fut = self.service.call(req);
-                Box::pin(async move { fut.await.map(ServiceResponse::map_into_left_body) })
-            }
-            Err((e, renderer)) => {
-                let res = reject(req, renderer.as_ref(), &e);
-                Box::pin(async move { Ok(res) })
-            }
+            Ok(()) => MiddlewareFuture::calling(self.service.call(req)),
+            Err((e, renderer)) => MiddlewareFuture::rejected(reject(req, renderer.as_ref(), &e)),
         }
     }
 }
