@@ -27,8 +27,11 @@ pub const USAGE_RETENTION: Duration = Duration::from_secs(90 * 86_400);
 const HOUR_MS: i64 = 3_600_000;
 
 /// The last-use time and request counts of one cached key since the last flush, held inline
-/// in the key's cache entry (no allocation of their own). An entry replaced by a fresher read
-/// of its key keeps its counts: the recorder holds the entry until they are flushed.
+/// in the key's cache entry (no allocation of their own). An entry replaced in the cache by a
+/// fresher one of its key hands its counts over to it ([`UsageRecorder::carry_over`]), so that
+/// the key's current entry holds the acceptances a route's refusal may reclassify; the
+/// recorder holds the replaced entry until the next flush (its last-use time, and any count
+/// that lands on it after the hand-over).
 pub(crate) struct UsageCounters {
     last_used_ms: AtomicI64,
     accepted: AtomicU64,
@@ -167,15 +170,47 @@ impl<K: CountedKey> UsageRecorder<K> {
 
     /// Turns the accepted request just counted for `owner`'s key into a refused one: the
     /// key verified, then the route refused it (a missing scope, a spent rate limit).
+    ///
+    /// `owner` is the key's entry that holds the acceptance: the one that counted it, or the
+    /// one it was carried over to ([`UsageRecorder::carry_over`]). When `owner` holds no
+    /// accepted request (a flush wrote it in between), the request stays counted once, as
+    /// accepted: it is never counted as both.
     pub(crate) fn reclassify_as_refused(&self, owner: &Arc<K>) {
         let Some((_, c)) = owner.counted() else {
             return;
         };
-        // Already flushed as accepted (a flush ran in between): it stays counted there.
-        let _ = c
+        let taken = c
             .accepted
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-        self.refuse(owner);
+        if taken.is_ok() {
+            self.refuse(owner);
+        }
+    }
+
+    /// Moves the counts of `from` not flushed yet to `to`, the entry of the same key that
+    /// replaces it in the cache (a fresher read of the key, or its upgraded hash): a request
+    /// admitted through `from` and refused by its route after the replacement is then
+    /// reclassified where its acceptance is ([`UsageRecorder::reclassify_as_refused`] is
+    /// given the key's current entry). `from` stays queued if it was: its last-use time, and
+    /// any count that still lands on it, are written by the next flush. Each count is taken by
+    /// one atomic swap, so a flush running meanwhile writes it either from `from` or from `to`,
+    /// never from both.
+    pub(crate) fn carry_over(&self, from: &Arc<K>, to: &Arc<K>) {
+        let (Some((from_id, old)), Some((to_id, new))) = (from.counted(), to.counted()) else {
+            return;
+        };
+        if from_id != to_id || std::ptr::eq(old, new) {
+            return;
+        }
+        let accepted = old.accepted.swap(0, Ordering::SeqCst);
+        // The count only: the flag stays, as `from` stays in the queue.
+        let refused = old.refused.fetch_and(QUEUED, Ordering::SeqCst) & !QUEUED;
+        if accepted == 0 && refused == 0 {
+            return;
+        }
+        new.accepted.fetch_add(accepted, Ordering::SeqCst);
+        new.refused.fetch_add(refused, Ordering::SeqCst);
+        self.enqueue(to, new);
     }
 
     /// Number of keys waiting to be written.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keygate::{
-    Argon2Hasher, Argon2Params, AuditAction, KeyManager, KeyStore, ManualClock, MemoryStore,
-    NewKey, Verifier,
+    Argon2Hasher, Argon2Params, AuditAction, Clock, KeyManager, KeyStore, ManualClock, MemoryStore,
+    NewKey, ScopeRequirement, Verifier,
 };
 use support::CountingHasher;
 
@@ -212,4 +212,34 @@ async fn a_stored_hash_edited_to_other_parameters_is_checked_again_not_carried_o
         matches!(answer, Err(keygate::AuthError::InvalidKey)),
         "{answer:?}"
     );
+}
+
+/// The upgrade replaces the key's cache entry; a request admitted before it and refused by its
+/// route after it (a missing scope) is counted once, as refused.
+#[tokio::test]
+async fn a_refusal_after_the_upgrade_replaced_the_entry_counts_the_request_once() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = ManualClock::starting_now();
+    let strong = CountingHasher::new(argon2(128, 2));
+    let v = verifier(&store, &clock, &strong);
+    let created = KeyManager::new(store.clone())
+        .with_hasher(argon2(64, 1))
+        .create(NewKey::new("old", "acme"))
+        .await
+        .unwrap();
+    let id = &created.record.id;
+    let admitted = v.verify(created.key.expose_secret()).await.unwrap();
+    settle().await;
+    assert_eq!(rehash_events(&store, id).await, 1);
+    let denied = v.require(&admitted, &ScopeRequirement::all_of(["boards:write"]));
+    assert!(denied.is_err());
+    v.flush_last_used().await.unwrap();
+    let rows = store
+        .usage(id, clock.now() - chrono::Duration::days(1))
+        .await
+        .unwrap();
+    let counts = rows
+        .iter()
+        .fold((0, 0), |(a, r), c| (a + c.requests, r + c.refused));
+    assert_eq!(counts, (0, 1), "one request, refused");
 }

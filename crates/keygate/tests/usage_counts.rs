@@ -238,3 +238,87 @@ async fn many_concurrent_uses_are_all_counted() {
     rig.verifier.flush_last_used().await.unwrap();
     assert_eq!(counts(&rig, &id).await, (2001, 0));
 }
+
+/// A request the key's entry admitted and the route then refused (a missing scope) is counted
+/// once, as refused, even when the entry was replaced in between by a fresher read of the key
+/// (its revocation window passed, or it was invalidated) that has no accepted request yet.
+#[tokio::test]
+async fn a_refusal_after_the_entry_was_replaced_counts_the_request_once() {
+    for invalidated in [false, true] {
+        let rig = Rig::new();
+        let (token, id) = rig.key().await;
+        let admitted = rig.verifier.verify(&token).await.unwrap();
+        let reads = rig.store.get_count();
+        if invalidated {
+            rig.verifier.invalidator().invalidate(&id);
+        } else {
+            rig.clock.advance(Duration::from_secs(31));
+        }
+        // Another request reads the key again (a new entry) and is refused: a wrong secret.
+        assert!(rig.verifier.verify(&forge_secret(&token, 1)).await.is_err());
+        assert_eq!(rig.store.get_count(), reads + 1, "the entry was read again");
+        // The route refuses the first request.
+        let denied = rig
+            .verifier
+            .require(&admitted, &ScopeRequirement::all_of(["boards:write"]));
+        assert!(denied.is_err());
+        rig.verifier.flush_last_used().await.unwrap();
+        assert_eq!(
+            counts(&rig, &id).await,
+            (0, 2),
+            "two requests, both refused (invalidated: {invalidated})"
+        );
+    }
+}
+
+/// A request whose acceptance was already written when its route refused it stays counted
+/// once, as accepted.
+#[tokio::test]
+async fn a_refusal_after_the_acceptance_was_flushed_counts_the_request_once() {
+    let rig = Rig::new();
+    let (token, id) = rig.key().await;
+    let admitted = rig.verifier.verify(&token).await.unwrap();
+    rig.verifier.flush_last_used().await.unwrap();
+    let denied = rig
+        .verifier
+        .require(&admitted, &ScopeRequirement::all_of(["boards:write"]));
+    assert!(denied.is_err());
+    rig.verifier.flush_last_used().await.unwrap();
+    assert_eq!(counts(&rig, &id).await, (1, 0), "one request, counted once");
+}
+
+/// With a zero revocation window every request reads the key again and its entry replaces the
+/// last one, taking over its counts: with flushes and route refusals racing the reads, every
+/// request is still counted exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_handed_over_by_racing_rereads_are_neither_lost_nor_doubled() {
+    let rig = Arc::new(Rig::with(|b| b.revocation_window(Duration::ZERO)));
+    let (token, id) = rig.key().await;
+    rig.verifier.verify(&token).await.unwrap();
+    let lacking = ScopeRequirement::all_of(["boards:write"]);
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let rig = Arc::clone(&rig);
+        let token = token.clone();
+        let lacking = lacking.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..100 {
+                let p = rig.verifier.verify(&token).await.unwrap();
+                if i % 2 == 0 {
+                    assert!(rig.verifier.require(&p, &lacking).is_err());
+                }
+            }
+        }));
+    }
+    for _ in 0..20 {
+        rig.verifier.flush_last_used().await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    rig.verifier.flush_last_used().await.unwrap();
+    let (accepted, refused) = counts(&rig, &id).await;
+    assert_eq!(accepted + refused, 401, "({accepted}, {refused})");
+    assert!(refused <= 200, "({accepted}, {refused})");
+}

@@ -53,6 +53,12 @@ impl VerifierCore {
                         }
                     }
                     let entry = Arc::new(self.read(id, cached.as_deref()).await.map_err(Arc::new)?);
+                    // The counts of the entry it replaces come along (looked up again: the
+                    // entry may have changed during the read), so that a request that entry
+                    // admitted is reclassified here if its route refuses it.
+                    if let Some(replaced) = self.keys.get(id) {
+                        self.usage.recorder.carry_over(&replaced, &entry);
+                    }
                     self.keys.insert(id, Arc::clone(&entry));
                     Ok(entry)
                 })

@@ -275,8 +275,14 @@ impl Verifier {
     }
 
     /// Counts a request of key `id` that verified (and was counted as accepted) but was then
-    /// refused by the route (a missing scope, a spent rate limit) as refused instead. A no-op
-    /// when the key is not cached here (it is, for any key that was just verified).
+    /// refused by the route (a missing scope, a spent rate limit) as refused instead.
+    ///
+    /// The request is counted once either way. Its acceptance is taken back from the key's
+    /// cache entry, which holds it even when the entry was replaced since the verification (the
+    /// entry replacing it, a fresher read of the key or its upgraded hash, takes over the
+    /// counts not yet written). When there is none to take back (a usage flush wrote the
+    /// acceptance already, or the entry holding it was evicted from the cache), the request
+    /// stays counted as accepted.
     pub fn record_refusal(&self, id: &str) {
         if let Some(entry) = self.core.keys.get(id) {
             self.core.usage.recorder.reclassify_as_refused(&entry);

@@ -207,6 +207,7 @@ impl VerifierCore {
         let store = Arc::clone(&self.store);
         let clock = Arc::clone(&self.clock);
         let keys = Arc::clone(&self.keys);
+        let usage = Arc::clone(&self.usage);
         let id = id.to_owned();
         let org = key.principal.org.to_string();
         let old_hash = key.hash.to_phc().into_owned();
@@ -240,7 +241,9 @@ impl VerifierCore {
                                 if let Some(upgraded) =
                                     current.with_upgraded_hash(&new_hash, digest, valid_until)
                                 {
-                                    keys.insert(&id, Arc::new(upgraded));
+                                    let upgraded = Arc::new(upgraded);
+                                    usage.recorder.carry_over(&current, &upgraded);
+                                    keys.insert(&id, upgraded);
                                 }
                             }
                             _ => {}
