@@ -115,6 +115,24 @@ impl Proc {
         }
     }
 
+    /// Closes the child's stdin (our servers then stop) and waits, bounded, for it to exit.
+    pub(crate) fn close_stdin_and_wait(mut self, limit: Duration) -> Result<()> {
+        drop(self.child.stdin.take());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                if !status.success() {
+                    bail!("{} exited with {status}", self.name);
+                }
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                bail!("{} did not stop within {limit:?}", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Reads stdout lines until one starts with `marker`; returns the rest of that line.
     pub(crate) fn wait_for_line(&mut self, marker: &str, limit: Duration) -> Result<String> {
         let Some(stdout) = self.take_stdout() else {

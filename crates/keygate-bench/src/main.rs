@@ -12,11 +12,15 @@
 //! cargo run --release -p keygate-bench -- --quick # about 2.5 minutes
 //! ```
 //!
+//! `keygate-bench instructions` counts, with callgrind, the instructions one request costs
+//! each server: a figure that does not move between runs (`callgrind.rs`).
+//!
 //! Servers run as child processes of this binary (`keygate-bench serve KIND`), one worker
 //! thread each, pinned to CPU 0; `wrk` (one thread) is pinned to CPU 1. Every child is killed
 //! at the end, on error and on Ctrl-C. Servers that are compared are measured in interleaved
 //! rounds and compared pair by pair (`run.rs`, `report.rs`).
 
+mod callgrind;
 mod children;
 mod cold;
 mod drf;
@@ -64,9 +68,22 @@ struct Cli {
     command: Option<Internal>,
 }
 
-/// Modes the harness starts itself in (child processes).
+/// Other measurements, and the modes the harness starts itself in (child processes).
 #[derive(Debug, Subcommand)]
 enum Internal {
+    /// Count, under valgrind's callgrind, the instructions one request costs each server
+    /// (bare axum and actix-web, their peers, keygate) and what authentication adds.
+    Instructions {
+        /// Requests of the shorter run.
+        #[arg(long, default_value_t = 100)]
+        few: u32,
+        /// Requests of the longer run.
+        #[arg(long, default_value_t = 2_100)]
+        many: u32,
+        /// Also write the markdown table to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run one server until stdin closes.
     #[command(hide = true)]
     Serve {
@@ -87,6 +104,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Internal::Serve { kind, dir }) => servers::serve(kind, &dir),
         Some(Internal::Memory { keys }) => memory::measure(keys),
+        Some(Internal::Instructions { few, many, out }) => {
+            callgrind::measure(few, many, out.as_deref())
+        }
         None => run::all(run::Settings {
             quick: cli.quick,
             duration: std::time::Duration::from_secs(

@@ -106,7 +106,7 @@ struct Server {
 fn start_server(ctx: &Ctx, kind: ServerKind) -> Result<Server> {
     let mut cmd = children::command(&ctx.exe, ctx.server_cpus.as_deref());
     cmd.arg("serve")
-        .arg(format!("{kind:?}").to_kebab())
+        .arg(kind.cli_name())
         .arg("--dir")
         .arg(&ctx.dir)
         .stdin(Stdio::piped())
@@ -125,26 +125,6 @@ fn start_server(ctx: &Ctx, kind: ServerKind) -> Result<Server> {
         store: text("store"),
         rate_limit: text("rate_limit"),
     })
-}
-
-trait Kebab {
-    fn to_kebab(&self) -> String;
-}
-impl Kebab for String {
-    fn to_kebab(&self) -> String {
-        let mut out = String::new();
-        for (i, c) in self.chars().enumerate() {
-            if c.is_ascii_uppercase() {
-                if i > 0 {
-                    out.push('-');
-                }
-                out.push(c.to_ascii_lowercase());
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    }
 }
 
 /// A measurement: wrk's report and the server's CPU use during it.

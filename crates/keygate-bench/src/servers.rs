@@ -47,6 +47,15 @@ pub(crate) enum ServerKind {
     NaiveArgon2,
 }
 
+impl ServerKind {
+    /// The kind as `keygate-bench serve` takes it (`axum-tower-http`).
+    pub(crate) fn cli_name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_else(|| format!("{self:?}"))
+    }
+}
+
 /// A [`KeyHasher`] that counts `verify` calls (the expensive argon2 checks).
 #[derive(Debug, Clone)]
 pub(crate) struct CountingHasher {
