@@ -251,11 +251,12 @@ struct CredentialHeaders {
 }
 
 /// Marks the credential headers sensitive, in place on the request, once the gate has read
-/// them and before the request goes anywhere else: `HeaderValue`'s `Debug` then prints `Sensitive`, so neither `ServiceRequest`'s nor
-/// `HttpRequest`'s `Debug` (which print header values; the latter redacts `Authorization`
-/// but not `X-Api-Key`) shows the key when a handler or a middleware logs, formats or panics
-/// with the request — admitted or refused (the refusal's `ServiceResponse` carries the
-/// request too). The tower layer does the same (`keygate::ApiKeyLayer`).
+/// them and before the request goes anywhere else: `HeaderValue`'s `Debug` then prints
+/// `Sensitive`, so neither `ServiceRequest`'s nor `HttpRequest`'s `Debug` (which print header
+/// values; the latter redacts `Authorization` but not `X-Api-Key`) shows the key when a
+/// handler or a middleware logs, formats or panics with the request — admitted or refused
+/// (the refusal's `ServiceResponse` carries the request too). The tower layer does the same
+/// (`keygate::ApiKeyLayer`).
 ///
 /// Only middleware registered inside this one, and handlers, benefit: a middleware that wraps
 /// `ApiKeyAuth` sees the request before it is marked.

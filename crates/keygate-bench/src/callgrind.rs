@@ -237,8 +237,9 @@ mod tests {
 
     #[test]
     fn a_response_is_read_to_the_end_of_its_body_leaving_the_next_one() {
-        let raw = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhelloHTTP/1.1 401 X\r\nContent-Length: 0\r\n\r\n";
-        let mut reader = BufReader::new(&raw[..]);
+        let raw: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello\
+                            HTTP/1.1 401 X\r\nContent-Length: 0\r\n\r\n";
+        let mut reader = BufReader::new(raw);
         assert_eq!(read_response(&mut reader).unwrap(), 200);
         assert_eq!(read_response(&mut reader).unwrap(), 401);
         assert!(read_response(&mut reader).is_err());

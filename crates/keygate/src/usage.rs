@@ -158,6 +158,18 @@ impl<K: CountedKey> UsageRecorder<K> {
         self.enqueue(owner, c);
     }
 
+    /// Records a use of `owner`'s key that its own rate limit refused: `last_used_at` moves,
+    /// and the request is counted as refused, never as accepted (no acceptance is counted and
+    /// taken back, so no flush or hand-over in between can leave it counted as accepted).
+    pub(crate) fn touch_refused(&self, owner: &Arc<K>, now_ms: i64) {
+        let Some((_, c)) = owner.counted() else {
+            return;
+        };
+        c.last_used_ms.fetch_max(now_ms, Ordering::Release);
+        c.refused.fetch_add(1, Ordering::SeqCst);
+        self.enqueue(owner, c);
+    }
+
     /// Records a refused request of `owner`'s key (wrong secret, expired, revoked, missing
     /// scope, rate limited). It is not a use: `last_used_at` does not move.
     pub(crate) fn refuse(&self, owner: &Arc<K>) {
@@ -169,7 +181,7 @@ impl<K: CountedKey> UsageRecorder<K> {
     }
 
     /// Turns the accepted request just counted for `owner`'s key into a refused one: the
-    /// key verified, then the route refused it (a missing scope, a spent rate limit).
+    /// key verified, then the route refused it (a missing scope).
     ///
     /// `owner` is the key's entry that holds the acceptance: the one that counted it, or the
     /// one it was carried over to ([`UsageRecorder::carry_over`]). When `owner` holds no

@@ -322,3 +322,34 @@ async fn counts_handed_over_by_racing_rereads_are_neither_lost_nor_doubled() {
     assert_eq!(accepted + refused, 401, "({accepted}, {refused})");
     assert!(refused <= 200, "({accepted}, {refused})");
 }
+
+/// A request the key's own rate limit refuses is a use of the key (`last_used_at` moves) and
+/// is counted once, as refused: never as accepted, not even for a moment a flush could write.
+#[tokio::test]
+async fn requests_over_the_keys_rate_limit_are_counted_as_refused_uses() {
+    let rig = Rig::new();
+    let new = NewKey::new("limited", "acme")
+        .scopes(["entities:read"])
+        .unwrap()
+        .rate_limit("2/1h".parse().unwrap());
+    let (token, id) = rig.key_with(new).await;
+    for _ in 0..2 {
+        rig.verifier.verify(&token).await.unwrap();
+    }
+    rig.verifier.flush_last_used().await.unwrap();
+    assert_eq!(counts(&rig, &id).await, (2, 0));
+    let before = rig.store.get(&id).await.unwrap().unwrap().last_used_at;
+    rig.clock.advance(Duration::from_secs(5));
+    for _ in 0..3 {
+        assert!(matches!(
+            rig.verifier.verify(&token).await,
+            Err(keygate::AuthError::RateLimited { .. })
+        ));
+        // A flush between refusals writes nothing as accepted.
+        rig.verifier.flush_last_used().await.unwrap();
+        assert_eq!(counts(&rig, &id).await.0, 2);
+    }
+    assert_eq!(counts(&rig, &id).await, (2, 3));
+    let after = rig.store.get(&id).await.unwrap().unwrap().last_used_at;
+    assert!(after > before, "{before:?} -> {after:?}");
+}

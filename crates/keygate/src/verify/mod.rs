@@ -604,11 +604,10 @@ impl VerifierCore {
         } else if key.is_expired(now) {
             AuthError::ExpiredKey
         } else {
-            self.usage.recorder.touch(entry, now);
             if let Some(limiter) = &key.limiter {
                 if let Err(retry_after_secs) = limiter.check() {
                     // A use of the key (last_used_at), counted as refused.
-                    self.usage.recorder.reclassify_as_refused(entry);
+                    self.usage.recorder.touch_refused(entry, now);
                     return Err(telemetry::rate_limited(
                         &key.principal.id,
                         limiter.limit(),
@@ -616,6 +615,7 @@ impl VerifierCore {
                     ));
                 }
             }
+            self.usage.recorder.touch(entry, now);
             return Ok(Arc::clone(&key.principal));
         };
         self.usage.recorder.refuse(entry);

@@ -12,10 +12,16 @@ use crate::principal::Principal;
 ///
 /// When no subscriber listens at `DEBUG`, no span at all: a disabled span still costs about 150
 /// instructions on the cached path (more with `tracing`'s `log` feature, which some dependency
-/// trees turn on), a tenth of what keygate adds to a request.
+/// trees turn on). Then, with that feature, a `log` logger no longer sees the span's (fieldless)
+/// enter and exit lines; keygate's events still reach it.
 #[inline]
 pub(crate) fn verify_span() -> tracing::Span {
-    if !tracing::level_enabled!(tracing::Level::DEBUG) {
+    // What `tracing`'s span macros check first, with its public items: the level compiled in,
+    // and the most verbose level any subscriber (global or scoped, whatever its per-target
+    // filters) may want.
+    if tracing::Level::DEBUG > tracing::level_filters::STATIC_MAX_LEVEL
+        || tracing::Level::DEBUG > tracing::level_filters::LevelFilter::current()
+    {
         return tracing::Span::none();
     }
     tracing::debug_span!(
@@ -196,5 +202,24 @@ mod tests {
             let reason = e.reason();
             assert_eq!(outcome_label(Err(e)), reason);
         }
+    }
+
+    #[test]
+    fn a_subscriber_that_wants_keygates_debug_spans_gets_them_under_an_info_default() {
+        let filtered = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,keygate=debug"))
+            .with_writer(std::io::sink)
+            .finish();
+        tracing::subscriber::with_default(filtered, || {
+            let span = verify_span();
+            assert!(!span.is_disabled(), "{span:?}");
+        });
+        let info = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(std::io::sink)
+            .finish();
+        tracing::subscriber::with_default(info, || {
+            assert!(verify_span().is_disabled());
+        });
     }
 }
