@@ -44,6 +44,35 @@ async fn rehash_events(store: &MemoryStore, id: &str) -> usize {
 }
 
 /// Lets spawned upgrade tasks run to completion (they hash on the blocking pool).
+/// A store, a manual clock, a verifier whose hasher (m=128, t=2) is stronger than the one a
+/// key was just created with (m=64, t=1), and that key.
+struct WeakKey {
+    store: Arc<MemoryStore>,
+    clock: ManualClock,
+    strong: CountingHasher,
+    verifier: Verifier,
+    created: keygate::CreatedKey,
+}
+
+async fn weak_key_under_a_strong_verifier() -> WeakKey {
+    let store = Arc::new(MemoryStore::new());
+    let clock = ManualClock::starting_now();
+    let strong = CountingHasher::new(argon2(128, 2));
+    let verifier = verifier(&store, &clock, &strong);
+    let created = KeyManager::new(store.clone())
+        .with_hasher(argon2(64, 1))
+        .create(NewKey::new("old", "acme"))
+        .await
+        .unwrap();
+    WeakKey {
+        store,
+        clock,
+        strong,
+        verifier,
+        created,
+    }
+}
+
 async fn settle() {
     for _ in 0..50 {
         tokio::task::yield_now().await;
@@ -135,15 +164,13 @@ async fn parameters_that_trade_memory_for_time_never_rehash_each_others_keys() {
 
 #[tokio::test]
 async fn an_upgrade_costs_no_second_argon2_check_for_the_token_that_caused_it() {
-    let store = Arc::new(MemoryStore::new());
-    let clock = ManualClock::starting_now();
-    let strong = CountingHasher::new(argon2(128, 2));
-    let v = verifier(&store, &clock, &strong);
-    let created = KeyManager::new(store.clone())
-        .with_hasher(argon2(64, 1))
-        .create(NewKey::new("old", "acme"))
-        .await
-        .unwrap();
+    let WeakKey {
+        store,
+        clock,
+        strong,
+        verifier: v,
+        created,
+    } = weak_key_under_a_strong_verifier().await;
     let token = created.key.expose_secret();
     v.verify(token).await.unwrap();
     settle().await;
@@ -156,13 +183,17 @@ async fn an_upgrade_costs_no_second_argon2_check_for_the_token_that_caused_it() 
 
 #[tokio::test]
 async fn a_revoked_key_is_not_rehashed() {
-    let store = Arc::new(MemoryStore::new());
-    let clock = ManualClock::starting_now();
-    let strong = CountingHasher::new(argon2(128, 2));
-    let v = verifier(&store, &clock, &strong);
-    let manager = KeyManager::new(store.clone()).with_hasher(argon2(64, 1));
-    let created = manager.create(NewKey::new("old", "acme")).await.unwrap();
-    manager.revoke(&created.record.id).await.unwrap();
+    let WeakKey {
+        store,
+        strong,
+        verifier: v,
+        created,
+        ..
+    } = weak_key_under_a_strong_verifier().await;
+    KeyManager::new(store.clone())
+        .revoke(&created.record.id)
+        .await
+        .unwrap();
     assert_eq!(
         v.verify(created.key.expose_secret()).await.unwrap_err(),
         keygate::AuthError::RevokedKey
@@ -218,15 +249,13 @@ async fn a_stored_hash_edited_to_other_parameters_is_checked_again_not_carried_o
 /// route after it (a missing scope) is counted once, as refused.
 #[tokio::test]
 async fn a_refusal_after_the_upgrade_replaced_the_entry_counts_the_request_once() {
-    let store = Arc::new(MemoryStore::new());
-    let clock = ManualClock::starting_now();
-    let strong = CountingHasher::new(argon2(128, 2));
-    let v = verifier(&store, &clock, &strong);
-    let created = KeyManager::new(store.clone())
-        .with_hasher(argon2(64, 1))
-        .create(NewKey::new("old", "acme"))
-        .await
-        .unwrap();
+    let WeakKey {
+        store,
+        clock,
+        verifier: v,
+        created,
+        ..
+    } = weak_key_under_a_strong_verifier().await;
     let id = &created.record.id;
     let admitted = v.verify(created.key.expose_secret()).await.unwrap();
     settle().await;

@@ -28,6 +28,18 @@ async fn counts(rig: &Rig, id: &str) -> (u64, u64) {
         .fold((0, 0), |(a, r), c| (a + c.requests, r + c.refused))
 }
 
+/// Flushes 20 times while `tasks` run, then waits for them and flushes what is left.
+async fn flush_while(rig: &Rig, tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for _ in 0..20 {
+        rig.verifier.flush_last_used().await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    rig.verifier.flush_last_used().await.unwrap();
+}
+
 #[tokio::test]
 async fn accepted_requests_are_counted_in_the_current_hour_and_written_in_one_flush() {
     let rig = Rig::new();
@@ -228,14 +240,7 @@ async fn many_concurrent_uses_are_all_counted() {
         }));
     }
     // Flushes racing the uses must neither lose nor double any count.
-    for _ in 0..20 {
-        rig.verifier.flush_last_used().await.unwrap();
-        tokio::task::yield_now().await;
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    rig.verifier.flush_last_used().await.unwrap();
+    flush_while(&rig, tasks).await;
     assert_eq!(counts(&rig, &id).await, (2001, 0));
 }
 
@@ -310,14 +315,7 @@ async fn counts_handed_over_by_racing_rereads_are_neither_lost_nor_doubled() {
             }
         }));
     }
-    for _ in 0..20 {
-        rig.verifier.flush_last_used().await.unwrap();
-        tokio::task::yield_now().await;
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    rig.verifier.flush_last_used().await.unwrap();
+    flush_while(&rig, tasks).await;
     let (accepted, refused) = counts(&rig, &id).await;
     assert_eq!(accepted + refused, 401, "({accepted}, {refused})");
     assert!(refused <= 200, "({accepted}, {refused})");
