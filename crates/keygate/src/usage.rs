@@ -162,12 +162,11 @@ impl<K: CountedKey> UsageRecorder<K> {
     /// and the request is counted as refused, never as accepted (no acceptance is counted and
     /// taken back, so no flush or hand-over in between can leave it counted as accepted).
     pub(crate) fn touch_refused(&self, owner: &Arc<K>, now_ms: i64) {
-        let Some((_, c)) = owner.counted() else {
-            return;
-        };
-        c.last_used_ms.fetch_max(now_ms, Ordering::Release);
-        c.refused.fetch_add(1, Ordering::SeqCst);
-        self.enqueue(owner, c);
+        if let Some((_, c)) = owner.counted() {
+            // Release, as in `touch`: published with the count `refuse` adds.
+            c.last_used_ms.fetch_max(now_ms, Ordering::Release);
+        }
+        self.refuse(owner);
     }
 
     /// Records a refused request of `owner`'s key (wrong secret, expired, revoked, missing
