@@ -31,9 +31,11 @@ use crate::children::{self, Proc};
 use crate::servers::{ServerKind, READY};
 
 /// The servers measured, each with the bare framework it is compared to.
-const SERVERS: [(ServerKind, ServerKind); 6] = [
+const SERVERS: [(ServerKind, ServerKind); 8] = [
     (ServerKind::AxumBare, ServerKind::AxumBare),
     (ServerKind::AxumTowerHttp, ServerKind::AxumBare),
+    (ServerKind::AxumHashMap, ServerKind::AxumBare),
+    (ServerKind::AxumRequiredSteps, ServerKind::AxumBare),
     (ServerKind::AxumKeygate, ServerKind::AxumBare),
     (ServerKind::ActixBare, ServerKind::ActixBare),
     (ServerKind::ActixHttpauth, ServerKind::ActixBare),

@@ -11,7 +11,8 @@
 //!   side, each with one worker thread pinned to CPU 0 (only the one being measured gets
 //!   requests; the others are idle). Then `--pairs` rounds (default 5, 3 with `--quick`), each
 //!   measuring every server once in the same order: bare, keygate, then the peers (axum:
-//!   rate limit, tower-http; actix-web: actix-web-httpauth). Bare and keygate are thus measured
+//!   rate limit, tower-http, the `HashMap` floor, the required-steps floor; actix-web:
+//!   actix-web-httpauth). Bare and keygate are thus measured
 //!   back to back in every round: bare, keygate, …, bare, keygate, … Every measurement has the
 //!   same warm-up (2 s, 1 s with `--quick`), duration (5 s, 2 s with `--quick`), connections
 //!   and pinning, with wrk pinned to CPU 1.
@@ -26,9 +27,9 @@
 //!
 //! Round `i` of a row and round `i` of its reference make one pair and one ratio; the report
 //! (`report.rs`) gives the median with its min–max, and judges the targets on the median.
-//! Timing of the default run on 2 cores: axum 4 servers × 5 rounds × 7 s, actix-web 3 × 5 × 7 s,
+//! Timing of the default run on 2 cores: axum 6 servers × 5 rounds × 7 s, actix-web 3 × 5 × 7 s,
 //! Django 2 × 5 × 7 s, floods 3 × 3 × 7 s plus the baseline, then memory and cold start:
-//! about 7–8 minutes.
+//! about 9 minutes.
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener};
@@ -255,6 +256,39 @@ fn sanity(addr: SocketAddr, path: &str, authorization: &str, refuses: Option<u16
 /// A scenario served by one of our own servers: its row key, server, and the status a request
 /// without credentials must get (`None`: no authentication).
 type Step = (&'static str, ServerKind, Option<u16>);
+
+/// Per framework: bare first, keygate second (the pair the target is about), then the others
+/// of the family; the first two always run when any of the family is wanted (the references of
+/// the others' ratios).
+const FAMILIES: [(&str, &[Step]); 2] = [
+    (
+        "axum",
+        &[
+            ("axum-bare", ServerKind::AxumBare, None),
+            ("axum-keygate", ServerKind::AxumKeygate, Some(401)),
+            (
+                "axum-keygate-rate-limit",
+                ServerKind::AxumKeygateRateLimit,
+                Some(401),
+            ),
+            ("axum-tower-http", ServerKind::AxumTowerHttp, Some(401)),
+            ("axum-hash-map", ServerKind::AxumHashMap, Some(401)),
+            (
+                "axum-required-steps",
+                ServerKind::AxumRequiredSteps,
+                Some(401),
+            ),
+        ],
+    ),
+    (
+        "actix",
+        &[
+            ("actix-bare", ServerKind::ActixBare, None),
+            ("actix-keygate", ServerKind::ActixKeygate, Some(401)),
+            ("actix-httpauth", ServerKind::ActixHttpauth, Some(401)),
+        ],
+    ),
+];
 
 /// The servers of one framework compared in interleaved rounds: the bare server first, the
 /// keygate server second (the pair the target is about, measured back to back), then the
@@ -634,6 +668,16 @@ fn rows() -> Vec<Row> {
             Family::Axum,
         ),
         Row::new(
+            "axum-hash-map",
+            "axum + tower-http `ValidateRequestHeaderLayer` (bearer token looked up in a `HashMap`)",
+            Family::Axum,
+        ),
+        Row::new(
+            "axum-required-steps",
+            "axum + a cached check's required steps alone (keygate's extraction and parse, keyed BLAKE3, one `HashMap` read; no usage, expiry or telemetry)",
+            Family::Axum,
+        ),
+        Row::new(
             "axum-keygate",
             "**axum + keygate** (cached valid key)",
             Family::Axum,
@@ -740,32 +784,7 @@ pub(crate) fn all(s: Settings) -> Result<()> {
     let mut rows = rows();
     let mut django_versions = String::new();
 
-    // Per framework: bare first, keygate second (the pair the target is about), then the
-    // others of the family; the first two always run when any of the family is wanted (the
-    // references of the others' ratios).
-    let families: [(&str, &[Step]); 2] = [
-        (
-            "axum",
-            &[
-                ("axum-bare", ServerKind::AxumBare, None),
-                ("axum-keygate", ServerKind::AxumKeygate, Some(401)),
-                (
-                    "axum-keygate-rate-limit",
-                    ServerKind::AxumKeygateRateLimit,
-                    Some(401),
-                ),
-                ("axum-tower-http", ServerKind::AxumTowerHttp, Some(401)),
-            ],
-        ),
-        (
-            "actix",
-            &[
-                ("actix-bare", ServerKind::ActixBare, None),
-                ("actix-keygate", ServerKind::ActixKeygate, Some(401)),
-                ("actix-httpauth", ServerKind::ActixHttpauth, Some(401)),
-            ],
-        ),
-    ];
+    let families = FAMILIES;
     for (group, all_steps) in families {
         if !all_steps.iter().any(|s| ctx.wanted(s.0)) {
             continue;
@@ -911,4 +930,23 @@ pub(crate) fn all(s: Settings) -> Result<()> {
     }
     let _ = fs::remove_dir_all(&dir);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_server_the_harness_runs_has_a_row_of_its_own() {
+        let rows = rows();
+        for (_, steps) in FAMILIES {
+            for (key, _, _) in steps {
+                assert!(rows.iter().any(|r| r.key == *key), "no row for {key}");
+            }
+        }
+        let mut keys: Vec<_> = rows.iter().map(|r| r.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), rows.len(), "row keys are unique");
+    }
 }

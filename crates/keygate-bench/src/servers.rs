@@ -32,6 +32,16 @@ pub(crate) enum ServerKind {
     AxumBare,
     /// axum + tower-http `ValidateRequestHeaderLayer`, constant-time compare to one token.
     AxumTowerHttp,
+    /// axum + tower-http `ValidateRequestHeaderLayer`, bearer token looked up in a `HashMap`
+    /// and its identity put in the request's extensions: the axum twin of `ActixHttpauth`, and
+    /// the least a cached verification can do (one keyed hash, SipHash, and one map read).
+    AxumHashMap,
+    /// axum + tower-http `ValidateRequestHeaderLayer` doing only the steps a cached
+    /// verification cannot skip: keygate's extraction, parse and checksum, a keyed BLAKE3
+    /// digest, one map read by id, a constant-time digest compare and the principal in the
+    /// extensions. No usage counts, expiry, freshness, throttle or telemetry: a floor for
+    /// keygate's cached path, not a verifier.
+    AxumRequiredSteps,
     /// axum + keygate's `ApiKeyLayer`.
     AxumKeygate,
     /// The same server as `AxumKeygate`, but its key carries a rate limit so high that the
@@ -154,6 +164,12 @@ fn announce(port: u16, token: &str, id: &str, store: &str, rate_limit: Option<Ra
     );
 }
 
+/// Who a token of the reference servers' in-memory tables stands for.
+#[derive(Debug, Clone)]
+struct Identity {
+    _org: Arc<str>,
+}
+
 /// Runs one server until stdin closes.
 pub(crate) fn serve(kind: ServerKind, dir: &Path) -> Result<()> {
     crate::children::exit_when_stdin_closes();
@@ -263,6 +279,85 @@ mod axum_servers {
                     "",
                 )
             }
+            ServerKind::AxumHashMap => {
+                let token = peer_token()?;
+                let table: Arc<HashMap<String, Identity>> = Arc::new(HashMap::from([(
+                    token.clone(),
+                    Identity {
+                        _org: "bench-org".into(),
+                    },
+                )]));
+                let layer = ValidateRequestHeaderLayer::custom(
+                    move |req: &mut Request<Body>| -> Result<(), Response<Body>> {
+                        let who = req
+                            .headers()
+                            .get(header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.strip_prefix("Bearer "))
+                            .and_then(|t| table.get(t))
+                            .cloned();
+                        match who {
+                            Some(who) => {
+                                req.extensions_mut().insert(who);
+                                Ok(())
+                            }
+                            None => Err(unauthorized()),
+                        }
+                    },
+                );
+                (
+                    Router::new().route("/", get(hello)).layer(layer),
+                    token,
+                    String::new(),
+                    "",
+                )
+            }
+            ServerKind::AxumRequiredSteps => {
+                let token = peer_token()?;
+                // A random key for the process, from a second token's OS randomness.
+                let digest_key = *blake3::hash(peer_token()?.as_bytes()).as_bytes();
+                let digest = move |token: &str| {
+                    // The id, the secret and the checksum: 63 bytes, one BLAKE3 block.
+                    let tail = token.rsplit_once('_').map_or(token, |(_, t)| t);
+                    blake3::keyed_hash(&digest_key, tail.as_bytes())
+                };
+                let parsed = keygate::token::parse(&token).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let table: Arc<HashMap<String, (blake3::Hash, Arc<Identity>)>> =
+                    Arc::new(HashMap::from([(
+                        parsed.id().to_owned(),
+                        (
+                            digest(&token),
+                            Arc::new(Identity {
+                                _org: "bench-org".into(),
+                            }),
+                        ),
+                    )]));
+                let layer = ValidateRequestHeaderLayer::custom(
+                    move |req: &mut Request<Body>| -> Result<(), Response<Body>> {
+                        let who = keygate::extract::credential_from_headers(req.headers())
+                            .ok()
+                            .and_then(|t| keygate::token::parse(t).ok())
+                            .and_then(|parsed| {
+                                let (expected, who) = table.get(parsed.id())?;
+                                // blake3::Hash's `==` is constant-time.
+                                (digest(parsed.token()) == *expected).then(|| Arc::clone(who))
+                            });
+                        match who {
+                            Some(who) => {
+                                req.extensions_mut().insert(who);
+                                Ok(())
+                            }
+                            None => Err(unauthorized()),
+                        }
+                    },
+                );
+                (
+                    Router::new().route("/", get(hello)).layer(layer),
+                    token,
+                    String::new(),
+                    "",
+                )
+            }
             ServerKind::AxumKeygate | ServerKind::AxumKeygateRateLimit => {
                 let limit = match kind {
                     ServerKind::AxumKeygateRateLimit => Some(
@@ -334,12 +429,6 @@ mod actix {
         HttpResponse::Ok()
             .content_type("application/json")
             .body(BODY)
-    }
-
-    /// Who a token of the in-memory table stands for.
-    #[derive(Debug, Clone)]
-    struct Identity {
-        _org: Arc<str>,
     }
 
     /// Binds one worker on 127.0.0.1:0, announces, serves.
