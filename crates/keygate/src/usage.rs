@@ -52,6 +52,20 @@ impl UsageCounters {
             refused: AtomicU64::new(0),
         }
     }
+
+    /// Moves the last-use time up to `now_ms` (it never moves back). A plain load first:
+    /// requests within one millisecond of each other find the time already there and skip
+    /// the read-modify-write, the costly part on the hot path.
+    ///
+    /// The count a caller adds next is `SeqCst`, so a flush that takes that count also sees
+    /// this time or a later one: either this `Release` store, or (skipped) the one the load
+    /// read, which happened before the count was added.
+    #[inline]
+    fn mark_used(&self, now_ms: i64) {
+        if self.last_used_ms.load(Ordering::Relaxed) < now_ms {
+            self.last_used_ms.fetch_max(now_ms, Ordering::Release);
+        }
+    }
 }
 
 /// What holds a key's [`UsageCounters`] (a cache entry): queued, shared, until the next flush.
@@ -151,9 +165,7 @@ impl<K: CountedKey> UsageRecorder<K> {
         let Some((_, c)) = owner.counted() else {
             return;
         };
-        // Release, paired with the flush's Acquire load: the time is published with the
-        // count that follows it.
-        c.last_used_ms.fetch_max(now_ms, Ordering::Release);
+        c.mark_used(now_ms);
         c.accepted.fetch_add(1, Ordering::SeqCst);
         self.enqueue(owner, c);
     }
@@ -163,8 +175,7 @@ impl<K: CountedKey> UsageRecorder<K> {
     /// taken back, so no flush or hand-over in between can leave it counted as accepted).
     pub(crate) fn touch_refused(&self, owner: &Arc<K>, now_ms: i64) {
         if let Some((_, c)) = owner.counted() {
-            // Release, as in `touch`: published with the count `refuse` adds.
-            c.last_used_ms.fetch_max(now_ms, Ordering::Release);
+            c.mark_used(now_ms);
         }
         self.refuse(owner);
     }
