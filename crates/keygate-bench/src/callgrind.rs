@@ -54,11 +54,14 @@ pub(crate) fn measure(few: u32, many: u32, out: Option<&Path>) -> Result<()> {
     ensure_valgrind()?;
     children::install_interrupt_handler()?;
     let exe = std::env::current_exe()?;
-    let dir = std::env::temp_dir().join(format!("keygate-bench-callgrind-{}", std::process::id()));
-    fs::create_dir_all(&dir)?;
-    let result = measure_in(&exe, &dir, few, many);
-    let _ = fs::remove_dir_all(&dir);
-    let per_request = result?;
+    let dir = children::ScratchDir::create(
+        std::env::temp_dir().join(format!("keygate-bench-callgrind-{}", std::process::id())),
+    )?;
+    let per_request = measure_in(&exe, dir.path(), few, many).inspect_err(|_| {
+        // A child killed by Ctrl-C fails the run: let the handler report and exit instead.
+        children::stop_if_interrupted();
+    })?;
+    drop(dir);
     let table = table(&per_request, few, many);
     print!("{table}");
     if let Some(path) = out {

@@ -1,7 +1,9 @@
 //! Child processes (servers and load generators): every one is registered so that it is
-//! killed at the end, on error (drop) and on Ctrl-C.
+//! killed at the end, on error (drop) and on Ctrl-C. Scratch directories ([`ScratchDir`]) are
+//! removed the same way.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// After Ctrl-C: the handler is stopping the children and will exit the process; callers
@@ -21,6 +24,35 @@ pub(crate) fn stop_if_interrupted() {
 
 fn live() -> std::sync::MutexGuard<'static, Vec<u32>> {
     LIVE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn scratch() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    SCRATCH.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A directory of this run's files (stores, callgrind outputs), removed when dropped (at the
+/// end or on error) and by the Ctrl-C handler, which exits without running drops.
+#[derive(Debug)]
+pub(crate) struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// Creates `path` (and its parents) and registers it for removal.
+    pub(crate) fn create(path: PathBuf) -> Result<ScratchDir> {
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        scratch().push(path.clone());
+        Ok(ScratchDir(path))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        scratch().retain(|d| d != &self.0);
+    }
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -41,6 +73,9 @@ pub(crate) fn install_interrupt_handler() -> Result<()> {
         std::thread::sleep(Duration::from_millis(300));
         for &pid in &pids {
             signal(pid, "-KILL");
+        }
+        for dir in scratch().iter() {
+            let _ = std::fs::remove_dir_all(dir);
         }
         eprintln!(
             "keygate-bench: interrupted; {} child process(es) stopped",
@@ -223,4 +258,22 @@ pub(crate) fn exit_when_stdin_closes() {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod scratch_tests {
+    use super::*;
+
+    #[test]
+    fn a_scratch_dir_is_registered_while_it_lives_and_gone_once_dropped() {
+        let path =
+            std::env::temp_dir().join(format!("keygate-bench-scratch-{}", std::process::id()));
+        let dir = ScratchDir::create(path.join("inner")).unwrap();
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        assert!(scratch().contains(&path.join("inner")));
+        drop(dir);
+        assert!(!path.join("inner").exists());
+        assert!(!scratch().contains(&path.join("inner")));
+        let _ = std::fs::remove_dir_all(&path);
+    }
 }

@@ -768,8 +768,8 @@ pub(crate) fn all(s: Settings) -> Result<()> {
         .and_then(Path::parent)
         .map(|t| t.join("keygate-bench"))
         .unwrap_or_else(|| std::env::temp_dir().join("keygate-bench"));
-    let dir = cache.join(format!("run-{}", std::process::id()));
-    fs::create_dir_all(&dir)?;
+    let scratch = children::ScratchDir::create(cache.join(format!("run-{}", std::process::id())))?;
+    let dir = scratch.path().to_path_buf();
     let pin = s.pin && children::can_pin();
     let ctx = Ctx {
         exe,
@@ -928,7 +928,7 @@ pub(crate) fn all(s: Settings) -> Result<()> {
     if let Some(path) = &ctx.s.out {
         fs::write(path, &out).with_context(|| format!("writing {}", path.display()))?;
     }
-    let _ = fs::remove_dir_all(&dir);
+    drop(scratch);
     Ok(())
 }
 
