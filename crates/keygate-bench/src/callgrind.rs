@@ -59,7 +59,7 @@ pub(crate) fn measure(few: u32, many: u32, out: Option<&Path>) -> Result<()> {
     )?;
     let per_request = measure_in(&exe, dir.path(), few, many).inspect_err(|_| {
         // A child killed by Ctrl-C fails the run: let the handler report and exit instead.
-        children::stop_if_interrupted();
+        children::stop_if_interrupted_soon();
     })?;
     drop(dir);
     let table = table(&per_request, few, many);
@@ -134,7 +134,8 @@ fn ensure_valgrind() -> Result<()> {
 fn total(exe: &Path, dir: &Path, kind: ServerKind, requests: u32) -> Result<u64> {
     let name = kind.cli_name();
     let run_dir = dir.join(format!("{name}-{requests}"));
-    fs::create_dir_all(&run_dir)?;
+    // Not `create_dir_all`: after Ctrl-C removed `dir`, this fails instead of recreating it.
+    fs::create_dir(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let profile: PathBuf = run_dir.join("callgrind.out");
     let mut cmd = Command::new("valgrind");
     cmd.arg("--tool=callgrind")

@@ -22,6 +22,19 @@ pub(crate) fn stop_if_interrupted() {
     }
 }
 
+/// [`stop_if_interrupted`] for an error that Ctrl-C itself may have caused: the terminal
+/// signals the children too, so a child can die (and its error arrive) before the handler
+/// runs. Gives the handler half a second to show up.
+pub(crate) fn stop_if_interrupted_soon() {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(500)
+        && !INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop_if_interrupted();
+}
+
 fn live() -> std::sync::MutexGuard<'static, Vec<u32>> {
     LIVE.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -38,8 +51,12 @@ pub(crate) struct ScratchDir(PathBuf);
 impl ScratchDir {
     /// Creates `path` (and its parents) and registers it for removal.
     pub(crate) fn create(path: PathBuf) -> Result<ScratchDir> {
+        let mut registered = scratch();
+        if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            bail!("interrupted");
+        }
         std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        scratch().push(path.clone());
+        registered.push(path.clone());
         Ok(ScratchDir(path))
     }
 
@@ -65,8 +82,12 @@ fn signal(pid: u32, sig: &str) {
 /// Kills every registered child on Ctrl-C (or SIGTERM), then exits.
 pub(crate) fn install_interrupt_handler() -> Result<()> {
     ctrlc::set_handler(|| {
-        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-        let pids: Vec<u32> = live().clone();
+        // Under the lock `Proc::spawn` holds: no child starts unseen after this.
+        let pids: Vec<u32> = {
+            let live = live();
+            INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+            live.clone()
+        };
         for &pid in &pids {
             signal(pid, "-TERM");
         }
@@ -75,6 +96,8 @@ pub(crate) fn install_interrupt_handler() -> Result<()> {
             signal(pid, "-KILL");
         }
         for dir in scratch().iter() {
+            // Children that wrote here are gone; nothing is created here any more (`create`
+            // and the runs' own `create_dir` fail once the directory is removed).
             let _ = std::fs::remove_dir_all(dir);
         }
         eprintln!(
@@ -96,10 +119,17 @@ pub(crate) struct Proc {
 impl Proc {
     /// Starts `cmd` and registers it.
     pub(crate) fn spawn(cmd: &mut Command, name: &str) -> Result<Proc> {
+        // The lock is held across the spawn: the Ctrl-C handler either sees the child or
+        // has already stopped every start.
+        let mut live = live();
+        if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            bail!("interrupted");
+        }
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {name} ({cmd:?})"))?;
-        live().push(child.id());
+        live.push(child.id());
+        drop(live);
         Ok(Proc {
             child,
             name: name.to_owned(),

@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! cargo run --release -p keygate-bench            # full run, about 9 minutes on 2 cores
-//! cargo run --release -p keygate-bench -- --quick # about 2.5 minutes
+//! cargo run --release -p keygate-bench -- --quick # about 3 minutes
 //! ```
 //!
 //! `keygate-bench instructions` counts, with callgrind, the instructions one request costs
@@ -42,7 +42,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "keygate-bench", version)]
 struct Cli {
-    /// Short run (about 2.5 minutes): 3 interleaved rounds of 2 s measurements after 1 s warm-up,
+    /// Short run (about 3 minutes): 3 interleaved rounds of 2 s measurements after 1 s warm-up,
     /// memory at 100k keys only.
     #[arg(long)]
     quick: bool,

@@ -253,6 +253,27 @@ fn sanity(addr: SocketAddr, path: &str, authorization: &str, refuses: Option<u16
     Ok(())
 }
 
+/// The token with the last character of its secret changed and its checksum recomputed: a
+/// well-formed key of the same id with a wrong secret.
+fn forged(token: &str) -> Option<String> {
+    let body = token.get(..token.len().checked_sub(keygate::token::CHECKSUM_LEN)?)?;
+    let head = body.get(..body.len().checked_sub(1)?)?;
+    let changed = if body.ends_with('a') { 'b' } else { 'a' };
+    Some(keygate::token::with_checksum(&format!("{head}{changed}")))
+}
+
+/// Checks an authenticating server refuses a well-formed key with a wrong secret as it refuses
+/// a request without credentials: a reference that accepted any well-formed key would be no
+/// reference.
+fn refuses_forged(addr: SocketAddr, token: &str, expected: u16) -> Result<()> {
+    let forged = forged(token).context("the server's token is too short to forge")?;
+    let (status, _) = http::get_blocking(addr, "/", Some(&format!("Bearer {forged}")))?;
+    if status != expected {
+        bail!("a forged secret answered {status}, expected {expected}");
+    }
+    Ok(())
+}
+
 /// A scenario served by one of our own servers: its row key, server, and the status a request
 /// without credentials must get (`None`: no authentication).
 type Step = (&'static str, ServerKind, Option<u16>);
@@ -299,6 +320,9 @@ fn framework(ctx: &Ctx, rows: &mut [Row], group: &'static str, steps: &[Step]) -
         let server = start_server(ctx, kind).with_context(|| key)?;
         let auth = format!("Bearer {}", server.token);
         sanity(server.addr, "/", &auth, refuses).with_context(|| key)?;
+        if let Some(expected) = refuses {
+            refuses_forged(server.addr, &server.token, expected).with_context(|| key)?;
+        }
         servers.push((key, kind, server, auth));
     }
     let mut members: Vec<Member> = servers
@@ -359,7 +383,7 @@ fn server_notes(row: &mut Row, kind: ServerKind, server: &Server, ms: &[Measured
     ) {
         if let Some(calls) = hash_calls(server.addr) {
             row.notes
-                .push(format!("argon2 checks in the whole run: {calls}"));
+                .push(format!("argon2 checks in the whole run: {calls} (the key's first use and the start's forged-secret check)"));
         }
     }
     Ok(())
@@ -935,6 +959,20 @@ pub(crate) fn all(s: Settings) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forged_key_is_well_formed_with_the_same_id_and_another_secret() {
+        let key = keygate::token::generate("mk_live").unwrap();
+        let token = key.expose_secret();
+        let forged = forged(token).unwrap();
+        let (a, b) = (
+            keygate::token::parse(token).unwrap(),
+            keygate::token::parse(&forged).unwrap(),
+        );
+        assert_eq!((a.prefix(), a.id()), (b.prefix(), b.id()));
+        assert_ne!(token, forged);
+        assert_eq!(token.len(), forged.len());
+    }
 
     #[test]
     fn every_server_the_harness_runs_has_a_row_of_its_own() {

@@ -317,30 +317,33 @@ mod axum_servers {
                 // A random key for the process, from a second token's OS randomness.
                 let digest_key = *blake3::hash(peer_token()?.as_bytes()).as_bytes();
                 let digest = move |token: &str| {
-                    // The id, the secret and the checksum: 63 bytes, one BLAKE3 block.
+                    // The id, the '.', the secret and the checksum: 63 bytes, one BLAKE3 block.
                     let tail = token.rsplit_once('_').map_or(token, |(_, t)| t);
                     blake3::keyed_hash(&digest_key, tail.as_bytes())
                 };
                 let parsed = keygate::token::parse(&token).map_err(|e| anyhow::anyhow!("{e}"))?;
-                let table: Arc<HashMap<String, (blake3::Hash, Arc<Identity>)>> =
-                    Arc::new(HashMap::from([(
-                        parsed.id().to_owned(),
-                        (
-                            digest(&token),
-                            Arc::new(Identity {
-                                _org: "bench-org".into(),
-                            }),
-                        ),
-                    )]));
+                // Per id: the key's prefix (the digest leaves it out), the digest, the identity.
+                type Entry = (String, blake3::Hash, Arc<Identity>);
+                let table: Arc<HashMap<String, Entry>> = Arc::new(HashMap::from([(
+                    parsed.id().to_owned(),
+                    (
+                        parsed.prefix().to_owned(),
+                        digest(&token),
+                        Arc::new(Identity {
+                            _org: "bench-org".into(),
+                        }),
+                    ),
+                )]));
                 let layer = ValidateRequestHeaderLayer::custom(
                     move |req: &mut Request<Body>| -> Result<(), Response<Body>> {
                         let who = keygate::extract::credential_from_headers(req.headers())
                             .ok()
                             .and_then(|t| keygate::token::parse(t).ok())
                             .and_then(|parsed| {
-                                let (expected, who) = table.get(parsed.id())?;
+                                let (prefix, expected, who) = table.get(parsed.id())?;
                                 // blake3::Hash's `==` is constant-time.
-                                (digest(parsed.token()) == *expected).then(|| Arc::clone(who))
+                                (parsed.prefix() == prefix && digest(parsed.token()) == *expected)
+                                    .then(|| Arc::clone(who))
                             });
                         match who {
                             Some(who) => {

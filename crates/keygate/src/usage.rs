@@ -57,9 +57,10 @@ impl UsageCounters {
     /// requests within one millisecond of each other find the time already there and skip
     /// the read-modify-write, the costly part on the hot path.
     ///
-    /// The count a caller adds next is `SeqCst`, so a flush that takes that count also sees
-    /// this time or a later one: either this `Release` store, or (skipped) the one the load
-    /// read, which happened before the count was added.
+    /// A flush that takes the count the caller adds next (a `SeqCst` read-modify-write, which
+    /// the flush's `SeqCst` swap synchronizes with) then reads a time no older than `now_ms`:
+    /// this `fetch_max` happens before its load, or, when it was skipped, this load does, and
+    /// by coherence the flush reads the value this load saw or a later (larger) one.
     #[inline]
     fn mark_used(&self, now_ms: i64) {
         if self.last_used_ms.load(Ordering::Relaxed) < now_ms {
@@ -223,6 +224,13 @@ impl<K: CountedKey> UsageRecorder<K> {
         };
         if from_id != to_id || std::ptr::eq(old, new) {
             return;
+        }
+        // The last-use time goes along with the counts, so a flush that takes them from `to`
+        // writes it too (`from` stays queued and writes it as well, at the latest one flush
+        // later).
+        let t = old.last_used_ms.load(Ordering::Acquire);
+        if t != i64::MIN {
+            new.mark_used(t);
         }
         let accepted = old.accepted.swap(0, Ordering::SeqCst);
         // The count only: the flag stays, as `from` stays in the queue.
@@ -491,5 +499,35 @@ impl<K: CountedKey> UsageWriter<K> {
                 let _ = writer.flush().await;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cache entry's stand-in: an id and its counters.
+    struct Holder(&'static str, UsageCounters);
+
+    impl CountedKey for Holder {
+        fn counted(&self) -> Option<(&str, &UsageCounters)> {
+            Some((self.0, &self.1))
+        }
+    }
+
+    #[test]
+    fn counts_carried_over_to_a_replacing_entry_bring_their_last_use_time() {
+        let recorder = UsageRecorder::<Holder>::with_early_flush_at(100);
+        let old = Arc::new(Holder("k", UsageCounters::new()));
+        let new = Arc::new(Holder("k", UsageCounters::new()));
+        recorder.touch(&old, 1_000);
+        recorder.carry_over(&old, &new);
+        assert_eq!(new.1.accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(old.1.accepted.load(Ordering::SeqCst), 0);
+        assert_eq!(new.1.last_used_ms.load(Ordering::SeqCst), 1_000);
+        // A later use of the new entry moves the time on; an earlier one never moves it back.
+        recorder.touch(&new, 2_000);
+        recorder.touch(&new, 1_500);
+        assert_eq!(new.1.last_used_ms.load(Ordering::SeqCst), 2_000);
     }
 }

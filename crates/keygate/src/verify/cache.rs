@@ -40,12 +40,12 @@ use crate::usage::{CountedKey, UsageCounters};
 /// The keyed BLAKE3 digest of a presented token.
 pub(crate) type Digest = [u8; 32];
 
-/// What a cache entry keeps of the digest of its verified token: the first 128 bits. BLAKE3
-/// targets 128-bit security, and a keyed digest is unknown without the process's key, so a
-/// forged token matches the kept half with probability 2^-128, as it would the whole (MAC
-/// tags truncated to 128 bits are common practice, e.g. HMAC-SHA-256-128 in IPsec). Half a
-/// digest keeps [`CachedKey`] at 152 bytes: one 176-byte allocation per cached key instead
-/// of 192 (BENCHMARKS.md, "Memory per cached key").
+/// What a cache entry keeps of the digest of its verified token: the first 128 bits. The
+/// digest is keyed with a per-process secret key, so a forged token matches the kept half
+/// with probability 2^-128 per try: BLAKE3's own claimed security level, far out of reach
+/// online (MAC tags truncated to 128 bits are common practice, e.g. HMAC-SHA-256-128 in
+/// IPsec). Half a digest keeps [`CachedKey`] at 152 bytes: one 176-byte allocation per cached
+/// key instead of 192 (BENCHMARKS.md, "Memory per cached key").
 type KeptDigest = [u8; 16];
 
 #[inline]
@@ -617,6 +617,9 @@ mod tests {
             other[i] ^= 1;
             assert!(!v.accepts(&other, 50), "byte {i}");
         }
+        let mut tail = [7; 32];
+        tail[16..].fill(9);
+        assert!(v.accepts(&tail, 50), "the second half is not kept");
         assert!(!v.accepts(&[7; 32], 100), "lapsed");
     }
 
