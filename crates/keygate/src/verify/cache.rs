@@ -1,12 +1,12 @@
 //! The verifier's cache: **one entry per key id**, and a short-lived cache of rejected tokens.
 //!
 //! A [`CachedKey`] holds what the store said about an id (status and expiry, grants, the stored
-//! hash kept decoded), the key's usage counters since the last flush, and the one token
-//! verified against that hash, with how long that verification stands. It is fresh for the
+//! hash kept decoded), the key's usage counters since the last flush, and (the first 128 bits
+//! of the digest of) the one token verified against that hash, with how long that verification stands. It is fresh for the
 //! revocation window (never past the key's expiry); an id the store does not know is cached as
 //! absent for a short time.
 //!
-//! The layout is kept small (one cached key is one entry of ~200 bytes plus its principal):
+//! The layout is kept small (one cached key is one entry of 152 bytes plus its principal):
 //! known keys are keyed by an 8-byte [`IdHash`] (their id is stored once, in the principal;
 //! every lookup compares it, so two ids with one hash only cost a miss);
 //! the stored hash is a [`StoredHash`] (56 bytes inline for argon2id); status and expiry share
