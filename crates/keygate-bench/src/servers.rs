@@ -208,6 +208,22 @@ mod axum_servers {
             .unwrap_or_default()
     }
 
+    /// What a reference layer found, put in the request's extensions (as keygate puts its
+    /// principal there), or the 401.
+    #[allow(clippy::result_large_err)]
+    fn admit<T>(req: &mut Request<Body>, who: Option<T>) -> Result<(), Response<Body>>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        match who {
+            Some(who) => {
+                req.extensions_mut().insert(who);
+                Ok(())
+            }
+            None => Err(unauthorized()),
+        }
+    }
+
     #[derive(Clone)]
     struct Naive {
         hashes: Arc<HashMap<String, String>>,
@@ -296,13 +312,7 @@ mod axum_servers {
                             .and_then(|v| v.strip_prefix("Bearer "))
                             .and_then(|t| table.get(t))
                             .cloned();
-                        match who {
-                            Some(who) => {
-                                req.extensions_mut().insert(who);
-                                Ok(())
-                            }
-                            None => Err(unauthorized()),
-                        }
+                        admit(req, who)
                     },
                 );
                 (
@@ -345,13 +355,7 @@ mod axum_servers {
                                 (parsed.prefix() == prefix && digest(parsed.token()) == *expected)
                                     .then(|| Arc::clone(who))
                             });
-                        match who {
-                            Some(who) => {
-                                req.extensions_mut().insert(who);
-                                Ok(())
-                            }
-                            None => Err(unauthorized()),
-                        }
+                        admit(req, who)
                     },
                 );
                 (
